@@ -1,0 +1,642 @@
+//! The forwarder: accepts syslog over TCP (and UDP), frames it into messages, and publishes
+//! each one as `[topic, message]` on a ZeroMQ XPUB socket.
+//!
+//! Input is async (tokio), so a thousand idle connections cost nothing. The XPUB socket lives on
+//! one dedicated thread, fed batches of framed messages through a bounded channel. The XPUB
+//! never drops (`ZMQ_XPUB_NODROP`): when a receiver is full the publish blocks, the channel
+//! fills, connection tasks stop reading, and TCP flow control pushes back on the senders.
+//!
+//! The forwarder also tracks live subscriptions (`ZMQ_XPUB_VERBOSER`): it reads no input until
+//! the configured number of subscriptions has arrived, pauses when no receiver is subscribed at
+//! all, and counts as `unrouted` the messages whose topic no receiver subscribed to (libzmq
+//! would drop those silently).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::framing::{Framer, FramerStats, Framing, DEFAULT_MAX_SIZE};
+use crate::stats::ForwarderStats;
+use crate::syslog::{self, TopicTemplate};
+use crate::zmqutil::{self, zerr};
+use crate::Error;
+
+/// Everything a forwarder needs to know. Build it in code or from the command line.
+#[derive(Debug, Clone)]
+pub struct ForwarderConfig {
+    /// TCP addresses to accept syslog on.
+    pub tcp: Vec<SocketAddr>,
+    /// UDP addresses to receive syslog datagrams on (one message per datagram).
+    pub udp: Vec<SocketAddr>,
+    /// ZeroMQ endpoint the XPUB socket binds, e.g. `tcp://127.0.0.1:6001`.
+    pub publish: String,
+    /// Optional lossy PUB endpoint that gets a copy of every message.
+    pub monitor: Option<String>,
+    pub framing: Framing,
+    /// Longer messages are truncated to this many bytes (and counted).
+    pub max_message_size: usize,
+    pub topic_template: TopicTemplate,
+    /// Subscriptions to wait for before reading any input (slow-joiner protection).
+    pub wait_subscribers: usize,
+    /// Per-subscriber queue length (messages) of the XPUB socket.
+    pub send_hwm: i32,
+}
+
+impl Default for ForwarderConfig {
+    fn default() -> Self {
+        ForwarderConfig {
+            tcp: vec![SocketAddr::from(([127, 0, 0, 1], 6000))],
+            udp: Vec::new(),
+            publish: "tcp://127.0.0.1:6001".into(),
+            monitor: None,
+            framing: Framing::Auto,
+            max_message_size: DEFAULT_MAX_SIZE,
+            topic_template: TopicTemplate::default(),
+            wait_subscribers: 0,
+            send_hwm: 10_000,
+        }
+    }
+}
+
+/// Batches of framed messages travelling from connection tasks to the publisher thread.
+const CHANNEL_BATCHES: usize = 8;
+/// Bytes read from a connection at a time.
+const READ_BUF: usize = 64 * 1024;
+/// How long a publish may block before we log that receivers are not keeping up.
+const SEND_TIMEOUT_MS: i32 = 1000;
+/// Linger on close, so queued messages reach the receivers on shutdown.
+const LINGER_MS: i32 = 10_000;
+
+/// Framed messages with their topics, packed in one buffer.
+#[derive(Default)]
+struct Batch {
+    buf: Vec<u8>,
+    /// (start, topic length, message length) per message.
+    items: Vec<(usize, usize, usize)>,
+}
+
+impl Batch {
+    fn push(&mut self, template: &TopicTemplate, msg: &[u8]) {
+        let start = self.buf.len();
+        if template.needs_header() {
+            template.render(&syslog::scan(msg), &mut self.buf);
+        } else {
+            template.render(&syslog::Header::default(), &mut self.buf);
+        }
+        let topic_len = self.buf.len() - start;
+        self.buf.extend_from_slice(msg);
+        self.items.push((start, topic_len, msg.len()));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.items
+            .iter()
+            .map(|&(s, t, m)| (&self.buf[s..s + t], &self.buf[s + t..s + t + m]))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// A forwarder whose sockets are bound; [`Forwarder::run`] starts it.
+pub struct Forwarder {
+    config: ForwarderConfig,
+    tcp: Vec<TcpListener>,
+    udp: Vec<UdpSocket>,
+    _ctx: zmq::Context,
+    xpub: zmq::Socket,
+    monitor: Option<zmq::Socket>,
+    publish_endpoint: String,
+    stats: Arc<ForwarderStats>,
+}
+
+impl Forwarder {
+    /// Binds every input and output. Must be called within a tokio runtime.
+    pub async fn bind(config: ForwarderConfig) -> Result<Self, Error> {
+        let ctx = zmq::Context::new();
+        let mut xpub = ctx
+            .socket(zmq::XPUB)
+            .map_err(zerr("creating XPUB socket"))?;
+        zmqutil::set_xpub_nodrop_verboser(&mut xpub).map_err(zerr("setting XPUB options"))?;
+        xpub.set_sndhwm(config.send_hwm)
+            .map_err(zerr("setting send high-water mark"))?;
+        xpub.set_sndtimeo(SEND_TIMEOUT_MS)
+            .map_err(zerr("setting send timeout"))?;
+        xpub.set_linger(LINGER_MS).map_err(zerr("setting linger"))?;
+        zmqutil::bind(&xpub, &config.publish)?;
+        let publish_endpoint = zmqutil::last_endpoint(&xpub);
+
+        let monitor = match &config.monitor {
+            Some(endpoint) => {
+                let s = ctx
+                    .socket(zmq::PUB)
+                    .map_err(zerr("creating monitor socket"))?;
+                s.set_linger(0).map_err(zerr("setting linger"))?;
+                zmqutil::bind(&s, endpoint)?;
+                Some(s)
+            }
+            None => None,
+        };
+
+        let mut tcp = Vec::new();
+        for addr in &config.tcp {
+            tcp.push(listen_tcp(*addr)?);
+        }
+        let mut udp = Vec::new();
+        for addr in &config.udp {
+            let s = UdpSocket::bind(addr)
+                .await
+                .map_err(|source| Error::Listen {
+                    addr: format!("udp:{addr}"),
+                    source,
+                })?;
+            udp.push(s);
+        }
+        Ok(Forwarder {
+            config,
+            tcp,
+            udp,
+            _ctx: ctx,
+            xpub,
+            monitor,
+            publish_endpoint,
+            stats: Arc::default(),
+        })
+    }
+
+    /// The TCP addresses actually listened on (port 0 resolved).
+    pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        self.tcp
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// The UDP addresses actually bound (port 0 resolved).
+    pub fn udp_addrs(&self) -> Vec<SocketAddr> {
+        self.udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+
+    /// The endpoint the XPUB socket bound (port 0 resolved).
+    pub fn publish_endpoint(&self) -> &str {
+        &self.publish_endpoint
+    }
+
+    /// Live counters, shared with the running forwarder.
+    pub fn stats(&self) -> Arc<ForwarderStats> {
+        self.stats.clone()
+    }
+
+    /// Runs until `shutdown` completes, then stops accepting, reads what connections have
+    /// already delivered, publishes everything framed so far, and returns.
+    ///
+    /// `on_ready` is called once the forwarder starts reading input (after the awaited
+    /// subscriptions arrived).
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()>,
+        on_ready: impl FnOnce(),
+    ) -> Result<(), Error> {
+        let Forwarder {
+            config,
+            tcp,
+            udp,
+            _ctx,
+            xpub,
+            monitor,
+            stats,
+            ..
+        } = self;
+        let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let publisher = {
+            let stats = stats.clone();
+            let wait = config.wait_subscribers;
+            let stop = stop_rx.clone();
+            std::thread::Builder::new()
+                .name("zerolog-publish".into())
+                .spawn(move || publish_loop(xpub, monitor, rx, ready_tx, wait, stop, &stats))
+                .map_err(|e| Error::Io {
+                    context: "spawning publisher thread",
+                    source: e,
+                })?
+        };
+        let publisher = tokio::task::spawn_blocking(move || publisher.join());
+
+        tokio::pin!(shutdown);
+        let ready = tokio::select! {
+            r = ready_rx => r.is_ok(),
+            _ = &mut shutdown => false,
+        };
+        if ready {
+            let addrs: Vec<String> = tcp
+                .iter()
+                .filter_map(|l| l.local_addr().ok())
+                .map(|a| format!("tcp:{a}"))
+                .chain(
+                    udp.iter()
+                        .filter_map(|s| s.local_addr().ok())
+                        .map(|a| format!("udp:{a}")),
+                )
+                .collect();
+            info!(
+                inputs = %addrs.join(","),
+                framing = %config.framing,
+                topic = %config.topic_template,
+                "forwarder ready, reading input"
+            );
+            on_ready();
+            let config = Arc::new(config);
+            for listener in tcp {
+                tokio::spawn(accept_loop(
+                    listener,
+                    tx.clone(),
+                    stop_rx.clone(),
+                    config.clone(),
+                    stats.clone(),
+                ));
+            }
+            for socket in udp {
+                tokio::spawn(udp_loop(
+                    socket,
+                    tx.clone(),
+                    stop_rx.clone(),
+                    config.clone(),
+                    stats.clone(),
+                ));
+            }
+            shutdown.await;
+        }
+        info!("forwarder stopping: no longer accepting, flushing what was received");
+        let _ = stop_tx.send(true);
+        drop(tx);
+        match publisher.await {
+            Ok(Ok(result)) => result,
+            _ => Err(Error::Io {
+                context: "publisher thread",
+                source: std::io::Error::other("publisher thread panicked"),
+            }),
+        }
+    }
+}
+
+fn listen_tcp(addr: SocketAddr) -> Result<TcpListener, Error> {
+    let err = |source| Error::Listen {
+        addr: format!("tcp:{addr}"),
+        source,
+    };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    // A restarted forwarder must bind again while old connections sit in TIME_WAIT.
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    socket.listen(1024).map_err(err)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tx: mpsc::Sender<Batch>,
+    mut stop: watch::Receiver<bool>,
+    config: Arc<ForwarderConfig>,
+    stats: Arc<ForwarderStats>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    stats.connections_accepted.fetch_add(1, Relaxed);
+                    stats.connections_open.fetch_add(1, Relaxed);
+                    debug!(%peer, "connection accepted");
+                    let (tx, stop, config, stats) = (tx.clone(), stop.clone(), config.clone(), stats.clone());
+                    tokio::spawn(async move {
+                        connection(stream, peer, tx, stop, &config, &stats).await;
+                        stats.connections_open.fetch_sub(1, Relaxed);
+                    });
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Adds what a framer counted since `last` to the shared counters and logs (at most once a
+/// second per connection) about truncations and malformed counts.
+fn account(
+    stats: &ForwarderStats,
+    now: FramerStats,
+    last: &mut FramerStats,
+    peer: SocketAddr,
+    last_warn: &mut Option<Instant>,
+    max: usize,
+) {
+    stats
+        .messages_received
+        .fetch_add(now.messages - last.messages, Relaxed);
+    let truncated = now.truncated - last.truncated;
+    let malformed = now.malformed_counts - last.malformed_counts;
+    let incomplete = now.incomplete - last.incomplete;
+    stats.truncated.fetch_add(truncated, Relaxed);
+    stats.malformed_frames.fetch_add(malformed, Relaxed);
+    stats.incomplete.fetch_add(incomplete, Relaxed);
+    if truncated + malformed + incomplete > 0
+        && last_warn.is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+    {
+        *last_warn = Some(Instant::now());
+        warn!(
+            %peer,
+            truncated_total = now.truncated,
+            malformed_octet_counts_total = now.malformed_counts,
+            incomplete_total = now.incomplete,
+            max_message_size = max,
+            "bad input on connection (oversized messages are truncated; a malformed octet count switches the connection to LF framing)"
+        );
+    }
+    *last = now;
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    tx: mpsc::Sender<Batch>,
+    mut stop: watch::Receiver<bool>,
+    config: &ForwarderConfig,
+    stats: &ForwarderStats,
+) {
+    let mut framer = Framer::new(config.framing, config.max_message_size);
+    let mut buf = vec![0u8; READ_BUF];
+    let mut last = FramerStats::default();
+    let mut last_warn = None;
+    let template = &config.topic_template;
+    loop {
+        let (n, stopping) = tokio::select! {
+            biased;
+            r = stream.read(&mut buf) => (r, false),
+            _ = stop.changed() => {
+                // Stopping: take what the kernel already holds for us, then end the stream.
+                (match stream.try_read(&mut buf) {
+                    Ok(n) => Ok(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+                    Err(e) => Err(e),
+                }, true)
+            }
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                debug!(%peer, error = %e, "read failed; closing connection");
+                0
+            }
+        };
+        let mut batch = Batch::default();
+        if n > 0 {
+            stats.bytes_received.fetch_add(n as u64, Relaxed);
+            framer.feed(&buf[..n], &mut |f| batch.push(template, f.data));
+        }
+        let end = n == 0 || stopping;
+        if end {
+            if stopping && n > 0 {
+                // Drain the rest of what is already buffered.
+                while let Ok(m) = stream.try_read(&mut buf) {
+                    if m == 0 {
+                        break;
+                    }
+                    stats.bytes_received.fetch_add(m as u64, Relaxed);
+                    framer.feed(&buf[..m], &mut |f| batch.push(template, f.data));
+                }
+            }
+            framer.finish(&mut |f| batch.push(template, f.data));
+        }
+        account(
+            stats,
+            framer.stats(),
+            &mut last,
+            peer,
+            &mut last_warn,
+            config.max_message_size,
+        );
+        if !batch.is_empty() && tx.send(batch).await.is_err() {
+            return;
+        }
+        if end {
+            debug!(%peer, "connection closed");
+            return;
+        }
+    }
+}
+
+async fn udp_loop(
+    socket: UdpSocket,
+    tx: mpsc::Sender<Batch>,
+    mut stop: watch::Receiver<bool>,
+    config: Arc<ForwarderConfig>,
+    stats: Arc<ForwarderStats>,
+) {
+    let mut buf = vec![0u8; 65_536];
+    let max = config.max_message_size;
+    loop {
+        let r = tokio::select! {
+            _ = stop.changed() => return,
+            r = socket.recv_from(&mut buf) => r,
+        };
+        let Ok((n, _peer)) = r else { continue };
+        stats.bytes_received.fetch_add(n as u64, Relaxed);
+        stats.udp_datagrams.fetch_add(1, Relaxed);
+        // One datagram, one message; a trailing newline is a terminator, not content.
+        let mut msg = &buf[..n];
+        if let Some(m) = msg.strip_suffix(b"\n") {
+            msg = m;
+        }
+        if msg.is_empty() {
+            continue;
+        }
+        stats.messages_received.fetch_add(1, Relaxed);
+        if msg.len() > max {
+            stats.truncated.fetch_add(1, Relaxed);
+            msg = &msg[..max];
+        }
+        let mut batch = Batch::default();
+        batch.push(&config.topic_template, msg);
+        if tx.send(batch).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Subscriptions as the XPUB reports them (a multiset of topic prefixes).
+#[derive(Default)]
+struct Subscriptions {
+    topics: Vec<(Vec<u8>, usize)>,
+    total: usize,
+}
+
+impl Subscriptions {
+    /// Applies one XPUB (un)subscription message: `\x01topic` or `\x00topic`.
+    fn apply(&mut self, msg: &[u8]) {
+        let Some((&kind, topic)) = msg.split_first() else {
+            return;
+        };
+        let pos = self.topics.iter().position(|(t, _)| t == topic);
+        match (kind, pos) {
+            (1, Some(i)) => self.topics[i].1 += 1,
+            (1, None) => self.topics.push((topic.to_vec(), 1)),
+            (0, Some(i)) => {
+                self.topics[i].1 -= 1;
+                if self.topics[i].1 == 0 {
+                    self.topics.swap_remove(i);
+                }
+            }
+            _ => return,
+        }
+        self.total = self.topics.iter().map(|(_, n)| n).sum();
+        debug!(
+            topic = %String::from_utf8_lossy(topic),
+            subscribe = kind == 1,
+            subscriptions = self.total,
+            "subscription change"
+        );
+    }
+
+    fn matches(&self, topic: &[u8]) -> bool {
+        self.topics.iter().any(|(t, _)| topic.starts_with(t))
+    }
+}
+
+/// Reads (un)subscriptions from the XPUB. Blocks up to `timeout_ms` for the first one
+/// (0 = don't block). Returns whether any arrived.
+fn read_subscriptions(
+    xpub: &zmq::Socket,
+    subs: &mut Subscriptions,
+    timeout_ms: i64,
+) -> Result<bool, Error> {
+    let mut got = false;
+    let mut timeout = timeout_ms;
+    loop {
+        if xpub
+            .poll(zmq::POLLIN, timeout)
+            .map_err(zerr("polling XPUB"))?
+            == 0
+        {
+            return Ok(got);
+        }
+        let msg = xpub
+            .recv_bytes(zmq::DONTWAIT)
+            .map_err(zerr("reading subscription"))?;
+        subs.apply(&msg);
+        got = true;
+        timeout = 0;
+    }
+}
+
+fn publish_loop(
+    xpub: zmq::Socket,
+    monitor: Option<zmq::Socket>,
+    mut rx: mpsc::Receiver<Batch>,
+    ready: oneshot::Sender<()>,
+    wait_subscribers: usize,
+    stop: watch::Receiver<bool>,
+    stats: &ForwarderStats,
+) -> Result<(), Error> {
+    let mut subs = Subscriptions::default();
+    if wait_subscribers > 0 {
+        info!(
+            wait_subscribers,
+            "waiting for receivers to subscribe before reading input"
+        );
+    }
+    while subs.total < wait_subscribers {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        read_subscriptions(&xpub, &mut subs, 100)?;
+    }
+    let _ = ready.send(());
+    while let Some(batch) = rx.blocking_recv() {
+        read_subscriptions(&xpub, &mut subs, 0)?;
+        for (topic, msg) in batch.iter() {
+            publish_one(&xpub, &mut subs, topic, msg, stats)?;
+            if let Some(m) = &monitor {
+                // Lossy by design: never wait for the monitor.
+                let _ = m
+                    .send(topic, zmq::SNDMORE | zmq::DONTWAIT)
+                    .and_then(|_| m.send(msg, zmq::DONTWAIT));
+            }
+        }
+    }
+    stats.log("forwarder");
+    Ok(())
+}
+
+fn publish_one(
+    xpub: &zmq::Socket,
+    subs: &mut Subscriptions,
+    topic: &[u8],
+    msg: &[u8],
+    stats: &ForwarderStats,
+) -> Result<(), Error> {
+    let mut blocked_since: Option<Instant> = None;
+    let mut last_log = Instant::now();
+    loop {
+        if subs.total == 0 {
+            // Nobody to deliver to (every receiver gone): hold the message and stop reading
+            // input until a receiver subscribes, rather than publish into the void.
+            if blocked_since.is_none() {
+                warn!("no receiver subscribed: input paused until one subscribes");
+                blocked_since = Some(Instant::now());
+            }
+            read_subscriptions(xpub, subs, 1000)?;
+            continue;
+        }
+        if !subs.matches(topic) {
+            stats.unrouted.fetch_add(1, Relaxed);
+            return Ok(());
+        }
+        match xpub.send(topic, zmq::SNDMORE) {
+            Ok(()) => {
+                // With NODROP the check happens on the first frame; the rest always goes.
+                xpub.send(msg, 0).map_err(zerr("publishing"))?;
+                stats.published.fetch_add(1, Relaxed);
+                if let Some(t) = blocked_since {
+                    let waited = t.elapsed();
+                    if waited >= Duration::from_secs(1) {
+                        info!(waited_ms = waited.as_millis() as u64, "publishing resumed");
+                    }
+                }
+                return Ok(());
+            }
+            Err(zmq::Error::EAGAIN) => {
+                let since = *blocked_since.get_or_insert_with(Instant::now);
+                if last_log.elapsed() >= Duration::from_secs(10) {
+                    last_log = Instant::now();
+                    warn!(
+                        blocked_s = since.elapsed().as_secs(),
+                        "publishing blocked: a receiver is not keeping up (input is throttled, nothing dropped)"
+                    );
+                }
+                // A receiver may have gone away meanwhile; its unsubscription unblocks us.
+                read_subscriptions(xpub, subs, 0)?;
+            }
+            Err(e) => return Err(zerr("publishing")(e)),
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The receiver: subscribes to a forwarder (or any publisher of `[topic, message]`) by topic
+//! prefix and pushes each message frame, alone, to a pool of workers.
+//!
+//! The PUSH send blocks while every worker is busy (or none is connected), so the receiver
+//! stops reading its SUB socket, whose queue fills, which blocks the forwarder: back-pressure,
+//! not loss. On SIGTERM it drains what its SUB socket already holds before exiting.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{error, info, warn};
+
+use crate::signals::{self, Signals};
+use crate::stats::ReceiverStats;
+use crate::zmqutil::{self, zerr};
+use crate::Error;
+
+/// Everything a receiver needs to know.
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    /// Publisher endpoints to connect the SUB socket to (one per forwarder).
+    pub connect: Vec<String>,
+    /// Topic prefixes to subscribe to; empty means everything.
+    pub topics: Vec<Vec<u8>>,
+    /// Endpoint the PUSH socket binds for workers (`tcp://...` or `ipc://...`).
+    pub output: String,
+    /// Queue lengths (messages) of the SUB and PUSH sockets.
+    pub hwm: i32,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        ReceiverConfig {
+            connect: vec!["tcp://127.0.0.1:6001".into()],
+            topics: Vec::new(),
+            output: "tcp://127.0.0.1:6200".into(),
+            hwm: 10_000,
+        }
+    }
+}
+
+/// How long the receiver waits in one blocking call before checking for signals.
+const TICK_MS: i32 = 100;
+/// Linger on close, so pushed messages reach workers after a stop.
+const LINGER_MS: i32 = 10_000;
+
+/// A receiver whose sockets are bound and connected.
+pub struct Receiver {
+    _ctx: zmq::Context,
+    sub: zmq::Socket,
+    push: zmq::Socket,
+    output_endpoint: String,
+    stats: Arc<ReceiverStats>,
+}
+
+impl Receiver {
+    /// Binds the output and connects to the publishers.
+    pub fn bind(config: &ReceiverConfig) -> Result<Self, Error> {
+        let ctx = zmq::Context::new();
+        let push = ctx
+            .socket(zmq::PUSH)
+            .map_err(zerr("creating PUSH socket"))?;
+        push.set_sndhwm(config.hwm)
+            .map_err(zerr("setting PUSH hwm"))?;
+        push.set_sndtimeo(TICK_MS)
+            .map_err(zerr("setting PUSH timeout"))?;
+        push.set_linger(LINGER_MS).map_err(zerr("setting linger"))?;
+        zmqutil::bind(&push, &config.output)?;
+        let output_endpoint = zmqutil::last_endpoint(&push);
+
+        let sub = ctx.socket(zmq::SUB).map_err(zerr("creating SUB socket"))?;
+        sub.set_rcvhwm(config.hwm)
+            .map_err(zerr("setting SUB hwm"))?;
+        sub.set_rcvtimeo(TICK_MS)
+            .map_err(zerr("setting SUB timeout"))?;
+        sub.set_linger(0).map_err(zerr("setting linger"))?;
+        if config.topics.is_empty() {
+            sub.set_subscribe(b"").map_err(zerr("subscribing"))?;
+        }
+        for t in &config.topics {
+            sub.set_subscribe(t).map_err(zerr("subscribing"))?;
+        }
+        for endpoint in &config.connect {
+            zmqutil::connect(&sub, endpoint)?;
+        }
+        Ok(Receiver {
+            _ctx: ctx,
+            sub,
+            push,
+            output_endpoint,
+            stats: Arc::default(),
+        })
+    }
+
+    /// The endpoint workers connect to (port 0 resolved).
+    pub fn output_endpoint(&self) -> &str {
+        &self.output_endpoint
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> Arc<ReceiverStats> {
+        self.stats.clone()
+    }
+
+    /// Receives one message frame: frame 1 of a `[topic, message]` publication. A
+    /// single-frame publication is passed on whole; frames after the second are ignored.
+    /// `Ok(None)` when nothing arrived within the tick.
+    pub fn recv_data(&self, flags: i32) -> Result<Option<zmq::Message>, Error> {
+        let first = match self.sub.recv_msg(flags) {
+            Ok(m) => m,
+            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(None),
+            Err(e) => return Err(zerr("receiving from forwarder")(e)),
+        };
+        self.stats.received.fetch_add(1, Relaxed);
+        if !first.get_more() {
+            self.stats.malformed.fetch_add(1, Relaxed);
+            return Ok(Some(first));
+        }
+        // The rest of a multipart message is already here: recv does not block.
+        let data = self
+            .sub
+            .recv_msg(0)
+            .map_err(zerr("receiving from forwarder"))?;
+        let mut more = data.get_more();
+        if more {
+            self.stats.malformed.fetch_add(1, Relaxed);
+        }
+        while more {
+            more = self
+                .sub
+                .recv_msg(0)
+                .map_err(zerr("receiving from forwarder"))?
+                .get_more();
+        }
+        Ok(Some(data))
+    }
+
+    /// Runs until a stop signal; then drains what the SUB socket holds and returns.
+    pub fn run(&self, signals: &Signals) -> Result<(), Error> {
+        let result = self.relay(signals);
+        match (&result, signals.stop_requested()) {
+            (Err(e), _) => error!(error = %e, "receiver failed"),
+            (Ok(()), Some(sig)) => error!(
+                signal = %signals::name(sig),
+                "receiver interrupted; queued messages were drained to workers"
+            ),
+            _ => {}
+        }
+        self.stats.log("receiver");
+        result
+    }
+
+    fn relay(&self, signals: &Signals) -> Result<(), Error> {
+        let mut stopping = false;
+        loop {
+            if !stopping && signals.stop_requested().is_some() {
+                stopping = true;
+                info!("stop requested: draining queued messages to workers");
+            }
+            // While stopping, only take what is already queued.
+            let flags = if stopping { zmq::DONTWAIT } else { 0 };
+            let Some(msg) = self.recv_data(flags)? else {
+                if stopping {
+                    return Ok(());
+                }
+                continue;
+            };
+            self.send_blocking(msg)?;
+        }
+    }
+
+    /// Pushes one message to a worker, waiting while every worker is busy or none is
+    /// connected. Waits on POLLOUT rather than a blocking send so that the message is sent
+    /// as it is (no copy) and signals are still noticed.
+    fn send_blocking(&self, msg: zmq::Message) -> Result<(), Error> {
+        let mut since: Option<Instant> = None;
+        let mut last_log = Instant::now();
+        loop {
+            match self.push.poll(zmq::POLLOUT, i64::from(TICK_MS)) {
+                Ok(0) | Err(zmq::Error::EINTR) => {
+                    let since = *since.get_or_insert_with(Instant::now);
+                    if last_log.elapsed() >= Duration::from_secs(10) {
+                        last_log = Instant::now();
+                        warn!(
+                            blocked_s = since.elapsed().as_secs(),
+                            "no worker is taking messages (all busy or none connected); holding"
+                        );
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => return Err(zerr("waiting for workers")(e)),
+            }
+        }
+        // POLLOUT guarantees this send does not block.
+        match self.push.send(msg, zmq::DONTWAIT) {
+            Ok(()) => {
+                self.stats.pushed.fetch_add(1, Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(zerr("pushing to workers")(e)),
+        }
+    }
+}

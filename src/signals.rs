@@ -1,0 +1,66 @@
+//! Signal handling for the blocking elements (receiver, worker): flags the main loop polls.
+//!
+//! The first SIGTERM or SIGINT asks for a graceful stop (drain, then exit 0); a second one ends
+//! the process at once. SIGHUP sets a separate flag (the `file` worker reopens its file).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+/// Flags set by signal handlers.
+#[derive(Clone, Debug)]
+pub struct Signals {
+    stop: Arc<AtomicUsize>,
+    hup: Arc<AtomicBool>,
+}
+
+impl Signals {
+    /// Installs the handlers. Call once per process.
+    pub fn install() -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicUsize::new(0));
+        let hup = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::new(AtomicBool::new(false));
+        for sig in [SIGTERM, SIGINT] {
+            // Registered first, so it sees the flag as it was before this signal.
+            signal_hook::flag::register_conditional_shutdown(sig, 1, stopping.clone())?;
+            signal_hook::flag::register(sig, stopping.clone())?;
+            signal_hook::flag::register_usize(sig, stop.clone(), sig as usize)?;
+        }
+        signal_hook::flag::register(SIGHUP, hup.clone())?;
+        Ok(Signals { stop, hup })
+    }
+
+    /// Flags that no signal will ever set (for embedding and tests).
+    pub fn none() -> Self {
+        Signals {
+            stop: Arc::default(),
+            hup: Arc::default(),
+        }
+    }
+
+    /// The stop signal received, if any (SIGTERM or SIGINT).
+    pub fn stop_requested(&self) -> Option<i32> {
+        match self.stop.load(Ordering::Relaxed) {
+            0 => None,
+            s => Some(s as i32),
+        }
+    }
+
+    /// Asks for a graceful stop, as a signal would.
+    pub fn request_stop(&self) {
+        self.stop.store(SIGTERM as usize, Ordering::Relaxed);
+    }
+
+    /// Whether SIGHUP arrived since the last call.
+    pub fn take_hup(&self) -> bool {
+        self.hup.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// The name of a signal number, for logs.
+pub fn name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
+}
