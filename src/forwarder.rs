@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::framing::{Framer, FramerStats, Framing, DEFAULT_MAX_SIZE};
 use crate::stats::ForwarderStats;
@@ -574,7 +574,7 @@ fn publish_loop(
     while let Some(batch) = rx.blocking_recv() {
         read_subscriptions(&xpub, &mut subs, 0)?;
         for (topic, msg) in batch.iter() {
-            publish_one(&xpub, &mut subs, topic, msg, stats)?;
+            publish_one(&xpub, &mut subs, topic, msg, &stop, stats)?;
             if let Some(m) = &monitor {
                 // Lossy by design: never wait for the monitor.
                 let _ = m
@@ -592,11 +592,19 @@ fn publish_one(
     subs: &mut Subscriptions,
     topic: &[u8],
     msg: &[u8],
+    stop: &watch::Receiver<bool>,
     stats: &ForwarderStats,
 ) -> Result<(), Error> {
     let mut blocked_since: Option<Instant> = None;
     let mut last_log = Instant::now();
     loop {
+        if subs.total == 0 && *stop.borrow() {
+            // Stopping with no receiver left: nothing can take this message. Count it.
+            if stats.dropped_at_shutdown.fetch_add(1, Relaxed) == 0 {
+                error!("stopping with no receiver subscribed: dropping the remaining messages (counted as dropped_at_shutdown)");
+            }
+            return Ok(());
+        }
         if subs.total == 0 {
             // Nobody to deliver to (every receiver gone): hold the message and stop reading
             // input until a receiver subscribes, rather than publish into the void.

@@ -80,6 +80,9 @@ struct ForwarderArgs {
     /// so a fresh pipeline loses nothing to slow-joining receivers
     #[arg(long, default_value_t = 0, value_name = "N")]
     wait_subscribers: usize,
+    /// Messages queued per receiver before publishing blocks (and input is throttled)
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    hwm: i32,
     /// Logging configuration file (TOML; see the README). RUST_LOG overrides its level
     #[arg(short = 'l', long, value_name = "LOG_CONFIG")]
     log_config: Option<PathBuf>,
@@ -113,6 +116,9 @@ struct ReceiverArgs {
     /// Address the TCP output binds to
     #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
     bind: String,
+    /// Messages queued from the forwarder, and towards workers, before the receiver waits
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    hwm: i32,
 }
 
 #[derive(Args)]
@@ -192,8 +198,10 @@ fn forwarder(a: ForwarderArgs) -> Result<(), Error> {
         max_message_size: a.max_message_size,
         topic_template: a.topic_template,
         wait_subscribers: a.wait_subscribers,
+        send_hwm: a.hwm,
         ..ForwarderConfig::default()
     };
+    raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -207,6 +215,16 @@ fn forwarder(a: ForwarderArgs) -> Result<(), Error> {
         tracing::info!(publish = fwd.publish_endpoint(), "forwarder bound");
         fwd.run(shutdown_signal(), || {}).await
     })
+}
+
+/// Many idle connections need many descriptors: lift the soft limit to the hard one.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
 }
 
 /// Completes on the first SIGTERM or SIGINT.
@@ -240,7 +258,7 @@ fn receiver(a: ReceiverArgs) -> Result<(), Error> {
         connect: vec![tcp_endpoint(&a.forwarder_address, a.forwarder_port)],
         topics: a.topic.into_iter().map(String::into_bytes).collect(),
         output,
-        ..ReceiverConfig::default()
+        hwm: a.hwm,
     };
     let signals = install_signals()?;
     let receiver = Receiver::bind(&config)?;
