@@ -71,6 +71,10 @@ const CHANNEL_BATCHES: usize = 8;
 const READ_BUF: usize = 64 * 1024;
 /// How long a publish may block before we log that receivers are not keeping up.
 const SEND_TIMEOUT_MS: i32 = 1000;
+/// When stopping, a connection is read until it has been quiet this long...
+const DRAIN_QUIET: Duration = Duration::from_millis(200);
+/// ...or for this long at most.
+const DRAIN_MAX: Duration = Duration::from_secs(5);
 /// Linger on close, so queued messages reach the receivers on shutdown.
 const LINGER_MS: i32 = 10_000;
 
@@ -198,8 +202,8 @@ impl Forwarder {
         self.stats.clone()
     }
 
-    /// Runs until `shutdown` completes, then stops accepting, reads what connections have
-    /// already delivered, publishes everything framed so far, and returns.
+    /// Runs until `shutdown` completes, then stops accepting, reads each connection until it
+    /// has been quiet for 200 ms (5 s at most), publishes everything framed, and returns.
     ///
     /// `on_ready` is called once the forwarder starts reading input (after the awaited
     /// subscriptions arrived).
@@ -388,43 +392,42 @@ async fn connection(
     let mut last = FramerStats::default();
     let mut last_warn = None;
     let template = &config.topic_template;
+    // Set once a stop is requested: from then on the connection is read until it is quiet
+    // (the rest of a burst may still sit in the sender's socket) or the drain time is up.
+    let mut drain_until: Option<Instant> = None;
     loop {
-        let (n, stopping) = tokio::select! {
-            biased;
-            r = stream.read(&mut buf) => (r, false),
-            _ = stop.changed() => {
-                // Stopping: take what the kernel already holds for us, then end the stream.
-                (match stream.try_read(&mut buf) {
-                    Ok(n) => Ok(n),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
-                    Err(e) => Err(e),
-                }, true)
+        let read = match drain_until {
+            None => tokio::select! {
+                biased;
+                r = stream.read(&mut buf) => Some(r),
+                _ = stop.changed() => None,
+            },
+            Some(until) => {
+                let left = until.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(DRAIN_QUIET.min(left), stream.read(&mut buf)).await {
+                    Ok(r) => Some(r),
+                    Err(_) => {
+                        if left <= DRAIN_QUIET {
+                            warn!(%peer, "connection still sending at the end of the drain time; closing it");
+                        }
+                        Some(Ok(0))
+                    }
+                }
             }
         };
-        let n = match n {
-            Ok(n) => n,
-            Err(e) => {
-                debug!(%peer, error = %e, "read failed; closing connection");
-                0
-            }
+        let Some(read) = read else {
+            drain_until = Some(Instant::now() + DRAIN_MAX);
+            continue;
         };
+        let n = read.unwrap_or_else(|e| {
+            debug!(%peer, error = %e, "read failed; closing connection");
+            0
+        });
         let mut batch = Batch::default();
         if n > 0 {
             stats.bytes_received.fetch_add(n as u64, Relaxed);
             framer.feed(&buf[..n], &mut |f| batch.push(template, f.data));
-        }
-        let end = n == 0 || stopping;
-        if end {
-            if stopping && n > 0 {
-                // Drain the rest of what is already buffered.
-                while let Ok(m) = stream.try_read(&mut buf) {
-                    if m == 0 {
-                        break;
-                    }
-                    stats.bytes_received.fetch_add(m as u64, Relaxed);
-                    framer.feed(&buf[..m], &mut |f| batch.push(template, f.data));
-                }
-            }
+        } else {
             framer.finish(&mut |f| batch.push(template, f.data));
         }
         account(
@@ -438,7 +441,7 @@ async fn connection(
         if !batch.is_empty() && tx.send(batch).await.is_err() {
             return;
         }
-        if end {
+        if n == 0 {
             debug!(%peer, "connection closed");
             return;
         }

@@ -15,7 +15,9 @@
 //!   bytes read so far as the start of the next line, so nothing after it is lost.
 //!
 //! Empty LF-delimited lines are not messages and are skipped. Bytes are passed through untouched:
-//! a CR before the LF stays part of the message.
+//! a CR before the LF stays part of the message. One exception: an octet-counted frame ending in
+//! LF loses that LF (senders such as rsyslog put their template's line terminator inside the
+//! count); an LF anywhere else in the frame is content and stays.
 
 use std::fmt;
 use std::str::FromStr;
@@ -154,7 +156,7 @@ impl Framer {
                     input
                 }
                 State::Lf { skipping } => self.feed_lf(input, skipping, emit),
-                State::Count { value, digits } => self.feed_count(input, value, digits),
+                State::Count { value, digits } => self.feed_count(input, value, digits, emit),
                 State::Body { len, remaining } => self.feed_body(input, len, remaining, emit),
             };
         }
@@ -174,7 +176,8 @@ impl Framer {
                 // Digits with no space after them: not a count after all, keep them as a line.
                 if digits > 0 {
                     self.stats.malformed_counts += 1;
-                    emit_counted(&mut self.stats, &self.head[..digits], false, emit);
+                    let kept = digits.min(self.max_size);
+                    emit_counted(&mut self.stats, &self.head[..kept], digits > kept, emit);
                 }
             }
             State::Body { len, .. } => {
@@ -237,7 +240,13 @@ impl Framer {
         }
     }
 
-    fn feed_count<'a>(&mut self, input: &'a [u8], mut value: usize, mut digits: usize) -> &'a [u8] {
+    fn feed_count<'a>(
+        &mut self,
+        input: &'a [u8],
+        mut value: usize,
+        mut digits: usize,
+        emit: &mut impl FnMut(Frame<'_>),
+    ) -> &'a [u8] {
         for (i, &b) in input.iter().enumerate() {
             match b {
                 b'0'..=b'9' if digits < MAX_COUNT_DIGITS && !(digits == 0 && b == b'0') => {
@@ -259,8 +268,15 @@ impl Framer {
                     // already read begin the next line.
                     self.stats.malformed_counts += 1;
                     self.partial.clear();
-                    self.partial.extend_from_slice(&self.head[..digits]);
-                    self.state = State::Lf { skipping: false };
+                    let skipping = if digits > self.max_size {
+                        // The digits alone overflow the limit: that line is truncated.
+                        emit_counted(&mut self.stats, &self.head[..self.max_size], true, emit);
+                        true
+                    } else {
+                        self.partial.extend_from_slice(&self.head[..digits]);
+                        false
+                    };
+                    self.state = State::Lf { skipping };
                     return &input[i..];
                 }
             }
@@ -282,13 +298,13 @@ impl Framer {
         let remaining = remaining - take;
         if remaining == 0 && self.partial.is_empty() && len <= max {
             // The whole frame is in this chunk: emit it in place, no copy.
-            emit_counted(&mut self.stats, chunk, false, emit);
+            emit_octet_frame(&mut self.stats, chunk, false, emit);
         } else {
             let room = max - self.partial.len();
             self.partial
                 .extend_from_slice(&chunk[..chunk.len().min(room)]);
             if remaining == 0 {
-                emit_counted(&mut self.stats, &self.partial, len > max, emit);
+                emit_octet_frame(&mut self.stats, &self.partial, len > max, emit);
                 self.partial.clear();
             }
         }
@@ -301,6 +317,23 @@ impl Framer {
             State::Body { len, remaining }
         };
         rest
+    }
+}
+
+/// An octet-counted frame whose last byte is LF carries the sender's line terminator (rsyslog
+/// with a template ending in a newline): the LF is dropped, as rsyslog's own receiver does.
+fn emit_octet_frame(
+    stats: &mut FramerStats,
+    data: &[u8],
+    truncated: bool,
+    emit: &mut impl FnMut(Frame<'_>),
+) {
+    let data = match data.strip_suffix(b"\n") {
+        Some(d) if !truncated => d,
+        _ => data,
+    };
+    if !data.is_empty() {
+        emit_counted(stats, data, truncated, emit);
     }
 }
 
@@ -407,6 +440,16 @@ mod tests {
         assert_eq!(frame_all(Framing::Auto, 100, input), expect);
         assert_split_invariant(Framing::OctetCounted, 100, input);
         assert_split_invariant(Framing::Auto, 100, input);
+    }
+
+    #[test]
+    fn octet_frame_trailing_lf_is_a_terminator() {
+        let input = b"6 hello\n10 two\nlines\n1 \n3 end";
+        assert_eq!(
+            frame_all(Framing::OctetCounted, 100, input),
+            msgs(&["hello", "two\nlines", "end"])
+        );
+        assert_split_invariant(Framing::OctetCounted, 100, input);
     }
 
     #[test]
@@ -535,7 +578,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
+        #![proptest_config(ProptestConfig::with_cases(2000))]
 
         /// LF round trip: any non-empty lines without LF come back identical (or truncated to
         /// the limit), whatever the chunking.
@@ -577,8 +620,14 @@ mod tests {
             chunks.push(&input[last..]);
             let framing = if auto { Framing::Auto } else { Framing::OctetCounted };
             let (got, stats) = frame_chunks(framing, max, &chunks);
+            // One trailing LF of a whole frame is a terminator, not content.
             let expect: Vec<(Vec<u8>, bool)> = msgs.iter()
-                .map(|m| (m[..m.len().min(max)].to_vec(), m.len() > max)).collect();
+                .map(|m| match m.strip_suffix(b"\n") {
+                    Some(s) if m.len() <= max => (s.to_vec(), false),
+                    _ => (m[..m.len().min(max)].to_vec(), m.len() > max),
+                })
+                .filter(|(m, _)| !m.is_empty())
+                .collect();
             prop_assert_eq!(got, expect);
             prop_assert_eq!(stats.malformed_counts, 0);
         }

@@ -13,10 +13,13 @@
 pub mod forwarder;
 pub mod framing;
 pub mod logging;
+pub mod process;
 pub mod receiver;
 pub mod signals;
 pub mod stats;
+pub mod supervisor;
 pub mod syslog;
+pub mod topology;
 pub mod worker;
 mod zmqutil;
 

@@ -14,6 +14,9 @@
 //! timestamps = true
 //! ```
 //!
+//! Without a file, lines carry no timestamp when `JOURNAL_STREAM` (systemd) or
+//! `ZEROLOG_SUPERVISED` (zerologd) is set: those stamp lines themselves.
+//!
 //! `RUST_LOG`, when set, overrides `level`. Logs never go to stdout: the `stdout` worker owns it.
 
 use std::fs::OpenOptions;
@@ -97,7 +100,16 @@ impl LogConfig {
 pub fn init(path: Option<&Path>) -> Result<(), LogConfigError> {
     let (config, origin) = match path {
         Some(p) => (LogConfig::load(p)?, p.to_path_buf()),
-        None => (LogConfig::default(), PathBuf::from("(defaults)")),
+        None => {
+            // Under zerologd or journald, the collector stamps each line already.
+            let stamped_elsewhere = std::env::var_os("ZEROLOG_SUPERVISED").is_some()
+                || std::env::var_os("JOURNAL_STREAM").is_some();
+            let config = LogConfig {
+                timestamps: !stamped_elsewhere,
+                ..LogConfig::default()
+            };
+            (config, PathBuf::from("(defaults)"))
+        }
     };
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.is_empty() => EnvFilter::new(v),

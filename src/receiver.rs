@@ -136,7 +136,8 @@ impl Receiver {
         Ok(Some(data))
     }
 
-    /// Runs until a stop signal; then drains what the SUB socket holds and returns.
+    /// Runs until a stop signal; then relays until no message arrived for a tick (100 ms),
+    /// so a stopping upstream's last messages still reach workers, and returns.
     pub fn run(&self, signals: &Signals) -> Result<(), Error> {
         let result = self.relay(signals);
         match (&result, signals.stop_requested()) {
@@ -158,9 +159,9 @@ impl Receiver {
                 stopping = true;
                 info!("stop requested: draining queued messages to workers");
             }
-            // While stopping, only take what is already queued.
-            let flags = if stopping { zmq::DONTWAIT } else { 0 };
-            let Some(msg) = self.recv_data(flags)? else {
+            // While stopping, keep relaying until nothing has arrived for a tick: what the
+            // forwarder flushed as it stopped may still be on its way.
+            let Some(msg) = self.recv_data(0)? else {
                 if stopping {
                     return Ok(());
                 }

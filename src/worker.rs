@@ -52,6 +52,16 @@ impl FromStr for OutputFraming {
     }
 }
 
+impl std::fmt::Display for OutputFraming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OutputFraming::Lf => "lf",
+            OutputFraming::OctetCounted => "octet-counted",
+            OutputFraming::Nul => "nul",
+        })
+    }
+}
+
 impl OutputFraming {
     /// Writes one message to `w` in this framing.
     pub fn write(self, w: &mut impl Write, msg: &[u8]) -> io::Result<()> {
@@ -111,8 +121,9 @@ pub trait Worker {
 /// How long a blocking receive waits before the runner looks at signals and ticks.
 const TICK_MS: i32 = 100;
 
-/// Connects a PULL socket to `backend` and feeds `worker` until a stop signal; then drains
-/// what is already queued, calls [`Worker::stop`], and returns. A worker error ends the run.
+/// Connects a PULL socket to `backend` and feeds `worker` until a stop signal; then processes
+/// messages until none arrived for a tick (100 ms), calls [`Worker::stop`], and returns. A
+/// worker error ends the run.
 pub fn run(
     backend: &str,
     worker: &mut dyn Worker,
@@ -154,11 +165,10 @@ fn pump(
             stopping = true;
             info!("stop requested: processing what is queued, then exiting");
         }
-        let flags = if unflushed || stopping {
-            zmq::DONTWAIT
-        } else {
-            0
-        };
+        // After a message, poll without waiting so the output is flushed as soon as the
+        // queue is empty. While stopping, the same holds: the runner returns only once
+        // nothing arrived for a whole tick.
+        let flags = if unflushed { zmq::DONTWAIT } else { 0 };
         match pull.recv_msg(flags) {
             Ok(msg) => {
                 stats.received.fetch_add(1, Relaxed);
@@ -173,11 +183,10 @@ fn pump(
                 if unflushed {
                     worker.flush()?;
                     unflushed = false;
+                } else if stopping {
+                    return Ok(());
                 } else {
                     worker.tick()?;
-                }
-                if stopping {
-                    return Ok(());
                 }
             }
             Err(e) => return Err(zerr("receiving from backend")(e)),
@@ -326,14 +335,13 @@ const PROGRAM_EXIT_GRACE: Duration = Duration::from_secs(10);
 
 impl ProgramWorker {
     pub fn spawn(program: &Path, args: &[String], framing: OutputFraming) -> Result<Self, Error> {
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .spawn()
-            .map_err(|source| Error::Spawn {
-                program: program.to_path_buf(),
-                source,
-            })?;
+        let mut cmd = Command::new(program);
+        cmd.args(args).stdin(Stdio::piped());
+        crate::process::die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+            program: program.to_path_buf(),
+            source,
+        })?;
         let stdin = child
             .stdin
             .take()

@@ -81,11 +81,17 @@ fn octet_counted_messages_with_newlines_arrive_whole() {
         expect.push(0);
     }
     send_tcp(p.backend_port(), &input);
-    wait_until(DELIVERY_TIMEOUT, "all octet-counted messages at the raw worker", || {
-        std::fs::metadata(&raw_out).map(|m| m.len()).unwrap_or(0) >= expect.len() as u64
-    });
+    wait_until(
+        DELIVERY_TIMEOUT,
+        "all octet-counted messages at the raw worker",
+        || std::fs::metadata(&raw_out).map(|m| m.len()).unwrap_or(0) >= expect.len() as u64,
+    );
     let out = std::fs::read(&raw_out).unwrap();
-    assert!(out == expect, "raw output differs from the messages sent\n{}", raw.describe());
+    assert!(
+        out == expect,
+        "raw output differs from the messages sent\n{}",
+        raw.describe()
+    );
 }
 
 #[test]
@@ -149,7 +155,11 @@ fn slow_worker_gets_every_message_in_order_and_the_sender_is_throttled() {
     assert_eq!(lines.len(), N);
     for (i, l) in lines.iter().enumerate() {
         let expect = format!("<13>slow: {i:06} {body}");
-        assert!(l == expect.as_bytes(), "line {i} is not message {i}: {}", show(&l[..40.min(l.len())]));
+        assert!(
+            l == expect.as_bytes(),
+            "line {i} is not message {i}: {}",
+            show(&l[..40.min(l.len())])
+        );
     }
     // The worker needs at least N ms; if the sender finished long before the worker did,
     // something buffered without bound or dropped. It must have been throttled.
@@ -171,12 +181,26 @@ fn oversized_messages_are_truncated_counted_and_the_connection_survives() {
     let big = "A".repeat(5000);
     conn.write_all(format!("{big}\nnext message intact\n").as_bytes())
         .unwrap();
-    let lines = wait_for_line_ending(p.out(), b"next message intact", DELIVERY_TIMEOUT, &p.procs());
+    let lines = wait_for_line_ending(
+        p.out(),
+        b"next message intact",
+        DELIVERY_TIMEOUT,
+        &p.procs(),
+    );
     assert_eq!(lines.len(), 2, "{lines:?}");
-    assert_eq!(lines[0], "A".repeat(1000).as_bytes(), "truncated to the limit");
+    assert_eq!(
+        lines[0],
+        "A".repeat(1000).as_bytes(),
+        "truncated to the limit"
+    );
     // The same connection still works.
     conn.write_all(b"third on same connection\n").unwrap();
-    wait_for_line_ending(p.out(), b"third on same connection", DELIVERY_TIMEOUT, &p.procs());
+    wait_for_line_ending(
+        p.out(),
+        b"third on same connection",
+        DELIVERY_TIMEOUT,
+        &p.procs(),
+    );
     drop(conn);
     // Octet-counted oversize: the rest of the frame is skipped exactly.
     let mut frame = format!("3000 {}", "B".repeat(3000)).into_bytes();
@@ -185,7 +209,11 @@ fn oversized_messages_are_truncated_counted_and_the_connection_survives() {
     let lines = wait_for_line_ending(p.out(), b"after-big", DELIVERY_TIMEOUT, &p.procs());
     assert_eq!(lines[3], "B".repeat(1000).as_bytes());
     assert_eq!(lines[4], b"after-big");
-    assert!(p.forwarder.proc.stderr_text().contains("bad input on connection"));
+    assert!(p
+        .forwarder
+        .proc
+        .stderr_text()
+        .contains("bad input on connection"));
     p.forwarder.proc.signal("TERM");
     assert!(p.forwarder.proc.wait_exit(READY_TIMEOUT).success());
     let log = p.forwarder.proc.stderr_text();
@@ -204,13 +232,20 @@ fn hostile_input_does_not_crash_or_corrupt_other_connections() {
     let good = std::thread::spawn(move || {
         let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
         for i in 0..5000 {
-            c.write_all(format!("<13>good: message {i:05}\n").as_bytes()).unwrap();
+            c.write_all(format!("<13>good: message {i:05}\n").as_bytes())
+                .unwrap();
         }
     });
     // A garbage octet count, then LF lines: falls back to LF framing, loses nothing after.
-    send_tcp(port, b"11 <13>ok: one99x99 garbage count\n<13>ok: after garbage\n");
+    send_tcp(
+        port,
+        b"11 <13>ok: one99x99 garbage count\n<13>ok: after garbage\n",
+    );
     // Binary junk with NULs, no newline, 1 MB.
-    let junk: Vec<u8> = (0..1_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).filter(|b| *b != b'\n').collect();
+    let junk: Vec<u8> = (0..1_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .filter(|b| *b != b'\n')
+        .collect();
     send_tcp(port, &junk);
     // Connections that close mid-message, both framings.
     send_tcp(port, b"25 <13>cut: only part");
@@ -223,7 +258,10 @@ fn hostile_input_does_not_crash_or_corrupt_other_connections() {
     }
     good.join().unwrap();
     let lines = p.barrier();
-    let goods: Vec<&Vec<u8>> = lines.iter().filter(|l| l.starts_with(b"<13>good: ")).collect();
+    let goods: Vec<&Vec<u8>> = lines
+        .iter()
+        .filter(|l| l.starts_with(b"<13>good: "))
+        .collect();
     assert_eq!(goods.len(), 5000, "{}", p.describe());
     for (i, l) in goods.iter().enumerate() {
         assert_eq!(**l, format!("<13>good: message {i:05}").into_bytes());
@@ -235,7 +273,11 @@ fn hostile_input_does_not_crash_or_corrupt_other_connections() {
         b"<13>cut: only part",
         b"<13>cut: no newline at close",
     ] {
-        assert!(lines.iter().any(|l| l == expect), "missing {:?}", show(expect));
+        assert!(
+            lines.iter().any(|l| l == expect),
+            "missing {:?}",
+            show(expect)
+        );
     }
     // The junk arrived as messages of at most the limit.
     assert!(lines.iter().all(|l| l.len() <= 4096));
@@ -257,20 +299,39 @@ fn udp_input_ipc_output_and_monitor() {
         dir.path(),
         "forwarder",
         &[
-            "forwarder", "-b", &b.to_string(), "-f", &f.to_string(), "-m", &m.to_string(),
-            "--udp", &u.to_string(), "--wait-subscribers", "1",
+            "forwarder",
+            "-b",
+            &b.to_string(),
+            "-f",
+            &f.to_string(),
+            "-m",
+            &m.to_string(),
+            "--udp",
+            &u.to_string(),
+            "--wait-subscribers",
+            "1",
         ],
     );
     let sock = dir.path().join("rcv.sock");
     let rcv = zerolog(
         dir.path(),
         "receiver",
-        &["receiver", "--output-socket", sock.to_str().unwrap(), "127.0.0.1", &f.to_string()],
+        &[
+            "receiver",
+            "--output-socket",
+            sock.to_str().unwrap(),
+            "127.0.0.1",
+            &f.to_string(),
+        ],
     );
     rcv.wait_for_stderr("receiver ready", READY_TIMEOUT);
     let out = dir.path().join("out");
     let endpoint = format!("ipc://{}", sock.display());
-    let _w = zerolog(dir.path(), "worker", &["worker", &endpoint, "file", out.to_str().unwrap()]);
+    let _w = zerolog(
+        dir.path(),
+        "worker",
+        &["worker", &endpoint, "file", out.to_str().unwrap()],
+    );
     fwd.wait_for_stderr("forwarder ready", READY_TIMEOUT);
 
     let ctx = zmq::Context::new();
@@ -286,7 +347,11 @@ fn udp_input_ipc_output_and_monitor() {
     let mut sent = 0;
     while seen.is_none() {
         assert!(Instant::now() < deadline, "monitor saw nothing");
-        udp.send_to(format!("<13>udpapp: datagram {sent}\n").as_bytes(), ("127.0.0.1", u)).unwrap();
+        udp.send_to(
+            format!("<13>udpapp: datagram {sent}\n").as_bytes(),
+            ("127.0.0.1", u),
+        )
+        .unwrap();
         sent += 1;
         if let Ok(parts) = mon.recv_multipart(0) {
             seen = Some(parts);
@@ -306,12 +371,23 @@ fn udp_input_ipc_output_and_monitor() {
 #[test]
 fn receiver_rejects_both_outputs_and_version_works() {
     let out = std::process::Command::new(zerolog_bin())
-        .args(["receiver", "--output-port", "7000", "--output-socket", "/tmp/x", "127.0.0.1", "6001"])
+        .args([
+            "receiver",
+            "--output-port",
+            "7000",
+            "--output-socket",
+            "/tmp/x",
+            "127.0.0.1",
+            "6001",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--output-port") && err.contains("cannot be used with"), "{err}");
+    assert!(
+        err.contains("--output-port") && err.contains("cannot be used with"),
+        "{err}"
+    );
 
     let out = std::process::Command::new(zerolog_bin())
         .args(["receiver", "127.0.0.1"])
@@ -319,12 +395,18 @@ fn receiver_rejects_both_outputs_and_version_works() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "FORWARDER_PORT is required");
 
-    let out = std::process::Command::new(zerolog_bin()).arg("--version").output().unwrap();
+    let out = std::process::Command::new(zerolog_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("zerolog "));
 
     for sub in ["forwarder", "receiver", "worker"] {
-        let out = std::process::Command::new(zerolog_bin()).args([sub, "--help"]).output().unwrap();
+        let out = std::process::Command::new(zerolog_bin())
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
         assert!(out.status.success());
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: zerolog"));
     }
@@ -337,13 +419,23 @@ fn receiver_logs_an_error_through_its_log_config_when_interrupted() {
     let conf = write_file(
         dir.path(),
         "log.toml",
-        &format!("level = \"info\"\nformat = \"json\"\noutput = \"{}\"\n", logfile.display()),
+        &format!(
+            "level = \"info\"\nformat = \"json\"\noutput = \"{}\"\n",
+            logfile.display()
+        ),
     );
     let rcv = zerolog(
         dir.path(),
         "receiver",
-        &["receiver", "-l", conf.to_str().unwrap(), "--output-port", &free_port().to_string(),
-          "127.0.0.1", &free_port().to_string()],
+        &[
+            "receiver",
+            "-l",
+            conf.to_str().unwrap(),
+            "--output-port",
+            &free_port().to_string(),
+            "127.0.0.1",
+            &free_port().to_string(),
+        ],
     );
     wait_until(READY_TIMEOUT, "receiver ready in its log file", || {
         std::fs::read_to_string(&logfile).is_ok_and(|t| t.contains("receiver ready"))
@@ -351,8 +443,14 @@ fn receiver_logs_an_error_through_its_log_config_when_interrupted() {
     rcv.signal("INT");
     assert!(rcv.wait_exit(READY_TIMEOUT).success());
     let log = std::fs::read_to_string(&logfile).unwrap();
-    let line = log.lines().find(|l| l.contains("interrupted")).unwrap_or_else(|| panic!("{log}"));
-    assert!(line.contains("\"level\":\"ERROR\"") && line.contains("SIGINT"), "{line}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("interrupted"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("\"level\":\"ERROR\"") && line.contains("SIGINT"),
+        "{line}"
+    );
 
     // A bad log config is an error naming the file and line.
     let bad = write_file(dir.path(), "bad.toml", "level = \"info\"\nformat = 3\n");
@@ -373,23 +471,48 @@ fn worker_exits_with_its_programs_status_when_the_program_dies() {
     let w = zerolog(
         dir.path(),
         "dying",
-        &["worker", &p.receiver.endpoint(), "sh", "-c", "read line; exit 3"],
+        &[
+            "worker",
+            &p.receiver.endpoint(),
+            "sh",
+            "-c",
+            "read line; exit 3",
+        ],
     );
     // Round-robin reaches it within a few messages.
     let deadline = Instant::now() + DELIVERY_TIMEOUT;
     let mut i = 0;
     while w.try_status().is_none() {
-        assert!(Instant::now() < deadline, "dying worker never exited\n{}", w.describe());
+        assert!(
+            Instant::now() < deadline,
+            "dying worker never exited\n{}",
+            w.describe()
+        );
         send_tcp(p.backend_port(), format!("<13>x: {i}\n").as_bytes());
         i += 1;
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(w.wait_exit(READY_TIMEOUT).code(), Some(3), "{}", w.describe());
-    assert!(w.stderr_text().contains("exit status: 3"), "{}", w.describe());
+    assert_eq!(
+        w.wait_exit(READY_TIMEOUT).code(),
+        Some(3),
+        "{}",
+        w.describe()
+    );
+    assert!(
+        w.stderr_text().contains("exit status: 3"),
+        "{}",
+        w.describe()
+    );
 
     // A program that does not exist: exit 2 with a clear message, before connecting.
     let out = std::process::Command::new(zerolog_bin())
-        .args(["worker", "-d", dir.path().to_str().unwrap(), "tcp://127.0.0.1:1", "nope.sh"])
+        .args([
+            "worker",
+            "-d",
+            dir.path().to_str().unwrap(),
+            "tcp://127.0.0.1:1",
+            "nope.sh",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -400,14 +523,27 @@ fn worker_exits_with_its_programs_status_when_the_program_dies() {
 fn stdout_worker_prints_one_message_per_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = Pipeline::start(dir.path(), None, &[]);
-    let w = zerolog(dir.path(), "stdout-worker", &["worker", &p.receiver.endpoint(), "stdout"]);
+    let w = zerolog(
+        dir.path(),
+        "stdout-worker",
+        &["worker", &p.receiver.endpoint(), "stdout"],
+    );
     p.worker.proc.signal("TERM");
     p.worker.proc.wait_exit(READY_TIMEOUT);
+    // Two connections have no order between them: send the second after the first arrived.
     send_tcp(p.backend_port(), b"5 a\nb\nc");
+    wait_until(DELIVERY_TIMEOUT, "first line on stdout", || {
+        w.stdout_text().lines().count() >= 1
+    });
     send_tcp(p.backend_port(), b"<13>x: plain\n");
-    wait_until(DELIVERY_TIMEOUT, "two lines on stdout", || w.stdout_text().lines().count() >= 2);
+    wait_until(DELIVERY_TIMEOUT, "two lines on stdout", || {
+        w.stdout_text().lines().count() >= 2
+    });
     assert_eq!(w.stdout_text(), "a#012b#012c\n<13>x: plain\n");
     let mut s = String::new();
-    std::fs::File::open(w.stdout_path()).unwrap().read_to_string(&mut s).unwrap();
+    std::fs::File::open(w.stdout_path())
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
     assert!(!s.contains("INFO"), "logs must not go to stdout");
 }

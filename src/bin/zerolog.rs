@@ -83,6 +83,18 @@ struct ForwarderArgs {
     /// Messages queued per receiver before publishing blocks (and input is throttled)
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     hwm: i32,
+    /// TCP address to accept syslog on, instead of --bind and --backend (repeatable)
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// UDP address to receive syslog on (repeatable)
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen_udp: Vec<SocketAddr>,
+    /// ZeroMQ endpoint to publish on, instead of --bind and --frontend
+    #[arg(long, value_name = "ENDPOINT")]
+    publish_endpoint: Option<String>,
+    /// ZeroMQ endpoint for the monitor, instead of --bind and --monitor
+    #[arg(long, value_name = "ENDPOINT")]
+    monitor_endpoint: Option<String>,
     /// Logging configuration file (TOML; see the README). RUST_LOG overrides its level
     #[arg(short = 'l', long, value_name = "LOG_CONFIG")]
     log_config: Option<PathBuf>,
@@ -119,6 +131,9 @@ struct ReceiverArgs {
     /// Messages queued from the forwarder, and towards workers, before the receiver waits
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     hwm: i32,
+    /// Another publisher to subscribe to as well (repeatable; e.g. tcp://10.0.0.2:6001)
+    #[arg(long, value_name = "ENDPOINT")]
+    connect: Vec<String>,
 }
 
 #[derive(Args)]
@@ -185,21 +200,27 @@ fn main() -> ExitCode {
 }
 
 fn forwarder(a: ForwarderArgs) -> Result<(), Error> {
+    let bind = a.bind.to_string();
+    let mut tcp = a.listen;
+    if tcp.is_empty() {
+        tcp.push(SocketAddr::new(a.bind, a.backend));
+    }
+    let mut udp = a.listen_udp;
+    udp.extend(a.udp.map(|p| SocketAddr::new(a.bind, p)));
     let config = ForwarderConfig {
-        tcp: vec![SocketAddr::new(a.bind, a.backend)],
-        udp: a
-            .udp
-            .map(|p| SocketAddr::new(a.bind, p))
-            .into_iter()
-            .collect(),
-        publish: tcp_endpoint(&a.bind.to_string(), a.frontend),
-        monitor: a.monitor.map(|p| tcp_endpoint(&a.bind.to_string(), p)),
+        tcp,
+        udp,
+        publish: a
+            .publish_endpoint
+            .unwrap_or_else(|| tcp_endpoint(&bind, a.frontend)),
+        monitor: a
+            .monitor_endpoint
+            .or_else(|| a.monitor.map(|p| tcp_endpoint(&bind, p))),
         framing: a.framing,
         max_message_size: a.max_message_size,
         topic_template: a.topic_template,
         wait_subscribers: a.wait_subscribers,
         send_hwm: a.hwm,
-        ..ForwarderConfig::default()
     };
     raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -255,7 +276,9 @@ fn receiver(a: ReceiverArgs) -> Result<(), Error> {
         (port, None) => tcp_endpoint(&a.bind, port.unwrap_or(6200)),
     };
     let config = ReceiverConfig {
-        connect: vec![tcp_endpoint(&a.forwarder_address, a.forwarder_port)],
+        connect: std::iter::once(tcp_endpoint(&a.forwarder_address, a.forwarder_port))
+            .chain(a.connect)
+            .collect(),
         topics: a.topic.into_iter().map(String::into_bytes).collect(),
         output,
         hwm: a.hwm,

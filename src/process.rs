@@ -1,0 +1,24 @@
+//! Process plumbing shared by the worker and the supervisor.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// Makes the child receive SIGKILL when this process dies, even by `kill -9`, so no element
+/// or worker program outlives its parent. The signal is tied to the spawning thread: spawn
+/// from a thread that lives as long as the child should (the main thread).
+pub fn die_with_parent(cmd: &mut Command) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+    // system calls (prctl, getppid, _exit).
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)?;
+            // The parent may have died before prctl took effect.
+            if nix::unistd::getppid() != parent {
+                nix::libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}

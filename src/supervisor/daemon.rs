@@ -1,0 +1,603 @@
+//! The daemon loop: the I/O edge around [`Supervisor`]. One thread polls the signal pipe,
+//! the control socket and every child's stdout/stderr; it spawns and signals processes and
+//! reaps them, feeding what happened into the state machine.
+//!
+//! One thread matters: the parent-death signal children get is tied to the thread that
+//! spawned them.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use tracing::{error, info, warn};
+
+use super::control;
+use super::programs::{program_specs, zerolog_binary};
+use super::reaper::Reaper;
+use super::state::{Action, ExitInfo, Supervisor};
+use crate::topology::Topology;
+
+/// Errors that keep the daemon from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot create runtime directory {path}: {source}")]
+    RuntimeDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("another zerologd is already running (control socket {0} answers)")]
+    AlreadyRunning(PathBuf),
+    #[error("cannot bind control socket {path}: {source}")]
+    ControlSocket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// Longest line taken from a child's output before it is logged anyway.
+const MAX_LINE: usize = 64 * 1024;
+/// Marker the forwarder logs once it reads input.
+const FORWARDER_READY: &str = "forwarder ready, reading input";
+
+struct Pipe {
+    file: File,
+    program: String,
+    pid: i32,
+    buf: Vec<u8>,
+}
+
+struct Client {
+    stream: UnixStream,
+    buf: Vec<u8>,
+}
+
+#[derive(Default)]
+struct SignalFlags {
+    term: Arc<AtomicBool>,
+    int: Arc<AtomicBool>,
+    hup: Arc<AtomicBool>,
+}
+
+/// The running daemon.
+pub struct Daemon {
+    sup: Supervisor,
+    config_path: Option<PathBuf>,
+    zerolog: PathBuf,
+    control_path: PathBuf,
+    listener: UnixListener,
+    clients: Vec<Client>,
+    pipes: Vec<Pipe>,
+    wake: UnixStream,
+    flags: SignalFlags,
+    ready: bool,
+    on_ready: Option<Box<dyn FnMut()>>,
+    stop_requests: u32,
+    reaper: Option<Reaper>,
+}
+
+impl Daemon {
+    /// Prepares the runtime directory and control socket and installs signal handlers.
+    /// Nothing is started yet.
+    pub fn new(topology: &Topology, config_path: Option<PathBuf>) -> Result<Self, DaemonError> {
+        // First, while this process has one thread: fork the reaper.
+        let reaper = match Reaper::start() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                warn!(error = %e, "cannot start the reaper process: descendants of killed programs may outlive zerologd if it is killed");
+                None
+            }
+        };
+        let runtime = &topology.daemon.runtime_dir;
+        std::fs::create_dir_all(runtime).map_err(|source| DaemonError::RuntimeDir {
+            path: runtime.clone(),
+            source,
+        })?;
+        let control_path = topology.daemon.control_socket.clone();
+        let listener = bind_control(&control_path)?;
+
+        // This process adopts orphaned descendants, so none escape being reaped.
+        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+            warn!(error = %e, "cannot become a child subreaper");
+        }
+        let (wake, wake_tx) = UnixStream::pair().map_err(|source| DaemonError::Io {
+            context: "creating signal pipe",
+            source,
+        })?;
+        wake.set_nonblocking(true).ok();
+        let flags = SignalFlags::default();
+        let io_err = |source| DaemonError::Io {
+            context: "installing signal handlers",
+            source,
+        };
+        use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+        signal_hook::flag::register(SIGTERM, flags.term.clone()).map_err(io_err)?;
+        signal_hook::flag::register(SIGINT, flags.int.clone()).map_err(io_err)?;
+        signal_hook::flag::register(SIGHUP, flags.hup.clone()).map_err(io_err)?;
+        for sig in [SIGTERM, SIGINT, SIGHUP, SIGCHLD] {
+            let tx = wake_tx.try_clone().map_err(io_err)?;
+            signal_hook::low_level::pipe::register(sig, tx).map_err(io_err)?;
+        }
+
+        let zerolog = zerolog_binary(topology.daemon.zerolog_bin.as_deref());
+        let sup = Supervisor::new(program_specs(topology, &zerolog));
+        Ok(Daemon {
+            sup,
+            config_path,
+            zerolog,
+            control_path,
+            listener,
+            clients: Vec::new(),
+            pipes: Vec::new(),
+            wake,
+            flags,
+            ready: topology.forwarder.is_none(),
+            on_ready: None,
+            stop_requests: 0,
+            reaper,
+        })
+    }
+
+    /// Called once the pipeline reads input (the forwarder said so, or there is none).
+    pub fn on_ready(&mut self, f: impl FnMut() + 'static) {
+        self.on_ready = Some(Box::new(f));
+    }
+
+    /// Starts the topology and runs until every program has stopped after SIGTERM/SIGINT.
+    pub fn run(mut self) -> Result<(), DaemonError> {
+        info!(
+            control = %self.control_path.display(),
+            zerolog = %self.zerolog.display(),
+            "zerologd starting"
+        );
+        let actions = self.sup.start_all();
+        if self.execute(actions) {
+            return Ok(());
+        }
+        if self.ready {
+            self.mark_ready();
+        }
+        loop {
+            let timeout = self
+                .sup
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_secs(1))
+                .min(Duration::from_secs(1));
+            self.poll_once(timeout)?;
+            if self.handle_events() {
+                break;
+            }
+        }
+        let _ = std::fs::remove_file(&self.control_path);
+        info!("zerologd stopped");
+        Ok(())
+    }
+
+    fn mark_ready(&mut self) {
+        info!("pipeline ready");
+        if let Some(f) = self.on_ready.as_mut() {
+            f();
+        }
+    }
+
+    /// Waits for input on any descriptor, then reads what is there.
+    fn poll_once(&mut self, timeout: Duration) -> Result<(), DaemonError> {
+        let ms = u16::try_from(timeout.as_millis())
+            .unwrap_or(u16::MAX)
+            .max(1);
+        let (wake_ready, listener_ready, client_ready, pipe_ready) = {
+            let mut fds = Vec::with_capacity(2 + self.clients.len() + self.pipes.len());
+            fds.push(PollFd::new(self.wake.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
+            for c in &self.clients {
+                fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
+            }
+            for p in &self.pipes {
+                fds.push(PollFd::new(p.file.as_fd(), PollFlags::POLLIN));
+            }
+            match nix::poll::poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => {
+                    return Err(DaemonError::Io {
+                        context: "poll",
+                        source: e.into(),
+                    })
+                }
+            }
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            let nc = self.clients.len();
+            (
+                ready[0],
+                ready[1],
+                ready[2..2 + nc].to_vec(),
+                ready[2 + nc..].to_vec(),
+            )
+        };
+        if wake_ready {
+            let mut buf = [0u8; 64];
+            while matches!(self.wake.read(&mut buf), Ok(n) if n > 0) {}
+        }
+        // Child output first, so a program's last words are logged before its exit.
+        for (i, ready) in pipe_ready.iter().enumerate().rev() {
+            if *ready && !self.read_pipe(i) {
+                let p = self.pipes.swap_remove(i);
+                if !p.buf.is_empty() {
+                    log_child_line(&p.program, p.pid, &p.buf);
+                }
+            }
+        }
+        if listener_ready {
+            while let Ok((stream, _)) = self.listener.accept() {
+                stream.set_nonblocking(true).ok();
+                self.clients.push(Client {
+                    stream,
+                    buf: Vec::new(),
+                });
+            }
+        }
+        for (i, ready) in client_ready.iter().enumerate().rev() {
+            if *ready {
+                self.read_client(i);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what a child wrote and logs complete lines. Returns false at end of file.
+    fn read_pipe(&mut self, i: usize) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        let mut forwarder_ready = false;
+        let open = loop {
+            let p = &mut self.pipes[i];
+            match p.file.read(&mut chunk) {
+                Ok(0) => break false,
+                Ok(n) => {
+                    p.buf.extend_from_slice(&chunk[..n]);
+                    let mut start = 0;
+                    while let Some(pos) = memchr::memchr(b'\n', &p.buf[start..]) {
+                        let line = &p.buf[start..start + pos];
+                        if p.program == "forwarder"
+                            && memchr::memmem::find(line, FORWARDER_READY.as_bytes()).is_some()
+                        {
+                            forwarder_ready = true;
+                        }
+                        log_child_line(&p.program, p.pid, line);
+                        start += pos + 1;
+                    }
+                    p.buf.drain(..start);
+                    if p.buf.len() >= MAX_LINE {
+                        log_child_line(&p.program, p.pid, &p.buf);
+                        p.buf.clear();
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break true,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break false,
+            }
+        };
+        if forwarder_ready && !self.ready {
+            self.ready = true;
+            self.mark_ready();
+        }
+        open
+    }
+
+    fn read_client(&mut self, i: usize) {
+        let mut chunk = [0u8; 1024];
+        let c = &mut self.clients[i];
+        let done = match c.stream.read(&mut chunk) {
+            Ok(0) => true,
+            Ok(n) => {
+                c.buf.extend_from_slice(&chunk[..n]);
+                c.buf.contains(&b'\n') || c.buf.len() > 4096
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => false,
+            Err(_) => true,
+        };
+        if !done {
+            return;
+        }
+        let mut client = self.clients.swap_remove(i);
+        let line = String::from_utf8_lossy(&client.buf);
+        let request = line.lines().next().unwrap_or("").trim().to_string();
+        let response = self.handle_request(&request);
+        client.stream.set_nonblocking(false).ok();
+        client
+            .stream
+            .set_write_timeout(Some(Duration::from_secs(2)))
+            .ok();
+        let _ = client.stream.write_all(response.as_bytes());
+    }
+
+    fn handle_request(&mut self, request: &str) -> String {
+        let now = Instant::now();
+        let (cmd, arg) = match request.split_once(' ') {
+            Some((c, a)) => (c, a.trim()),
+            None => (request, ""),
+        };
+        let result = match (cmd, arg) {
+            ("status", "") => Ok(control::format_status(&self.sup.status(now))),
+            ("status", "--json") => Ok(control::format_status_json(&self.sup.status(now))),
+            ("start", name) if !name.is_empty() => self.sup.start(name).map(|a| (a, name)).map(
+                |(a, name)| {
+                    let n = a.len();
+                    self.execute(a);
+                    format!("{name}: {n} process(es) started\n")
+                },
+            ),
+            ("stop", name) if !name.is_empty() => self.sup.stop(name, now).map(|a| {
+                self.execute(a);
+                format!("{name}: stopping\n")
+            }),
+            ("restart", name) if !name.is_empty() => self.sup.restart(name, now).map(|a| {
+                self.execute(a);
+                format!("{name}: restarting\n")
+            }),
+            ("reload", "") => self.reload(),
+            _ => Err(format!(
+                "unknown request '{request}': expected status [--json], start NAME, stop NAME, restart NAME, reload"
+            )),
+        };
+        match result {
+            Ok(text) => text,
+            Err(e) => format!("error: {e}\n"),
+        }
+    }
+
+    /// Re-reads the topology file and applies the difference. An invalid file changes
+    /// nothing.
+    fn reload(&mut self) -> Result<String, String> {
+        let Some(path) = self.config_path.clone() else {
+            return Err("running the embedded default topology: nothing to reload".into());
+        };
+        info!(file = %path.display(), "reloading topology");
+        let topology = match Topology::load(&path) {
+            Ok(t) => t,
+            Err(errors) => {
+                for e in &errors.0 {
+                    error!("{e}");
+                }
+                error!("reload rejected: the running topology is unchanged");
+                return Err(format!("reload rejected, nothing changed:\n{errors}"));
+            }
+        };
+        let specs = program_specs(&topology, &self.zerolog);
+        let (actions, summary) = self.sup.reload(specs, Instant::now());
+        info!(
+            started = ?summary.started,
+            restarted = ?summary.restarted,
+            stopped = ?summary.stopped,
+            unchanged = summary.unchanged,
+            "topology reloaded"
+        );
+        self.execute(actions);
+        Ok(format!(
+            "reloaded: started {:?}, restarted {:?}, stopped {:?}, {} unchanged\n",
+            summary.started, summary.restarted, summary.stopped, summary.unchanged
+        ))
+    }
+
+    /// Handles signals, reaps children and runs timers. Returns true when it is time to exit.
+    fn handle_events(&mut self) -> bool {
+        let now = Instant::now();
+        let mut actions = Vec::new();
+        let term = self.flags.term.swap(false, Ordering::Relaxed);
+        let int = self.flags.int.swap(false, Ordering::Relaxed);
+        if term || int {
+            self.stop_requests += 1;
+            let sig = if term { "SIGTERM" } else { "SIGINT" };
+            if self.stop_requests == 1 {
+                info!(signal = sig, "stop requested");
+                actions.extend(self.sup.shutdown(now));
+            } else {
+                warn!(
+                    signal = sig,
+                    "second stop request: killing every program now"
+                );
+                actions.extend(self.sup.kill_all());
+            }
+        }
+        if self.flags.hup.swap(false, Ordering::Relaxed) {
+            info!("SIGHUP received");
+            let _ = self.reload();
+        }
+        actions.extend(self.reap(now));
+        actions.extend(self.sup.tick(now));
+        self.execute(actions)
+    }
+
+    /// Collects every exited child (ours, or orphans we adopted as subreaper).
+    fn reap(&mut self, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        loop {
+            let (pid, exit) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (
+                    pid,
+                    ExitInfo {
+                        code: Some(code),
+                        signal: None,
+                        text: format!("exit status {code}"),
+                    },
+                ),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (
+                    pid,
+                    ExitInfo {
+                        code: None,
+                        signal: Some(sig as i32),
+                        text: format!("killed by {}", sig.as_str()),
+                    },
+                ),
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
+            };
+            // Whatever the program left behind in its process group goes with it.
+            let _ = killpg(pid, Signal::SIGKILL);
+            if let Some(r) = self.reaper.as_mut() {
+                r.forget(pid.as_raw());
+            }
+            actions.extend(self.sup.exited(pid.as_raw(), exit, now));
+        }
+        actions
+    }
+
+    /// Carries out actions (and the actions they lead to). Returns true on [`Action::Exit`].
+    fn execute(&mut self, actions: Vec<Action>) -> bool {
+        let mut queue: VecDeque<Action> = actions.into();
+        let mut exit = false;
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Spawn(name) => queue.extend(self.spawn(&name)),
+                Action::Signal { name, pid, signal } => {
+                    // Graceful signals go to the process itself: zerolog elements drain and
+                    // stop their own children. SIGKILL takes the whole group.
+                    let r = if signal == Signal::SIGKILL {
+                        killpg(Pid::from_raw(pid), signal)
+                    } else {
+                        kill(Pid::from_raw(pid), signal)
+                    };
+                    if let Err(e) = r {
+                        if e != Errno::ESRCH {
+                            warn!(program = name, pid, error = %e, "cannot signal");
+                        }
+                    }
+                }
+                Action::Exit => exit = true,
+            }
+        }
+        exit
+    }
+
+    fn spawn(&mut self, name: &str) -> Vec<Action> {
+        let now = Instant::now();
+        let Some(spec) = self.sup.spec(name).cloned() else {
+            return vec![];
+        };
+        match spawn_process(&spec.argv, &spec.startup_args, &spec.env, &spec.settings) {
+            Ok((pid, out, err)) => {
+                if let Some(r) = self.reaper.as_mut() {
+                    r.watch(pid);
+                }
+                self.sup.spawned(name, pid, now);
+                for fd in [out, err] {
+                    self.pipes.push(Pipe {
+                        file: File::from(fd),
+                        program: name.to_string(),
+                        pid,
+                        buf: Vec::new(),
+                    });
+                }
+                vec![]
+            }
+            Err(e) => self.sup.spawn_failed(name, &e, now),
+        }
+    }
+}
+
+fn bind_control(path: &Path) -> Result<UnixListener, DaemonError> {
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::AlreadyRunning(path.to_path_buf()));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let err = |source| DaemonError::ControlSocket {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Created 0600 from the start: no window in which others could connect.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let listener = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = listener.map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    Ok(listener)
+}
+
+/// Starts one program in its own process group, with a parent-death signal, its output on
+/// pipes, and the configured user, group, directory and environment.
+fn spawn_process(
+    argv: &[String],
+    startup_args: &[String],
+    env: &std::collections::BTreeMap<String, String>,
+    settings: &crate::topology::ProcessSettings,
+) -> Result<(i32, OwnedFd, OwnedFd), String> {
+    let (program, args) = argv.split_first().ok_or("empty command")?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .args(startup_args)
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(cwd) = &settings.cwd {
+        cmd.current_dir(cwd);
+    }
+    if let Some(user) = &settings.user {
+        let u = nix::unistd::User::from_name(user)
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("no user named {user}"))?;
+        cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw());
+        cmd.env("USER", &u.name)
+            .env("LOGNAME", &u.name)
+            .env("HOME", &u.dir);
+    }
+    if let Some(group) = &settings.group {
+        let g = nix::unistd::Group::from_name(group)
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("no group named {group}"))?;
+        cmd.gid(g.gid.as_raw());
+    }
+    crate::process::die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| format!("{program}: {e}"))?;
+    let pid = child.id() as i32;
+    let out: OwnedFd = child.stdout.take().expect("piped").into();
+    let err: OwnedFd = child.stderr.take().expect("piped").into();
+    for fd in [&out, &err] {
+        let _ = nix::fcntl::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+    }
+    // The child is reaped by waitpid(-1) in the loop, not through this handle.
+    drop(child);
+    Ok((pid, out, err))
+}
+
+/// Logs one line of a child's output, at the level the child gave it when it is one of ours.
+fn log_child_line(program: &str, pid: i32, line: &[u8]) {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end_matches('\r');
+    let level = text.split_whitespace().next().unwrap_or("");
+    match level {
+        "ERROR" => error!(target: "child", program, pid, "{text}"),
+        "WARN" => warn!(target: "child", program, pid, "{text}"),
+        _ => info!(target: "child", program, pid, "{text}"),
+    }
+}

@@ -1,0 +1,915 @@
+//! The supervisor's state machine: which programs should run, in what state each one is, and
+//! what to do next. No I/O here: events go in (a process started or exited, time passed, an
+//! operator command), [`Action`]s come out, and the daemon loop carries them out. Time is
+//! passed in, so every transition is testable without real processes.
+//!
+//! Per program:
+//!
+//! ```text
+//!            spawn ok                 exit (policy says restart)
+//!  Stopped ----------> Running ---------------------------------> Backoff --(delay)--> Running
+//!     ^                  |  \  exit (no restart)                    |
+//!     |   stop signal    |   `------------------> Exited            | too many quick failures
+//!     `--- Stopping <----'                                          v
+//!          (timeout: SIGKILL)                                     Fatal
+//! ```
+//!
+//! The first restart after a crash is immediate; each further consecutive crash doubles the
+//! delay from `backoff` up to `backoff_max`; a run of at least `min_uptime` resets the count;
+//! more than `max_restarts` consecutive crashes make the program FATAL (others keep running).
+//!
+//! Shutdown stops tier by tier: the forwarder first, then receivers once it is gone, then
+//! workers once they are gone, so each stage drains into the next.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use tracing::{error, info, warn};
+
+use crate::topology::{ProcessSettings, RestartPolicy};
+
+/// Stop order: lower tiers stop first; start order is the reverse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Forwarder = 0,
+    Receiver = 1,
+    Worker = 2,
+}
+
+/// What to run for one process of the topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramSpec {
+    /// Unique name: `forwarder`, a receiver's name, or `worker:N`.
+    pub name: String,
+    /// The topology entry it comes from (a worker's processes share it).
+    pub group: String,
+    pub tier: Tier,
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub settings: ProcessSettings,
+    /// Arguments appended at spawn that do not make it a different program: a reload that
+    /// changes only these does not restart it (the forwarder's subscription count).
+    pub startup_args: Vec<String>,
+}
+
+impl ProgramSpec {
+    /// Whether a running instance of `self` can stay when the topology now says `other`.
+    pub fn same_program(&self, other: &ProgramSpec) -> bool {
+        self.argv == other.argv
+            && self.env == other.env
+            && self.settings == other.settings
+            && self.tier == other.tier
+            && self.group == other.group
+    }
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ExitInfo {
+    /// Exit code, when it exited.
+    pub code: Option<i32>,
+    /// Signal number, when a signal ended it.
+    pub signal: Option<i32>,
+    /// For display: "exit status 3", "signal SIGKILL", "spawn failed: ...".
+    pub text: String,
+}
+
+impl ExitInfo {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Not running and not wanted.
+    Stopped,
+    Running {
+        pid: i32,
+        since: Instant,
+    },
+    /// Waiting to restart.
+    Backoff {
+        until: Instant,
+    },
+    /// Stop signal sent; SIGKILL at `deadline` unless `killed` already.
+    Stopping {
+        pid: i32,
+        deadline: Instant,
+        killed: bool,
+    },
+    /// Ended by itself and its policy says not to restart.
+    Exited,
+    /// Crashed too often in a row; left alone until an operator starts it.
+    Fatal,
+}
+
+impl State {
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Stopped => "STOPPED",
+            State::Running { .. } => "RUNNING",
+            State::Backoff { .. } => "BACKOFF",
+            State::Stopping { .. } => "STOPPING",
+            State::Exited => "EXITED",
+            State::Fatal => "FATAL",
+        }
+    }
+
+    /// The process that exists for this state, if any.
+    pub fn pid(&self) -> Option<i32> {
+        match *self {
+            State::Running { pid, .. } | State::Stopping { pid, .. } => Some(pid),
+            _ => None,
+        }
+    }
+}
+
+/// What to do once a stopping program has exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterStop {
+    Nothing,
+    Restart,
+    Remove,
+}
+
+#[derive(Debug)]
+struct Program {
+    spec: ProgramSpec,
+    state: State,
+    after_stop: AfterStop,
+    /// Consecutive runs shorter than `min_uptime`.
+    failures: u32,
+    /// Times started after the first start.
+    restarts: u32,
+    starts: u32,
+    last_exit: Option<ExitInfo>,
+}
+
+/// Something the daemon loop must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Start the program with its current spec; report back with `spawned` or `spawn_failed`.
+    Spawn(String),
+    /// Send `signal` to the process group of `pid`.
+    Signal {
+        name: String,
+        pid: i32,
+        signal: Signal,
+    },
+    /// Shutdown complete: every program has stopped.
+    Exit,
+}
+
+/// One row of `zerologd status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProgramStatus {
+    pub name: String,
+    pub group: String,
+    pub tier: Tier,
+    pub state: &'static str,
+    pub pid: Option<i32>,
+    pub uptime_s: Option<f64>,
+    pub restarts: u32,
+    pub last_exit: Option<ExitInfo>,
+}
+
+/// The result of a reload, for the operator.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub started: Vec<String>,
+    pub restarted: Vec<String>,
+    pub stopped: Vec<String>,
+    pub unchanged: usize,
+}
+
+/// The state of every program of the topology.
+#[derive(Debug, Default)]
+pub struct Supervisor {
+    programs: BTreeMap<String, Program>,
+    shutting_down: bool,
+    exited: bool,
+}
+
+impl Supervisor {
+    pub fn new(specs: Vec<ProgramSpec>) -> Self {
+        let mut s = Supervisor::default();
+        for spec in specs {
+            s.insert(spec);
+        }
+        s
+    }
+
+    fn insert(&mut self, spec: ProgramSpec) {
+        self.programs.insert(
+            spec.name.clone(),
+            Program {
+                spec,
+                state: State::Stopped,
+                after_stop: AfterStop::Nothing,
+                failures: 0,
+                restarts: 0,
+                starts: 0,
+                last_exit: None,
+            },
+        );
+    }
+
+    /// The spec of a program (for spawning it).
+    pub fn spec(&self, name: &str) -> Option<&ProgramSpec> {
+        self.programs.get(name).map(|p| &p.spec)
+    }
+
+    pub fn state(&self, name: &str) -> Option<State> {
+        self.programs.get(name).map(|p| p.state)
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// Starts every program: workers first, then receivers, then the forwarder.
+    pub fn start_all(&mut self) -> Vec<Action> {
+        let mut names: Vec<(Tier, String)> = self
+            .programs
+            .values()
+            .map(|p| (p.spec.tier, p.spec.name.clone()))
+            .collect();
+        names.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        names.into_iter().map(|(_, n)| Action::Spawn(n)).collect()
+    }
+
+    /// The daemon started the program.
+    pub fn spawned(&mut self, name: &str, pid: i32, now: Instant) {
+        if let Some(p) = self.programs.get_mut(name) {
+            if p.starts > 0 {
+                p.restarts += 1;
+            }
+            p.starts += 1;
+            p.state = State::Running { pid, since: now };
+            info!(program = name, pid, "started");
+        }
+    }
+
+    /// The daemon could not start the program (counts as an immediate failure).
+    pub fn spawn_failed(&mut self, name: &str, error: &str, now: Instant) -> Vec<Action> {
+        let Some(p) = self.programs.get_mut(name) else {
+            return vec![];
+        };
+        if p.starts > 0 {
+            p.restarts += 1;
+        }
+        p.starts += 1;
+        error!(program = name, error, "could not start");
+        p.state = State::Running { pid: 0, since: now };
+        let exit = ExitInfo {
+            code: None,
+            signal: None,
+            text: format!("spawn failed: {error}"),
+        };
+        self.program_ended(name, exit, now)
+    }
+
+    /// A child process ended. Unknown pids (reaped orphans) are ignored.
+    pub fn exited(&mut self, pid: i32, exit: ExitInfo, now: Instant) -> Vec<Action> {
+        let Some(name) = self
+            .programs
+            .values()
+            .find(|p| p.state.pid() == Some(pid))
+            .map(|p| p.spec.name.clone())
+        else {
+            return vec![];
+        };
+        self.program_ended(&name, exit, now)
+    }
+
+    fn program_ended(&mut self, name: &str, exit: ExitInfo, now: Instant) -> Vec<Action> {
+        let shutting_down = self.shutting_down;
+        let p = self.programs.get_mut(name).expect("known program");
+        let mut actions = Vec::new();
+        match p.state {
+            State::Stopping { .. } => {
+                info!(program = name, exit = %exit.text, "stopped");
+                p.last_exit = Some(exit);
+                p.state = State::Stopped;
+                match std::mem::replace(&mut p.after_stop, AfterStop::Nothing) {
+                    AfterStop::Restart if !shutting_down => {
+                        p.failures = 0;
+                        actions.push(Action::Spawn(name.to_string()));
+                    }
+                    AfterStop::Remove => {
+                        self.programs.remove(name);
+                    }
+                    _ => {}
+                }
+            }
+            State::Running { since, .. } => {
+                let settings = &p.spec.settings;
+                let uptime = now.saturating_duration_since(since);
+                if uptime >= settings.min_uptime {
+                    p.failures = 0;
+                }
+                let restart = !shutting_down
+                    && match settings.restart {
+                        RestartPolicy::Always => true,
+                        RestartPolicy::OnFailure => !exit.success(),
+                        RestartPolicy::Never => false,
+                    };
+                if !restart {
+                    info!(program = name, exit = %exit.text, "exited; not restarting (policy)");
+                    p.state = if shutting_down {
+                        State::Stopped
+                    } else {
+                        State::Exited
+                    };
+                } else {
+                    p.failures += 1;
+                    if p.failures > settings.max_restarts {
+                        error!(
+                            program = name,
+                            exit = %exit.text,
+                            failures = p.failures,
+                            "crashed too often in a row: FATAL, not restarting (zerologd start {name} to try again)"
+                        );
+                        p.state = State::Fatal;
+                    } else {
+                        let delay = backoff_delay(settings, p.failures);
+                        warn!(
+                            program = name,
+                            exit = %exit.text,
+                            uptime_ms = uptime.as_millis() as u64,
+                            restart_in_ms = delay.as_millis() as u64,
+                            "exited unexpectedly; restarting"
+                        );
+                        if delay.is_zero() {
+                            actions.push(Action::Spawn(name.to_string()));
+                            p.state = State::Stopped;
+                        } else {
+                            p.state = State::Backoff { until: now + delay };
+                        }
+                    }
+                }
+                p.last_exit = Some(exit);
+            }
+            _ => {}
+        }
+        actions.extend(self.continue_shutdown(now));
+        actions
+    }
+
+    /// Time passed: restart programs whose backoff ended, SIGKILL those that overstayed
+    /// their stop timeout.
+    pub fn tick(&mut self, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for p in self.programs.values_mut() {
+            match p.state {
+                State::Backoff { until } if until <= now => {
+                    p.state = State::Stopped;
+                    actions.push(Action::Spawn(p.spec.name.clone()));
+                }
+                State::Stopping {
+                    pid,
+                    deadline,
+                    killed: false,
+                } if deadline <= now => {
+                    warn!(program = %p.spec.name, pid, "did not stop in time: SIGKILL");
+                    p.state = State::Stopping {
+                        pid,
+                        deadline,
+                        killed: true,
+                    };
+                    actions.push(Action::Signal {
+                        name: p.spec.name.clone(),
+                        pid,
+                        signal: Signal::SIGKILL,
+                    });
+                }
+                _ => {}
+            }
+        }
+        actions
+    }
+
+    /// When the next [`Supervisor::tick`] has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.programs
+            .values()
+            .filter_map(|p| match p.state {
+                State::Backoff { until } => Some(until),
+                State::Stopping {
+                    deadline,
+                    killed: false,
+                    ..
+                } => Some(deadline),
+                _ => None,
+            })
+            .min()
+    }
+
+    fn stop_program(&mut self, name: &str, after: AfterStop, now: Instant) -> Vec<Action> {
+        let Some(p) = self.programs.get_mut(name) else {
+            return vec![];
+        };
+        match p.state {
+            State::Running { pid, .. } => {
+                p.after_stop = after;
+                p.state = State::Stopping {
+                    pid,
+                    deadline: now + p.spec.settings.stop_timeout,
+                    killed: false,
+                };
+                info!(program = name, pid, signal = %p.spec.settings.stop_signal, "stopping");
+                vec![Action::Signal {
+                    name: name.to_string(),
+                    pid,
+                    signal: p.spec.settings.stop_signal,
+                }]
+            }
+            State::Stopping { .. } => {
+                // Already on its way down; a restart or removal still applies afterwards.
+                if after != AfterStop::Nothing {
+                    p.after_stop = after;
+                }
+                vec![]
+            }
+            State::Backoff { .. } | State::Exited | State::Fatal | State::Stopped => {
+                p.state = State::Stopped;
+                match after {
+                    AfterStop::Restart => {
+                        p.failures = 0;
+                        vec![Action::Spawn(name.to_string())]
+                    }
+                    AfterStop::Remove => {
+                        self.programs.remove(name);
+                        vec![]
+                    }
+                    AfterStop::Nothing => vec![],
+                }
+            }
+        }
+    }
+
+    /// The programs an operator's NAME designates: one program, or every process of a group.
+    pub fn resolve(&self, name: &str) -> Vec<String> {
+        if self.programs.contains_key(name) {
+            return vec![name.to_string()];
+        }
+        self.programs
+            .values()
+            .filter(|p| p.spec.group == name)
+            .map(|p| p.spec.name.clone())
+            .collect()
+    }
+
+    /// Operator: stop NAME (a program or a group).
+    pub fn stop(&mut self, name: &str, now: Instant) -> Result<Vec<Action>, String> {
+        let names = self.resolve_or_err(name)?;
+        Ok(names
+            .iter()
+            .flat_map(|n| self.stop_program(n, AfterStop::Nothing, now))
+            .collect())
+    }
+
+    /// Operator: start NAME if it is not running (also clears FATAL).
+    pub fn start(&mut self, name: &str) -> Result<Vec<Action>, String> {
+        let names = self.resolve_or_err(name)?;
+        let mut actions = Vec::new();
+        for n in names {
+            let p = self.programs.get_mut(&n).expect("resolved");
+            if matches!(
+                p.state,
+                State::Stopped | State::Exited | State::Fatal | State::Backoff { .. }
+            ) {
+                p.failures = 0;
+                p.state = State::Stopped;
+                actions.push(Action::Spawn(n));
+            }
+        }
+        Ok(actions)
+    }
+
+    /// Operator: restart NAME (stop gracefully, then start).
+    pub fn restart(&mut self, name: &str, now: Instant) -> Result<Vec<Action>, String> {
+        let names = self.resolve_or_err(name)?;
+        Ok(names
+            .iter()
+            .flat_map(|n| self.stop_program(n, AfterStop::Restart, now))
+            .collect())
+    }
+
+    fn resolve_or_err(&self, name: &str) -> Result<Vec<String>, String> {
+        if self.shutting_down {
+            return Err("zerologd is shutting down".into());
+        }
+        let names = self.resolve(name);
+        if names.is_empty() {
+            return Err(format!(
+                "no program or group named '{name}' (see zerologd status)"
+            ));
+        }
+        Ok(names)
+    }
+
+    /// Stop everything, tier by tier. Returns [`Action::Exit`] once all have stopped.
+    pub fn shutdown(&mut self, now: Instant) -> Vec<Action> {
+        if !self.shutting_down {
+            info!("shutting down: forwarder first, then receivers, then workers");
+            self.shutting_down = true;
+        }
+        for p in self.programs.values_mut() {
+            if matches!(
+                p.state,
+                State::Backoff { .. } | State::Exited | State::Fatal
+            ) {
+                p.state = State::Stopped;
+            }
+        }
+        self.continue_shutdown(now)
+    }
+
+    /// Sends SIGKILL to every live process (a second stop signal: no more waiting).
+    pub fn kill_all(&mut self) -> Vec<Action> {
+        self.programs
+            .values()
+            .filter_map(|p| {
+                p.state
+                    .pid()
+                    .filter(|&pid| pid > 0)
+                    .map(|pid| Action::Signal {
+                        name: p.spec.name.clone(),
+                        pid,
+                        signal: Signal::SIGKILL,
+                    })
+            })
+            .collect()
+    }
+
+    fn continue_shutdown(&mut self, now: Instant) -> Vec<Action> {
+        if !self.shutting_down || self.exited {
+            return vec![];
+        }
+        // The lowest tier that still has live processes is the one being stopped.
+        let live_tier = self
+            .programs
+            .values()
+            .filter(|p| p.state.pid().is_some())
+            .map(|p| p.spec.tier)
+            .min();
+        let Some(tier) = live_tier else {
+            self.exited = true;
+            info!("every program stopped");
+            return vec![Action::Exit];
+        };
+        let names: Vec<String> = self
+            .programs
+            .values()
+            .filter(|p| p.spec.tier == tier && matches!(p.state, State::Running { .. }))
+            .map(|p| p.spec.name.clone())
+            .collect();
+        names
+            .iter()
+            .flat_map(|n| self.stop_program(n, AfterStop::Nothing, now))
+            .collect()
+    }
+
+    /// Applies a new topology: unchanged programs keep running, changed ones restart, new ones
+    /// start, removed ones stop.
+    pub fn reload(
+        &mut self,
+        specs: Vec<ProgramSpec>,
+        now: Instant,
+    ) -> (Vec<Action>, ReloadSummary) {
+        let mut actions = Vec::new();
+        let mut summary = ReloadSummary::default();
+        let new_names: std::collections::BTreeSet<String> =
+            specs.iter().map(|s| s.name.clone()).collect();
+        let removed: Vec<String> = self
+            .programs
+            .keys()
+            .filter(|n| !new_names.contains(*n))
+            .cloned()
+            .collect();
+        for name in removed {
+            summary.stopped.push(name.clone());
+            actions.extend(self.stop_program(&name, AfterStop::Remove, now));
+        }
+        let mut to_start = Vec::new();
+        for spec in specs {
+            match self.programs.get_mut(&spec.name) {
+                Some(p) if p.spec.same_program(&spec) => {
+                    p.spec.startup_args = spec.startup_args;
+                    summary.unchanged += 1;
+                }
+                Some(p) => {
+                    let name = spec.name.clone();
+                    p.spec = spec;
+                    summary.restarted.push(name.clone());
+                    actions.extend(self.stop_program(&name, AfterStop::Restart, now));
+                }
+                None => {
+                    summary.started.push(spec.name.clone());
+                    to_start.push((spec.tier, spec.name.clone()));
+                    self.insert(spec);
+                }
+            }
+        }
+        to_start.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        actions.extend(to_start.into_iter().map(|(_, n)| Action::Spawn(n)));
+        (actions, summary)
+    }
+
+    /// Every program's status, in stop order (forwarder, receivers, workers).
+    pub fn status(&self, now: Instant) -> Vec<ProgramStatus> {
+        let mut rows: Vec<ProgramStatus> = self
+            .programs
+            .values()
+            .map(|p| ProgramStatus {
+                name: p.spec.name.clone(),
+                group: p.spec.group.clone(),
+                tier: p.spec.tier,
+                state: p.state.name(),
+                pid: p.state.pid().filter(|&pid| pid > 0),
+                uptime_s: match p.state {
+                    State::Running { since, .. } => {
+                        Some(now.saturating_duration_since(since).as_secs_f64())
+                    }
+                    _ => None,
+                },
+                restarts: p.restarts,
+                last_exit: p.last_exit.clone(),
+            })
+            .collect();
+        rows.sort_by(|a, b| a.tier.cmp(&b.tier).then_with(|| a.name.cmp(&b.name)));
+        rows
+    }
+}
+
+/// Delay before restart number `failures` (1-based) of a run of quick failures: none for
+/// the first, then `backoff`, doubling, capped at `backoff_max`.
+pub fn backoff_delay(settings: &ProcessSettings, failures: u32) -> Duration {
+    if failures <= 1 {
+        return Duration::ZERO;
+    }
+    let factor = 1u32.checked_shl(failures - 2).unwrap_or(u32::MAX);
+    settings
+        .backoff
+        .checked_mul(factor)
+        .unwrap_or(settings.backoff_max)
+        .min(settings.backoff_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ProcessSettings {
+        ProcessSettings {
+            restart: RestartPolicy::Always,
+            stop_signal: Signal::SIGTERM,
+            stop_timeout: Duration::from_secs(10),
+            backoff: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(2),
+            max_restarts: 5,
+            min_uptime: Duration::from_secs(5),
+            env: BTreeMap::new(),
+            cwd: None,
+            user: None,
+            group: None,
+        }
+    }
+
+    fn spec(name: &str, tier: Tier) -> ProgramSpec {
+        ProgramSpec {
+            name: name.into(),
+            group: name.split(':').next().unwrap().into(),
+            tier,
+            argv: vec!["prog".into(), name.into()],
+            env: BTreeMap::new(),
+            settings: settings(),
+            startup_args: vec![],
+        }
+    }
+
+    fn crash() -> ExitInfo {
+        ExitInfo {
+            code: None,
+            signal: Some(9),
+            text: "signal SIGKILL".into(),
+        }
+    }
+
+    fn ok_exit() -> ExitInfo {
+        ExitInfo {
+            code: Some(0),
+            signal: None,
+            text: "exit status 0".into(),
+        }
+    }
+
+    /// A supervisor with the three tiers, all spawned with pids 100, 200, 300.
+    fn running(t0: Instant) -> Supervisor {
+        let mut s = Supervisor::new(vec![
+            spec("forwarder", Tier::Forwarder),
+            spec("all", Tier::Receiver),
+            spec("w:0", Tier::Worker),
+        ]);
+        let actions = s.start_all();
+        assert_eq!(
+            actions,
+            vec![
+                Action::Spawn("w:0".into()),
+                Action::Spawn("all".into()),
+                Action::Spawn("forwarder".into())
+            ],
+            "workers first, forwarder last"
+        );
+        s.spawned("forwarder", 100, t0);
+        s.spawned("all", 200, t0);
+        s.spawned("w:0", 300, t0);
+        s
+    }
+
+    #[test]
+    fn backoff_sequence_then_fatal() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        let mut now = t0;
+        let mut delays = Vec::new();
+        let mut pid = 300;
+        loop {
+            now += Duration::from_millis(10);
+            let actions = s.exited(pid, crash(), now);
+            match s.state("w:0").unwrap() {
+                State::Fatal => break,
+                State::Backoff { until } => {
+                    assert!(actions.is_empty());
+                    delays.push(until - now);
+                    assert_eq!(s.next_deadline(), Some(until));
+                    assert!(s.tick(until - Duration::from_millis(1)).is_empty());
+                    now = until;
+                    assert_eq!(s.tick(now), vec![Action::Spawn("w:0".into())]);
+                }
+                State::Stopped => {
+                    assert_eq!(actions, vec![Action::Spawn("w:0".into())]);
+                    delays.push(Duration::ZERO);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            pid += 1;
+            s.spawned("w:0", pid, now);
+        }
+        let ms: Vec<u128> = delays.iter().map(|d| d.as_millis()).collect();
+        assert_eq!(ms, vec![0, 100, 200, 400, 800]);
+        // FATAL is visible and leaves the others alone.
+        let st = s.status(now);
+        let w = st.iter().find(|r| r.name == "w:0").unwrap();
+        assert_eq!(w.state, "FATAL");
+        assert_eq!(w.restarts, 5);
+        assert!(st
+            .iter()
+            .filter(|r| r.name != "w:0")
+            .all(|r| r.state == "RUNNING"));
+        // An operator can start it again.
+        assert_eq!(s.start("w").unwrap(), vec![Action::Spawn("w:0".into())]);
+    }
+
+    #[test]
+    fn backoff_is_capped_and_reset_by_a_long_run() {
+        let st = settings();
+        let ms: Vec<u128> = (1..=8).map(|f| backoff_delay(&st, f).as_millis()).collect();
+        assert_eq!(ms, vec![0, 100, 200, 400, 800, 1600, 2000, 2000]);
+        assert_eq!(backoff_delay(&st, 200), Duration::from_secs(2));
+
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        s.exited(300, crash(), t0 + Duration::from_millis(5));
+        s.spawned("w:0", 301, t0 + Duration::from_millis(6));
+        s.exited(301, crash(), t0 + Duration::from_millis(7));
+        assert!(matches!(s.state("w:0"), Some(State::Backoff { .. })));
+        s.tick(t0 + Duration::from_secs(1));
+        s.spawned("w:0", 302, t0 + Duration::from_secs(1));
+        // Ran 10 s, longer than min_uptime: the next crash restarts immediately again.
+        let actions = s.exited(302, crash(), t0 + Duration::from_secs(11));
+        assert_eq!(actions, vec![Action::Spawn("w:0".into())]);
+    }
+
+    #[test]
+    fn restart_policies() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        s.programs.get_mut("w:0").unwrap().spec.settings.restart = RestartPolicy::OnFailure;
+        assert!(s.exited(300, ok_exit(), t0).is_empty());
+        assert_eq!(s.state("w:0"), Some(State::Exited));
+        s.programs.get_mut("all").unwrap().spec.settings.restart = RestartPolicy::Never;
+        assert!(s.exited(200, crash(), t0).is_empty());
+        assert_eq!(s.state("all"), Some(State::Exited));
+        // Unknown pids (reaped orphans) change nothing.
+        assert!(s.exited(999, crash(), t0).is_empty());
+    }
+
+    #[test]
+    fn shutdown_goes_tier_by_tier_and_kills_after_timeout() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        let sig = |name: &str, pid| Action::Signal {
+            name: name.into(),
+            pid,
+            signal: Signal::SIGTERM,
+        };
+        assert_eq!(s.shutdown(t0), vec![sig("forwarder", 100)]);
+        // A crash while shutting down is not restarted.
+        assert_eq!(s.exited(100, ok_exit(), t0), vec![sig("all", 200)]);
+        // The receiver overstays its stop timeout.
+        let late = t0 + Duration::from_secs(10);
+        assert_eq!(s.next_deadline(), Some(late));
+        assert_eq!(
+            s.tick(late),
+            vec![Action::Signal {
+                name: "all".into(),
+                pid: 200,
+                signal: Signal::SIGKILL
+            }]
+        );
+        assert_eq!(s.exited(200, crash(), late), vec![sig("w:0", 300)]);
+        assert_eq!(s.exited(300, ok_exit(), late), vec![Action::Exit]);
+        assert!(s.restart("w", late).is_err());
+    }
+
+    #[test]
+    fn operator_restart_and_stop() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        let actions = s.restart("w:0", t0).unwrap();
+        assert!(matches!(&actions[..], [Action::Signal { pid: 300, .. }]));
+        assert_eq!(
+            s.exited(300, ok_exit(), t0),
+            vec![Action::Spawn("w:0".into())]
+        );
+        s.spawned("w:0", 301, t0);
+        assert_eq!(
+            s.status(t0)
+                .iter()
+                .find(|r| r.name == "w:0")
+                .unwrap()
+                .restarts,
+            1
+        );
+        s.stop("w", t0).unwrap();
+        assert!(s.exited(301, ok_exit(), t0).is_empty());
+        assert_eq!(s.state("w:0"), Some(State::Stopped));
+        assert!(s.stop("nope", t0).is_err());
+    }
+
+    #[test]
+    fn reload_touches_only_what_changed() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        let mut fwd = spec("forwarder", Tier::Forwarder);
+        fwd.startup_args = vec!["--wait-subscribers".into(), "3".into()];
+        let mut recv = spec("all", Tier::Receiver);
+        recv.argv.push("--hwm=5".into());
+        let new = vec![
+            fwd,
+            recv,
+            spec("w:1", Tier::Worker),
+            spec("w:2", Tier::Worker),
+        ];
+        let (actions, summary) = s.reload(new, t0);
+        assert_eq!(summary.unchanged, 1);
+        assert_eq!(summary.restarted, vec!["all".to_string()]);
+        assert_eq!(summary.started, vec!["w:1".to_string(), "w:2".to_string()]);
+        assert_eq!(summary.stopped, vec!["w:0".to_string()]);
+        assert!(actions.contains(&Action::Spawn("w:1".into())));
+        assert!(actions
+            .iter()
+            .any(|a| matches!(a, Action::Signal { pid: 200, .. })));
+        assert!(actions
+            .iter()
+            .any(|a| matches!(a, Action::Signal { pid: 300, .. })));
+        assert!(!actions
+            .iter()
+            .any(|a| matches!(a, Action::Signal { pid: 100, .. })));
+        // The removed worker disappears once it has stopped; the changed receiver restarts.
+        assert!(s.exited(300, ok_exit(), t0).is_empty());
+        assert!(s.state("w:0").is_none());
+        assert_eq!(
+            s.exited(200, ok_exit(), t0),
+            vec![Action::Spawn("all".into())]
+        );
+        assert_eq!(s.spec("all").unwrap().argv.last().unwrap(), "--hwm=5");
+    }
+
+    #[test]
+    fn spawn_failure_counts_as_a_crash() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new(vec![spec("w:0", Tier::Worker)]);
+        s.start_all();
+        let actions = s.spawn_failed("w:0", "No such file", t0);
+        assert_eq!(actions, vec![Action::Spawn("w:0".into())]);
+        let actions = s.spawn_failed("w:0", "No such file", t0);
+        assert!(actions.is_empty());
+        assert!(matches!(s.state("w:0"), Some(State::Backoff { .. })));
+    }
+}

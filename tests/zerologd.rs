@@ -1,0 +1,508 @@
+//! zerologd with real processes: start order, restarts and backoff, FATAL, drain on SIGTERM,
+//! no orphans after kill -9, reload, control commands, config errors, the embedded default.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn zerologd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_zerologd")
+}
+
+/// A zerologd running a topology file written into a temp dir, on free ports.
+struct Zerologd {
+    proc: Proc,
+    dir: PathBuf,
+    config: PathBuf,
+    backend: u16,
+}
+
+impl Zerologd {
+    /// Writes `topology` (with `{B}` = TCP input port, `{F}` = publish port, `{DIR}` = temp dir)
+    /// and starts zerologd on it; waits for "pipeline ready".
+    fn start(dir: &Path, topology: &str) -> Zerologd {
+        let backend = free_port();
+        let config = write_file(dir, "zerolog.toml", &Self::expand(dir, topology, backend));
+        let z = Self::spawn(dir, "zerologd", &config, backend);
+        z.proc.wait_for_stderr("pipeline ready", READY_TIMEOUT);
+        z
+    }
+
+    fn expand(dir: &Path, topology: &str, backend: u16) -> String {
+        static FRONT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+        let _ = &FRONT;
+        let text = topology
+            .replace("{B}", &backend.to_string())
+            .replace("{DIR}", dir.to_str().unwrap());
+        if text.contains("{F}") {
+            text.replace("{F}", &free_port().to_string())
+        } else {
+            text
+        }
+    }
+
+    fn spawn(dir: &Path, name: &str, config: &Path, backend: u16) -> Zerologd {
+        let mut cmd = Command::new(zerologd_bin());
+        cmd.args(["-c", config.to_str().unwrap()])
+            .env("ZEROLOG_RUNTIME_DIR", dir.join("run"))
+            .env("RUST_LOG", "info");
+        Zerologd {
+            proc: Proc::spawn(dir, name, cmd),
+            dir: dir.to_path_buf(),
+            config: config.to_path_buf(),
+            backend,
+        }
+    }
+
+    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(zerologd_bin())
+            .args(["-c", self.config.to_str().unwrap()])
+            .args(args)
+            .env("ZEROLOG_RUNTIME_DIR", self.dir.join("run"))
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `zerologd status --json`, as (name, state, pid, restarts) rows.
+    fn status(&self) -> Vec<(String, String, Option<i32>, u64)> {
+        let (code, out, err) = self.ctl(&["status", "--json"]);
+        assert_eq!(code, 0, "status failed: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["programs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().to_string(),
+                    p["state"].as_str().unwrap().to_string(),
+                    p["pid"].as_i64().map(|x| x as i32),
+                    p["restarts"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn pid_of(&self, name: &str) -> Option<i32> {
+        self.status()
+            .into_iter()
+            .find(|r| r.0 == name)
+            .and_then(|r| r.2)
+    }
+
+    fn state_of(&self, name: &str) -> String {
+        self.status()
+            .into_iter()
+            .find(|r| r.0 == name)
+            .map(|r| r.1)
+            .unwrap_or_default()
+    }
+
+    /// Waits until `name` runs with a pid other than `old`; returns the new pid.
+    fn wait_new_pid(&self, name: &str, old: i32) -> i32 {
+        let mut new = None;
+        wait_until(READY_TIMEOUT, &format!("{name} restarted"), || {
+            new = self.pid_of(name).filter(|&p| p != old);
+            new.is_some() && self.state_of(name) == "RUNNING"
+        });
+        new.unwrap()
+    }
+
+    /// Sends a numbered burst on one connection and waits for all of it in `out`.
+    fn deliver(&self, out: &Path, tag: &str, n: usize) {
+        let mut input = Vec::new();
+        for i in 0..n {
+            input.extend_from_slice(format!("<13>app: {tag} {i}\n").as_bytes());
+        }
+        send_tcp(self.backend, &input);
+        wait_until(
+            DELIVERY_TIMEOUT,
+            &format!("{n} '{tag}' messages delivered"),
+            || {
+                read_lines(out)
+                    .iter()
+                    .filter(|l| contains(l, format!(" {tag} ").as_bytes()))
+                    .count()
+                    >= n
+            },
+        );
+    }
+}
+
+fn kill9(pid: i32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie is not alive; /proc/PID/stat's third field is the state.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let state = s.rsplit(')').next().unwrap_or("").split_whitespace().next();
+            state != Some("Z")
+        })
+        .unwrap_or(false)
+}
+
+const BASIC: &str = r#"
+[forwarder]
+tcp = ["127.0.0.1:{B}"]
+publish = "tcp://127.0.0.1:{F}"
+
+[[receiver]]
+name = "all"
+
+[[worker]]
+name = "out"
+receiver = "all"
+command = ["file", "{DIR}/out.txt"]
+restart_backoff = "50ms"
+"#;
+
+#[test]
+fn kill_9_of_each_element_is_restarted_and_the_pipeline_delivers_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let z = Zerologd::start(dir.path(), BASIC);
+    let out = dir.path().join("out.txt");
+    z.deliver(&out, "first", 1000);
+    for name in ["out:0", "all", "forwarder"] {
+        let old = z.pid_of(name).unwrap();
+        kill9(old);
+        let t = Instant::now();
+        let new = z.wait_new_pid(name, old);
+        eprintln!("{name}: {old} -> {new} in {:?}", t.elapsed());
+        if name == "forwarder" {
+            // Running is not reading yet: wait for the new forwarder to say so.
+            wait_until(READY_TIMEOUT, "restarted forwarder ready", || {
+                z.proc
+                    .stderr_text()
+                    .lines()
+                    .any(|l| l.contains("forwarder ready") && l.contains(&format!("pid={new}")))
+            });
+        }
+        z.deliver(&out, &format!("after-{name}"), 1000);
+    }
+    let st = z.status();
+    assert!(st.iter().all(|r| r.1 == "RUNNING"), "{st:?}");
+    assert!(st.iter().all(|r| r.3 == 1), "each restarted once: {st:?}");
+    let log = z.proc.stderr_text();
+    assert!(log.contains("exited unexpectedly; restarting"), "{log}");
+}
+
+#[test]
+fn crash_loop_backs_off_exponentially_then_goes_fatal_without_stopping_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = format!(
+        "{BASIC}\n[[worker]]\nname = \"crashy\"\nreceiver = \"all\"\ntype = \"zmq\"\n\
+         command = [\"sh\", \"-c\", \"exit 7\"]\nrestart_backoff = \"100ms\"\n\
+         restart_backoff_max = \"400ms\"\nmax_restarts = 5\n"
+    );
+    let z = Zerologd::start(dir.path(), &topology);
+    wait_until(READY_TIMEOUT, "crashy FATAL", || {
+        z.state_of("crashy:0") == "FATAL"
+    });
+    let (_, text, _) = z.ctl(&["status"]);
+    assert!(
+        text.contains("FATAL") && text.contains("exit status 7"),
+        "{text}"
+    );
+    // Delays between consecutive starts, from zerologd's own log.
+    let log = z.proc.stderr_text();
+    let delays: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("crashy:0") && l.contains("restart_in_ms="))
+        .map(|l| {
+            let v = l.split("restart_in_ms=").nth(1).unwrap();
+            v.split_whitespace().next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(delays, vec![0, 100, 200, 400, 400], "{log}");
+    assert!(log.contains("FATAL"));
+    // The rest of the pipeline is unaffected.
+    z.deliver(&dir.path().join("out.txt"), "still", 100);
+    // start clears FATAL.
+    let (code, _, err) = z.ctl(&["start", "crashy"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn sigterm_drains_a_burst_in_flight_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let z = Zerologd::start(dir.path(), BASIC);
+    const N: usize = 200_000;
+    let mut input = Vec::new();
+    for i in 0..N {
+        input.extend_from_slice(format!("<13>app: burst {i:06}\n").as_bytes());
+    }
+    send_tcp(z.backend, &input);
+    // Stop while the burst is on its way through the pipeline.
+    z.proc.signal("TERM");
+    let status = z.proc.wait_exit(DELIVERY_TIMEOUT);
+    assert_eq!(status.code(), Some(0), "{}", z.proc.describe());
+    let lines = read_lines(&dir.path().join("out.txt"));
+    assert_eq!(lines.len(), N, "messages delivered before exit");
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(*l, format!("<13>app: burst {i:06}").into_bytes());
+    }
+    let log = z.proc.stderr_text();
+    let fwd = log
+        .find("program=\"forwarder\"")
+        .map(|_| log.find("stopping").unwrap());
+    assert!(fwd.is_some(), "{log}");
+    // Stop order: forwarder, then the receiver, then the worker.
+    let pos = |needle: &str| {
+        log.lines()
+            .position(|l| l.contains("stopping") && l.contains(needle))
+            .unwrap_or_else(|| panic!("no 'stopping' line for {needle}\n{log}"))
+    };
+    assert!(pos("program=\"forwarder\"") < pos("program=\"all\""));
+    assert!(pos("program=\"all\"") < pos("program=\"out:0\""));
+}
+
+#[test]
+fn kill_9_of_zerologd_leaves_no_orphans_and_a_new_one_binds_again() {
+    let dir = tempfile::tempdir().unwrap();
+    // A stdin worker whose program is a separate process (cat), a zmq worker, the lot.
+    let topology = format!(
+        "{BASIC}\n[[receiver]]\nname = \"side\"\ntopic = \"side\"\n\n\
+         [[worker]]\nname = \"cat\"\nreceiver = \"side\"\nnumprocs = 2\n\
+         command = [\"/bin/cat\"]\n\n[[worker]]\nname = \"sleeper\"\nreceiver = \"side\"\n\
+         type = \"zmq\"\ncommand = [\"sh\", \"-c\", \"sleep 1000 & sleep 1000\"]\n"
+    );
+    let z = Zerologd::start(dir.path(), &topology);
+    let zpid = z.proc.pid() as i32;
+    // Every descendant of zerologd, found through /proc.
+    let descendants = descendants_of(zpid);
+    assert!(
+        descendants.len() >= 8,
+        "expected the whole tree: {descendants:?}"
+    );
+    kill9(zpid);
+    z.proc.wait_exit(READY_TIMEOUT);
+    wait_until(
+        Duration::from_secs(2),
+        "every descendant gone within 2 s",
+        || descendants.iter().all(|&p| !alive(p)),
+    );
+    // A new zerologd binds the same ports and control socket and delivers.
+    let z2 = Zerologd::spawn(dir.path(), "zerologd-2", &z.config, z.backend);
+    z2.proc.wait_for_stderr("pipeline ready", READY_TIMEOUT);
+    z2.deliver(&dir.path().join("out.txt"), "again", 100);
+}
+
+fn descendants_of(root: i32) -> Vec<i32> {
+    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            let after = stat.rsplit(')').next().unwrap_or("");
+            if let Some(ppid) = after.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+#[test]
+fn sighup_with_changed_numprocs_keeps_the_forwarder_and_unchanged_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = format!(
+        "{BASIC}\n[[receiver]]\nname = \"side\"\ntopic = \"side\"\n\n\
+         [[worker]]\nname = \"pool\"\nreceiver = \"side\"\nnumprocs = 2\ncommand = [\"null\"]\n"
+    );
+    let z = Zerologd::start(dir.path(), &topology);
+    let before = z.status();
+    let pid = |rows: &[(String, String, Option<i32>, u64)], n: &str| {
+        rows.iter().find(|r| r.0 == n).and_then(|r| r.2)
+    };
+    // numprocs 2 -> 4, and a new worker group.
+    let text = std::fs::read_to_string(&z.config)
+        .unwrap()
+        .replace("numprocs = 2", "numprocs = 4")
+        + "\n[[worker]]\nname = \"extra\"\nreceiver = \"side\"\ncommand = [\"null\"]\n";
+    std::fs::write(&z.config, text).unwrap();
+    z.proc.signal("HUP");
+    wait_until(READY_TIMEOUT, "4 pool workers and extra running", || {
+        let st = z.status();
+        ["pool:2", "pool:3", "extra:0"]
+            .iter()
+            .all(|n| st.iter().any(|r| r.0 == *n && r.1 == "RUNNING"))
+    });
+    let after = z.status();
+    for n in ["forwarder", "all", "side", "out:0", "pool:0", "pool:1"] {
+        assert_eq!(pid(&before, n), pid(&after, n), "{n} must keep its pid");
+    }
+    // numprocs 4 -> 1 via the control client: only pool:1..3 stop.
+    let text = std::fs::read_to_string(&z.config)
+        .unwrap()
+        .replace("numprocs = 4", "numprocs = 1");
+    std::fs::write(&z.config, text).unwrap();
+    let (code, out, err) = z.ctl(&["reload"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("reloaded"), "{out}");
+    wait_until(READY_TIMEOUT, "pool:1..3 removed", || {
+        let st = z.status();
+        !st.iter()
+            .any(|r| r.0 == "pool:1" || r.0 == "pool:2" || r.0 == "pool:3")
+    });
+    assert_eq!(pid(&before, "pool:0"), z.pid_of("pool:0"));
+    assert_eq!(pid(&before, "forwarder"), z.pid_of("forwarder"));
+    // An invalid file is rejected and nothing changes.
+    std::fs::write(&z.config, "[[worker]]\nname = 3\n").unwrap();
+    let (code, _, err) = z.ctl(&["reload"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("zerolog.toml:2"), "{err}");
+    assert_eq!(pid(&before, "forwarder"), z.pid_of("forwarder"));
+    z.deliver(&dir.path().join("out.txt"), "after-reload", 100);
+}
+
+#[test]
+fn control_commands_stop_start_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let z = Zerologd::start(dir.path(), BASIC);
+    let old = z.pid_of("out:0").unwrap();
+    let (code, _, err) = z.ctl(&["restart", "out"]);
+    assert_eq!(code, 0, "{err}");
+    z.wait_new_pid("out:0", old);
+    let (code, _, _) = z.ctl(&["stop", "out:0"]);
+    assert_eq!(code, 0);
+    wait_until(READY_TIMEOUT, "out:0 stopped", || {
+        z.state_of("out:0") == "STOPPED"
+    });
+    let (code, _, _) = z.ctl(&["start", "out:0"]);
+    assert_eq!(code, 0);
+    wait_until(READY_TIMEOUT, "out:0 running", || {
+        z.state_of("out:0") == "RUNNING"
+    });
+    let (code, _, err) = z.ctl(&["restart", "nonexistent"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no program or group named 'nonexistent'"),
+        "{err}"
+    );
+    // The text form has a header and a row per program.
+    let (_, text, _) = z.ctl(&["status"]);
+    assert!(text.starts_with("NAME"), "{text}");
+    assert_eq!(text.lines().count(), 4, "{text}");
+    // The control socket is private.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("run/zerologd.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Children's output is logged with program name and pid.
+    let log = z.proc.stderr_text();
+    assert!(
+        log.lines().any(|l| l.contains("receiver ready")
+            && l.contains("program=\"all\"")
+            && l.contains("pid=")),
+        "{log}"
+    );
+}
+
+#[test]
+fn config_errors_are_all_reported_with_lines_and_nothing_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(
+        dir.path(),
+        "bad.toml",
+        "[forwarder]\ntcp = [\"127.0.0.1:7000\"]\npublish = \"tcp://127.0.0.1:7000\"\n\n\
+         [[receiver]]\nname = \"all\"\nbogus = 1\n\n[[worker]]\nname = \"w\"\nreceiver = \"nope\"\n\
+         command = [\"no-such-program-xyz\"]\nnumprocs = \"two\"\n",
+    );
+    for args in [vec!["--check", "-c"], vec!["-c"]] {
+        let out = Command::new(zerologd_bin())
+            .args(&args)
+            .arg(&config)
+            .env("ZEROLOG_RUNTIME_DIR", dir.path().join("run"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        for (line, key) in [
+            (7, "bogus"),
+            (11, "receiver"),
+            (12, "command"),
+            (13, "numprocs"),
+        ] {
+            assert!(
+                err.lines()
+                    .any(|l| l.contains(&format!("bad.toml:{line}:")) && l.contains(key)),
+                "no error for {key} at line {line}:\n{err}"
+            );
+        }
+        assert!(err.contains("7000"), "duplicate port reported:\n{err}");
+        assert!(
+            !dir.path().join("run/zerologd.sock").exists(),
+            "nothing started"
+        );
+    }
+    // The example file is valid.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("zerolog.toml.example");
+    let out = Command::new(zerologd_bin())
+        .args(["--check", "-c"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn embedded_default_prints_what_logger_sends() {
+    let Some(logger) = peer_or_skip("logger", logger()) else {
+        return;
+    };
+    // The embedded default listens on the fixed port 6000; skip if something else has it.
+    if tcp_accepts(6000) || tcp_accepts(6001) {
+        panic!("ports 6000/6001 are in use: the embedded default needs them");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(zerologd_bin());
+    cmd.env("ZEROLOG_RUNTIME_DIR", dir.path().join("run"));
+    let z = Proc::spawn(dir.path(), "zerologd", cmd);
+    z.wait_for_stderr("pipeline ready", READY_TIMEOUT);
+    run_logger(
+        &logger,
+        dir.path(),
+        "logger",
+        &["-T", "-n", "127.0.0.1", "-P", "6000", "hello from logger"],
+    );
+    z.wait_for_stderr("hello from logger", DELIVERY_TIMEOUT);
+    let line = z
+        .stderr_text()
+        .lines()
+        .find(|l| l.contains("hello from logger"))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("program=\"stdout:0\""), "{line}");
+    z.signal("TERM");
+    assert_eq!(z.wait_exit(READY_TIMEOUT).code(), Some(0));
+}
