@@ -235,3 +235,62 @@ fn our_receiver_accepts_any_two_frame_publisher() {
     let got = read_lines(&worker.out);
     assert_same_lines("our worker behind our receiver behind pyzmq", &got, &want);
 }
+
+/// zerologd runs a zerolog 0.3 Python worker unchanged, as a `type = "zmq"` worker: `{backend}`
+/// in its command becomes the receiver's endpoint. Every message reaches it.
+#[test]
+fn zerologd_runs_a_zerolog_0_3_python_worker_unchanged() {
+    let Some(py) = python_or_skip() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_file(dir, "zl_interop_worker.py", PY_WORKER);
+    let out = dir.join("py-worker.out");
+    let backend = free_port();
+    let zerolog_script = py.with_file_name("zerolog");
+    let topology = format!(
+        r#"
+[forwarder]
+tcp = ["127.0.0.1:{backend}"]
+publish = "tcp://127.0.0.1:{publish}"
+
+[[receiver]]
+name = "all"
+
+[[worker]]
+name = "py"
+receiver = "all"
+type = "zmq"
+numprocs = 2
+command = ["{script}", "worker", "{{backend}}", "zl_interop_worker.FileWorker", "-d", "{dir}"]
+env = {{ ZL_TEST_OUT = "{out}", PYTHONDONTWRITEBYTECODE = "1" }}
+"#,
+        publish = free_port(),
+        script = zerolog_script.display(),
+        dir = dir.display(),
+        out = out.display(),
+    );
+    let config = write_file(dir, "zerolog.toml", &topology);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerologd"));
+    cmd.args(["-c", config.to_str().unwrap()])
+        .env("ZEROLOG_RUNTIME_DIR", dir.join("run"));
+    let z = Proc::spawn(dir, "zerologd", cmd);
+    z.wait_for_stderr("pipeline ready", READY_TIMEOUT);
+    // The Python workers may connect after this burst: the receiver holds messages until a
+    // worker takes them, so nothing is lost either way.
+    let lines = syslog_lines(5_000, "under-zerologd");
+    send_tcp(backend, &lf_joined(&lines));
+    wait_for_line_count(&out, lines.len(), DELIVERY_TIMEOUT, &[&z]);
+    let mut got = read_lines(&out);
+    // Two workers append to one file: compare as sets (each line exactly once).
+    got.sort();
+    let mut want = lines.clone();
+    want.sort();
+    assert_same_lines("zerolog 0.3 workers under zerologd", &got, &want);
+    z.signal("TERM");
+    assert_eq!(
+        z.wait_exit(READY_TIMEOUT).code(),
+        Some(0),
+        "{}",
+        z.describe()
+    );
+}

@@ -506,3 +506,81 @@ fn embedded_default_prints_what_logger_sends() {
     z.signal("TERM");
     assert_eq!(z.wait_exit(READY_TIMEOUT).code(), Some(0));
 }
+
+#[test]
+fn a_burst_sent_right_at_startup_is_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = free_port();
+    let config = write_file(
+        dir.path(),
+        "zerolog.toml",
+        &Zerologd::expand(dir.path(), BASIC, backend),
+    );
+    let z = Zerologd::spawn(dir.path(), "zerologd", &config, backend);
+    // No waiting for readiness: connect as soon as the port accepts, like a sender retrying.
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut conn = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", backend)) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            Err(e) => panic!("forwarder never accepted: {e}\n{}", z.proc.describe()),
+        }
+    };
+    const N: usize = 20_000;
+    let mut input = Vec::new();
+    for i in 0..N {
+        input.extend_from_slice(format!("<13>app: early {i:05}\n").as_bytes());
+    }
+    std::io::Write::write_all(&mut conn, &input).unwrap();
+    drop(conn);
+    let out = dir.path().join("out.txt");
+    wait_for_line_count(&out, N, DELIVERY_TIMEOUT, &[&z.proc]);
+    let lines = read_lines(&out);
+    assert_eq!(lines.len(), N);
+    assert!(lines
+        .iter()
+        .enumerate()
+        .all(|(i, l)| *l == format!("<13>app: early {i:05}").into_bytes()));
+}
+
+#[test]
+fn programs_run_as_their_configured_user_and_group() {
+    let root = nix::unistd::geteuid().is_root().then_some(());
+    if peer_or_skip("root privileges (to switch users)", root).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let topology = format!(
+        "{BASIC}\n[[worker]]\nname = \"unpriv\"\nreceiver = \"all\"\ntype = \"zmq\"\n\
+         user = \"nobody\"\ngroup = \"nogroup\"\n\
+         command = [\"sh\", \"-c\", \"echo who=$(id -un):$(id -gn); exec sleep 1000\"]\n"
+    );
+    let z = Zerologd::start(dir.path(), &topology);
+    z.proc.wait_for_stderr("who=nobody:nogroup", READY_TIMEOUT);
+    let pid = z.pid_of("unpriv:0").unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_string();
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .unwrap()
+        .uid
+        .as_raw();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == nobody.to_string()),
+        "{uid_line}"
+    );
+    // Other programs keep zerologd's user.
+    let fwd = z.pid_of("forwarder").unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{fwd}/status")).unwrap();
+    assert!(
+        status.lines().any(|l| l.starts_with("Uid:\t0\t")),
+        "forwarder runs as root"
+    );
+}
