@@ -191,6 +191,17 @@ fn assert_logger_message(line: &[u8], text: &str) {
     );
 }
 
+/// Exactly one message arrived, and it is logger's with `text`.
+fn assert_only_logger_message(got: &[Vec<u8>], text: &str) {
+    assert_eq!(
+        got.len(),
+        1,
+        "one message expected, got {:?}",
+        got.iter().map(|l| show(l)).collect::<Vec<_>>()
+    );
+    assert_logger_message(&got[0], text);
+}
+
 #[test]
 fn logger_lf_framed_message_arrives() {
     let Some(logger) = logger_or_skip() else {
@@ -198,13 +209,7 @@ fn logger_lf_framed_message_arrives() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let got = logger_into_pipeline(&logger, tmp.path(), &[], "hello over lf framing", 1);
-    assert_eq!(
-        got.len(),
-        1,
-        "one message expected, got {:?}",
-        got.iter().map(|l| show(l)).collect::<Vec<_>>()
-    );
-    assert_logger_message(&got[0], "hello over lf framing");
+    assert_only_logger_message(&got, "hello over lf framing");
 }
 
 #[test]
@@ -220,13 +225,7 @@ fn logger_octet_counted_message_arrives() {
         "hello octet counted",
         1,
     );
-    assert_eq!(
-        got.len(),
-        1,
-        "one message expected, got {:?}",
-        got.iter().map(|l| show(l)).collect::<Vec<_>>()
-    );
-    assert_logger_message(&got[0], "hello octet counted");
+    assert_only_logger_message(&got, "hello octet counted");
 }
 
 /// Octet counting carries an LF inside a message: it stays one message, and the `file` worker
@@ -244,13 +243,7 @@ fn logger_octet_counted_message_with_lf_stays_one_message() {
         "first part\nsecond part",
         1,
     );
-    assert_eq!(
-        got.len(),
-        1,
-        "one message expected, got {:?}",
-        got.iter().map(|l| show(l)).collect::<Vec<_>>()
-    );
-    assert_logger_message(&got[0], "first part#012second part");
+    assert_only_logger_message(&got, "first part#012second part");
 }
 
 /// LF framing ends a message at the LF: logger's embedded LF makes two messages, the second one
