@@ -32,6 +32,17 @@ impl Zerologd {
         z
     }
 
+    /// Like [`Zerologd::start`] without waiting for readiness (a forwarder whose receivers
+    /// run elsewhere only reads input once they subscribe).
+    fn start_unready(dir: &Path, topology: &str) -> Zerologd {
+        let backend = free_port();
+        let config = write_file(dir, "zerolog.toml", &Self::expand(dir, topology, backend));
+        let z = Self::spawn(dir, "zerologd", &config, backend);
+        z.proc
+            .wait_for_stderr("started program=\"forwarder\"", READY_TIMEOUT);
+        z
+    }
+
     fn expand(dir: &Path, topology: &str, backend: u16) -> String {
         static FRONT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
         let _ = &FRONT;
@@ -583,4 +594,29 @@ fn programs_run_as_their_configured_user_and_group() {
         status.lines().any(|l| l.starts_with("Uid:\t0\t")),
         "forwarder runs as root"
     );
+}
+
+#[test]
+fn scale_out_a_host_without_forwarder_takes_its_messages_from_another() {
+    let input_dir = tempfile::tempdir().unwrap();
+    let work_dir = tempfile::tempdir().unwrap();
+    let publish = free_port();
+    // The input host: a forwarder that waits for the remote receiver, and no receiver of its own.
+    let input = Zerologd::start_unready(
+        input_dir.path(),
+        &format!(
+            "[forwarder]\ntcp = [\"127.0.0.1:{{B}}\"]\npublish = \"tcp://127.0.0.1:{publish}\"\n"
+        ),
+    );
+    // The work host: no forwarder; its receiver connects to the input host's.
+    let work = Zerologd::start(
+        work_dir.path(),
+        &format!(
+            "[[receiver]]\nname = \"remote\"\nconnect = [\"tcp://127.0.0.1:{publish}\"]\n\n\
+             [[worker]]\nname = \"out\"\nreceiver = \"remote\"\ncommand = [\"file\", \"{{DIR}}/out.txt\"]\n"
+        ),
+    );
+    let st = work.status();
+    assert!(!st.iter().any(|r| r.0 == "forwarder"), "{st:?}");
+    input.deliver(&work_dir.path().join("out.txt"), "across", 5000);
 }
