@@ -12,6 +12,7 @@
 
 pub mod forwarder;
 pub mod framing;
+pub mod loggen;
 pub mod logging;
 pub mod process;
 pub mod receiver;

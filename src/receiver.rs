@@ -178,6 +178,16 @@ impl Receiver {
         let mut since: Option<Instant> = None;
         let mut last_log = Instant::now();
         loop {
+            // ZMQ_EVENTS answers without a system call; zmq_poll always makes one, so it is
+            // only for waiting.
+            if self
+                .push
+                .get_events()
+                .map_err(zerr("checking workers"))?
+                .contains(zmq::POLLOUT)
+            {
+                break;
+            }
             match self.push.poll(zmq::POLLOUT, i64::from(TICK_MS)) {
                 Ok(0) | Err(zmq::Error::EINTR) => {
                     let since = *since.get_or_insert_with(Instant::now);

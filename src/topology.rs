@@ -1589,32 +1589,20 @@ fn check_command(command: &[String], kind: WorkerKind, cwd: Option<&Path>) -> Re
     if program.is_empty() {
         return Err("the program name is empty".into());
     }
-    if kind == WorkerKind::Stdin {
-        match program.as_str() {
-            "stdout" | "null" if !args.is_empty() => {
+    if kind == WorkerKind::Stdin && matches!(program.as_str(), "stdout" | "null" | "file") {
+        // The built-ins, checked by the same code that runs them.
+        use crate::worker::WorkerSpec;
+        let spec = WorkerSpec::resolve(program, args, None).map_err(|e| e.to_string())?;
+        if let WorkerSpec::File(path) | WorkerSpec::Null(Some(path)) = &spec {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(dir) = dir.filter(|d| path.is_absolute() && !d.is_dir()) {
                 return Err(format!(
-                    "the built-in worker `{program}` takes no arguments (got {args:?})"
-                ))
+                    "the directory of the output file, {}, does not exist",
+                    dir.display()
+                ));
             }
-            "stdout" | "null" => return Ok(()),
-            "file" => {
-                return match args {
-                    [path] => {
-                        let dir = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty());
-                        match dir {
-                            Some(dir) if Path::new(path).is_absolute() && !dir.is_dir() => Err(
-                                format!("the directory of the output file, {}, does not exist", dir.display()),
-                            ),
-                            _ => Ok(()),
-                        }
-                    }
-                    _ => Err(format!(
-                        "the built-in worker `file` takes exactly one argument, the output path (got {args:?})"
-                    )),
-                };
-            }
-            _ => {}
         }
+        return Ok(());
     }
     let relative = program.contains('/') && Path::new(program).is_relative();
     let found = match cwd {
@@ -1625,7 +1613,7 @@ fn check_command(command: &[String], kind: WorkerKind, cwd: Option<&Path>) -> Re
     };
     found.map(|_| ()).map_err(|e| {
         let builtins = if kind == WorkerKind::Stdin {
-            " (built-in workers: stdout, null, file PATH)"
+            " (built-in workers: stdout, null [REPORT], file PATH)"
         } else {
             ""
         };

@@ -269,19 +269,62 @@ impl Worker for FileWorker {
     }
 }
 
-/// Counts messages and discards them; logs the count and rate when it stops.
+/// Counts messages and discards them: the sink for benchmarks. Logs the count and rate when
+/// it stops and, given a report path, keeps a JSON report there (rewritten at most once a
+/// second, and at the end): messages, bytes, the wall-clock time of the first and last message,
+/// and per loggen connection (`seq=CONN.N` in the message) the count, highest sequence number,
+/// missing numbers (below the highest, never seen here) and duplicates.
 pub struct NullWorker {
     count: u64,
     bytes: u64,
-    first: Option<Instant>,
+    first: Option<(Instant, std::time::SystemTime)>,
+    last: Option<std::time::SystemTime>,
+    seqs: std::collections::BTreeMap<u32, SeqTrack>,
+    report: Option<PathBuf>,
+    last_report: Option<Instant>,
+    dirty: bool,
+}
+
+/// Sequence numbers seen from one loggen connection, as a bitmap.
+#[derive(Default)]
+struct SeqTrack {
+    seen: Vec<u64>,
+    count: u64,
+    max: Option<u64>,
+    duplicates: u64,
+}
+
+impl SeqTrack {
+    fn add(&mut self, n: u64) {
+        let (word, bit) = ((n / 64) as usize, n % 64);
+        if word >= self.seen.len() {
+            self.seen.resize(word + 1, 0);
+        }
+        if self.seen[word] & (1 << bit) != 0 {
+            self.duplicates += 1;
+            return;
+        }
+        self.seen[word] |= 1 << bit;
+        self.count += 1;
+        self.max = Some(self.max.map_or(n, |m| m.max(n)));
+    }
+
+    fn missing(&self) -> u64 {
+        self.max.map_or(0, |m| m + 1 - self.count)
+    }
 }
 
 impl NullWorker {
-    pub fn new() -> Self {
+    pub fn new(report: Option<PathBuf>) -> Self {
         NullWorker {
             count: 0,
             bytes: 0,
             first: None,
+            last: None,
+            seqs: Default::default(),
+            report,
+            last_report: None,
+            dirty: false,
         }
     }
 
@@ -289,35 +332,100 @@ impl NullWorker {
     pub fn count(&self) -> u64 {
         self.count
     }
-}
 
-impl Default for NullWorker {
-    fn default() -> Self {
-        Self::new()
+    /// The report, as JSON.
+    pub fn report_json(&self) -> serde_json::Value {
+        let ns = |t: Option<std::time::SystemTime>| {
+            t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos() as u64)
+        };
+        let conns: serde_json::Map<String, serde_json::Value> = self
+            .seqs
+            .iter()
+            .map(|(c, t)| {
+                (
+                    c.to_string(),
+                    serde_json::json!({
+                        "count": t.count,
+                        "max_seq": t.max,
+                        "missing": t.missing(),
+                        "duplicates": t.duplicates,
+                    }),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "messages": self.count,
+            "bytes": self.bytes,
+            "first_unix_ns": ns(self.first.map(|f| f.1)),
+            "last_unix_ns": ns(self.last),
+            "missing": self.seqs.values().map(SeqTrack::missing).sum::<u64>(),
+            "duplicates": self.seqs.values().map(|t| t.duplicates).sum::<u64>(),
+            "connections": conns,
+        })
+    }
+
+    fn write_report(&mut self) -> Result<(), Error> {
+        let Some(path) = self.report.clone() else {
+            return Ok(());
+        };
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, self.report_json().to_string())
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(out_err(&path))?;
+        self.last_report = Some(Instant::now());
+        self.dirty = false;
+        Ok(())
     }
 }
 
 impl Worker for NullWorker {
     fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.first.get_or_insert_with(Instant::now);
+        let now = std::time::SystemTime::now();
+        self.first.get_or_insert_with(|| (Instant::now(), now));
+        self.last = Some(now);
         self.count += 1;
         self.bytes += msg.len() as u64;
+        if let Some((conn, n)) = crate::loggen::parse_seq(msg) {
+            self.seqs.entry(conn).or_default().add(n);
+        }
+        self.dirty = true;
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), Error> {
+        if self.dirty
+            && self
+                .last_report
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.write_report()?;
+        }
+        Ok(())
+    }
+    fn tick(&mut self) -> Result<(), Error> {
+        if self.dirty {
+            self.write_report()?;
+        }
         Ok(())
     }
     fn stop(&mut self) -> Result<(), Error> {
-        let secs = self.first.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        let secs = self.first.map_or(0.0, |t| t.0.elapsed().as_secs_f64());
         let rate = if secs > 0.0 {
             self.count as f64 / secs
         } else {
             0.0
         };
+        let missing: u64 = self.seqs.values().map(SeqTrack::missing).sum();
+        let duplicates: u64 = self.seqs.values().map(|t| t.duplicates).sum();
         info!(
             messages = self.count,
             bytes = self.bytes,
             rate_per_s = rate as u64,
+            missing,
+            duplicates,
             "null worker counted"
         );
-        Ok(())
+        self.write_report()
     }
 }
 
@@ -459,8 +567,12 @@ impl Worker for ProgramWorker {
 pub enum WorkerSpec {
     Stdout,
     File(PathBuf),
-    Null,
-    Program { path: PathBuf, args: Vec<String> },
+    /// With the path of a JSON report to keep.
+    Null(Option<PathBuf>),
+    Program {
+        path: PathBuf,
+        args: Vec<String>,
+    },
 }
 
 impl WorkerSpec {
@@ -483,7 +595,15 @@ impl WorkerSpec {
         };
         match worker {
             "stdout" => return no_args(WorkerSpec::Stdout),
-            "null" => return no_args(WorkerSpec::Null),
+            "null" => {
+                return match args {
+                    [] => Ok(WorkerSpec::Null(None)),
+                    [report] => Ok(WorkerSpec::Null(Some(PathBuf::from(report)))),
+                    _ => Err(Error::Usage(
+                        "the built-in worker 'null' takes at most one argument: REPORT_PATH".into(),
+                    )),
+                }
+            }
             "file" => {
                 return match args {
                     [path] => Ok(WorkerSpec::File(PathBuf::from(path))),
@@ -506,7 +626,7 @@ impl WorkerSpec {
         Ok(match self {
             WorkerSpec::Stdout => Box::new(StdoutWorker::new(framing)),
             WorkerSpec::File(p) => Box::new(FileWorker::open(p, framing)?),
-            WorkerSpec::Null => Box::new(NullWorker::new()),
+            WorkerSpec::Null(report) => Box::new(NullWorker::new(report.clone())),
             WorkerSpec::Program { path, args } => {
                 Box::new(ProgramWorker::spawn(path, args, framing)?)
             }

@@ -38,6 +38,58 @@ enum Command {
     Receiver(ReceiverArgs),
     /// Take messages from a receiver and process them
     Worker(WorkerArgs),
+    /// Generate syslog load over TCP or UDP and report the rate (for benchmarks)
+    Loggen(LoggenArgs),
+}
+
+#[derive(Args)]
+#[command(long_about = "Generate syslog load, like syslog-ng's loggen.\n\n\
+    Sends RFC 5424 (or RFC 3164) lines whose APP-NAME is --app and whose body starts with \
+    seq=CONN.N (the connection number and a sequence number from 0), padded to --size bytes, \
+    over TCP (LF or octet-counted framing) or UDP, from --connections parallel connections. \
+    The `null` worker checks those sequence numbers. Prints what it sent and at what rate.")]
+struct LoggenArgs {
+    /// Target address
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    host: IpAddr,
+    /// Target port
+    #[arg(short = 'P', long, default_value_t = 6000)]
+    port: u16,
+    /// Send UDP datagrams (one message each) instead of TCP
+    #[arg(long)]
+    udp: bool,
+    /// TCP framing: lf or octet-counted
+    #[arg(long, default_value = "lf", value_parser = ["lf", "octet-counted"])]
+    framing: String,
+    /// Size of each message in bytes, framing excluded
+    #[arg(short = 's', long, default_value_t = 150)]
+    size: usize,
+    /// Number of messages to send in all
+    #[arg(
+        short = 'n',
+        long,
+        required_unless_present = "duration",
+        conflicts_with = "duration"
+    )]
+    count: Option<u64>,
+    /// Send for this many seconds
+    #[arg(short = 'd', long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Messages per second in all (0: as fast as possible)
+    #[arg(short = 'r', long, default_value_t = 0)]
+    rate: u64,
+    /// Parallel connections
+    #[arg(short = 'c', long, default_value_t = 1)]
+    connections: usize,
+    /// Line format: rfc5424 or rfc3164
+    #[arg(long, default_value = "rfc5424")]
+    format: zerolog::loggen::LineFormat,
+    /// APP-NAME (RFC 5424) or TAG (RFC 3164) of every line: the default topic
+    #[arg(long, default_value = "loggen")]
+    app: String,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -175,6 +227,7 @@ fn main() -> ExitCode {
         Command::Forwarder(a) => a.log_config.clone(),
         Command::Receiver(a) => a.log_config.clone(),
         Command::Worker(a) => a.log_config.clone(),
+        Command::Loggen(_) => None,
     };
     if let Err(e) = logging::init(log_config.as_deref()) {
         eprintln!("zerolog: {e}");
@@ -184,6 +237,7 @@ fn main() -> ExitCode {
         Command::Forwarder(a) => forwarder(a),
         Command::Receiver(a) => receiver(a),
         Command::Worker(a) => worker(a),
+        Command::Loggen(a) => loggen(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -300,4 +354,29 @@ fn worker(a: WorkerArgs) -> Result<(), Error> {
     let mut w = spec.start(a.framing)?;
     let stats = worker::new_stats();
     worker::run(&a.backend, w.as_mut(), &signals, &stats)
+}
+
+fn loggen(a: LoggenArgs) -> Result<(), Error> {
+    let config = zerolog::loggen::LoggenConfig {
+        target: SocketAddr::new(a.host, a.port),
+        udp: a.udp,
+        octet_counted: a.framing == "octet-counted",
+        size: a.size,
+        count: a.count,
+        duration: a.duration.map(std::time::Duration::from_secs_f64),
+        rate: a.rate,
+        connections: a.connections,
+        format: a.format,
+        app: a.app,
+    };
+    let r = zerolog::loggen::run(&config)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r).unwrap_or_default());
+    } else {
+        println!(
+            "sent {} messages ({} bytes) over {} connection(s) in {:.3} s: {:.0} msg/s, {:.1} MB/s",
+            r.messages, r.bytes, r.connections, r.seconds, r.messages_per_s, r.mb_per_s
+        );
+    }
+    Ok(())
 }
