@@ -546,6 +546,9 @@ def supervisord_conf(workdir, label, programs):
         names[name] = sv_name
         lines += [f"[program:{sv_name}]", f"command={sv_quote(shlex.join(p['argv']))}"]
         if p.get("env"):
+            for k, v in p["env"].items():
+                if '"' in v or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
+                    raise BenchError(f"{name}: cannot write {k}={v!r} in a supervisord environment=")
             env = ",".join(
                 f'{k}="{sv_quote(v)}"' for k, v in sorted(p["env"].items())
             )
@@ -797,6 +800,23 @@ def example_config(workdir):
     return path
 
 
+def verify_same_programs(s, progs):
+    """supervisord runs exactly what zerologd ran: argv, the environment zerologd added, cwd."""
+    infos = s.infos() or {}
+    for name, p in progs.items():
+        pid = infos.get(s.names[name], {}).get("pid")
+        if not pid:
+            raise BenchError(f"{s.name}: no pid for {name}")
+        if cmdline(pid) != p["argv"]:
+            raise BenchError(f"{s.name}: {name} runs {cmdline(pid)}, zerologd ran {p['argv']}")
+        env = environ(pid)
+        wrong = {k: env.get(k) for k, v in p["env"].items() if env.get(k) != v}
+        if wrong:
+            raise BenchError(f"{s.name}: {name} environment differs: {wrong}")
+        if os.readlink(f"/proc/{pid}/cwd") != p["cwd"]:
+            raise BenchError(f"{s.name}: {name} cwd {os.readlink(f'/proc/{pid}/cwd')} != {p['cwd']}")
+
+
 def rss_scenario(supervisord_bin, workdir, started):
     config = example_config(workdir)
     check = zerologd_check(config, runtime_dir(workdir, "example"))
@@ -821,6 +841,7 @@ def rss_scenario(supervisord_bin, workdir, started):
     fwd_err = d / "logs" / f"{names['forwarder']}.err"
     wait_until(lambda: fwd_err.exists() and b"forwarder ready, reading input" in fwd_err.read_bytes(),
                READY_TIMEOUT, f"'forwarder ready' in {fwd_err}", check=s.check_alive)
+    verify_same_programs(s, progs)
     time.sleep(2.0)
     s.check_alive()
     smem = memory(s.pid)
@@ -855,6 +876,7 @@ def main():
         build()
         supervisord_bin, sv_version = ensure_supervisor()
         nproc, model, kernel = machine()
+        load_start = loadavg()
         note(f"work directory {workdir}")
 
         # 1. crash-to-replacement
@@ -905,7 +927,8 @@ def main():
     fmt = lambda r: "  ".join(
         str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
     print()
-    print(f"machine: nproc={nproc}, {model}, kernel {kernel}")
+    print(f"machine: nproc={nproc}, {model}, kernel {kernel}; load average at start "
+          f"{load_start}, at end {loadavg()}")
     print(f"versions: zerolog {git_version()}, {sv_version and 'supervisor ' + sv_version}, "
           f"python {platform.python_version()}")
     print(f"restart: SIGKILL of `{' '.join(WORKER_ARGV)}` until a new child of the supervisor "
@@ -936,6 +959,11 @@ def main():
     print(f"memory detail: zerologd tree {zmem[3]} processes (incl. zerologd-reaper, "
           f"{mb(reaper_rss)} MB RSS), PSS sum {mb(zmem[2])} MB; supervisord tree {smem[3]} "
           f"processes, PSS sum {mb(smem[2])} MB (RSS sums count shared pages once per process)")
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 def git_version():

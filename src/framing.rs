@@ -100,6 +100,21 @@ enum State {
 }
 
 /// A streaming RFC 6587 framer for one connection.
+///
+/// Feed it the connection's bytes in whatever chunks they arrive; it calls back once per
+/// complete message.
+///
+/// ```
+/// use zerolog::framing::{Framer, Framing};
+///
+/// let mut framer = Framer::new(Framing::Auto, 64 * 1024);
+/// let mut messages = Vec::new();
+/// // An octet-counted stream, cut in the middle of a frame.
+/// framer.feed(b"10 first\nline6 se", &mut |f| messages.push(f.data.to_vec()));
+/// framer.feed(b"cond", &mut |f| messages.push(f.data.to_vec()));
+/// framer.finish(&mut |f| messages.push(f.data.to_vec()));
+/// assert_eq!(messages, [&b"first\nline"[..], b"second"]);
+/// ```
 #[derive(Debug)]
 pub struct Framer {
     state: State,

@@ -1,5 +1,5 @@
 //! Counters of each pipeline element, defined in one place per element so that logs, status
-//! output and tests agree. The meaning of every counter is listed in `docs/counters.md`.
+//! output and tests agree. Each counter is documented on its field below.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 

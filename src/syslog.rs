@@ -230,6 +230,20 @@ enum Part {
 }
 
 /// A topic template such as `{app}` or `{hostname}.{facility}`.
+///
+/// ```
+/// use zerolog::syslog::{scan, TopicTemplate};
+///
+/// let template = TopicTemplate::parse("{hostname}.{app}").unwrap();
+/// let mut topic = Vec::new();
+/// template.render(&scan(b"<13>Nov 23 10:00:00 web1 nginx[42]: GET /"), &mut topic);
+/// assert_eq!(topic, b"web1.nginx");
+///
+/// // A message without a syslog header: missing fields render as `-`.
+/// topic.clear();
+/// template.render(&scan(b"plain text"), &mut topic);
+/// assert_eq!(topic, b"-.-");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicTemplate {
     source: String,

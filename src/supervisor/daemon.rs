@@ -339,13 +339,11 @@ impl Daemon {
         let result = match (cmd, arg) {
             ("status", "") => Ok(control::format_status(&self.sup.status(now))),
             ("status", "--json") => Ok(control::format_status_json(&self.sup.status(now))),
-            ("start", name) if !name.is_empty() => self.sup.start(name).map(|a| (a, name)).map(
-                |(a, name)| {
-                    let n = a.len();
-                    self.execute(a);
-                    format!("{name}: {n} process(es) started\n")
-                },
-            ),
+            ("start", name) if !name.is_empty() => self.sup.start(name).map(|a| {
+                let n = a.len();
+                self.execute(a);
+                format!("{name}: {n} process(es) started\n")
+            }),
             ("stop", name) if !name.is_empty() => self.sup.stop(name, now).map(|a| {
                 self.execute(a);
                 format!("{name}: stopping\n")
