@@ -491,6 +491,8 @@ async fn udp_loop(
 struct Subscriptions {
     topics: Vec<(Vec<u8>, usize)>,
     total: usize,
+    /// Some receiver takes every topic (the empty prefix): no need to compare.
+    match_all: bool,
 }
 
 impl Subscriptions {
@@ -512,6 +514,7 @@ impl Subscriptions {
             _ => return,
         }
         self.total = self.topics.iter().map(|(_, n)| n).sum();
+        self.match_all = self.topics.iter().any(|(t, _)| t.is_empty());
         debug!(
             topic = %String::from_utf8_lossy(topic),
             subscribe = kind == 1,
@@ -521,7 +524,7 @@ impl Subscriptions {
     }
 
     fn matches(&self, topic: &[u8]) -> bool {
-        self.topics.iter().any(|(t, _)| topic.starts_with(t))
+        self.match_all || self.topics.iter().any(|(t, _)| topic.starts_with(t))
     }
 }
 
@@ -598,8 +601,9 @@ fn publish_one(
     stop: &watch::Receiver<bool>,
     stats: &ForwarderStats,
 ) -> Result<(), Error> {
+    // Only a blocked publish looks at the clock.
     let mut blocked_since: Option<Instant> = None;
-    let mut last_log = Instant::now();
+    let mut last_log: Option<Instant> = None;
     loop {
         if subs.total == 0 && *stop.borrow() {
             // Stopping with no receiver left: nothing can take this message. Count it.
@@ -637,8 +641,9 @@ fn publish_one(
             }
             Err(zmq::Error::EAGAIN) => {
                 let since = *blocked_since.get_or_insert_with(Instant::now);
-                if last_log.elapsed() >= Duration::from_secs(10) {
-                    last_log = Instant::now();
+                let last = *last_log.get_or_insert(since);
+                if last.elapsed() >= Duration::from_secs(10) {
+                    last_log = Some(Instant::now());
                     warn!(
                         blocked_s = since.elapsed().as_secs(),
                         "publishing blocked: a receiver is not keeping up (input is throttled, nothing dropped)"

@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::signals::{self, Signals};
 use crate::stats::ReceiverStats;
-use crate::zmqutil::{self, zerr};
+use crate::zmqutil::{self, zerr, RawMsg, RawSocket};
 use crate::Error;
 
 /// Everything a receiver needs to know.
@@ -49,7 +49,10 @@ const LINGER_MS: i32 = 10_000;
 pub struct Receiver {
     _ctx: zmq::Context,
     sub: zmq::Socket,
-    push: zmq::Socket,
+    /// Kept alive for `push_raw`, through which it is used.
+    _push: zmq::Socket,
+    sub_raw: RawSocket,
+    push_raw: RawSocket,
     output_endpoint: String,
     stats: Arc<ReceiverStats>,
 }
@@ -58,7 +61,7 @@ impl Receiver {
     /// Binds the output and connects to the publishers.
     pub fn bind(config: &ReceiverConfig) -> Result<Self, Error> {
         let ctx = zmq::Context::new();
-        let push = ctx
+        let mut push = ctx
             .socket(zmq::PUSH)
             .map_err(zerr("creating PUSH socket"))?;
         push.set_sndhwm(config.hwm)
@@ -69,7 +72,7 @@ impl Receiver {
         zmqutil::bind(&push, &config.output)?;
         let output_endpoint = zmqutil::last_endpoint(&push);
 
-        let sub = ctx.socket(zmq::SUB).map_err(zerr("creating SUB socket"))?;
+        let mut sub = ctx.socket(zmq::SUB).map_err(zerr("creating SUB socket"))?;
         sub.set_rcvhwm(config.hwm)
             .map_err(zerr("setting SUB hwm"))?;
         sub.set_rcvtimeo(TICK_MS)
@@ -86,8 +89,10 @@ impl Receiver {
         }
         Ok(Receiver {
             _ctx: ctx,
+            sub_raw: RawSocket::of(&mut sub),
+            push_raw: RawSocket::of(&mut push),
             sub,
-            push,
+            _push: push,
             output_endpoint,
             stats: Arc::default(),
         })
@@ -153,6 +158,10 @@ impl Receiver {
     }
 
     fn relay(&self, signals: &Signals) -> Result<(), Error> {
+        // Frames are received into and sent from messages we own (no copy, and a send that
+        // times out keeps its message), and no per-message readiness check is needed.
+        let mut topic = RawMsg::new();
+        let mut data = RawMsg::new();
         let mut stopping = false;
         loop {
             if !stopping && signals.stop_requested().is_some() {
@@ -161,35 +170,48 @@ impl Receiver {
             }
             // While stopping, keep relaying until nothing has arrived for a tick: what the
             // forwarder flushed as it stopped may still be on its way.
-            let Some(msg) = self.recv_data(0)? else {
-                if stopping {
-                    return Ok(());
+            match topic.recv(self.sub_raw, 0) {
+                Ok(()) => {}
+                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) if stopping => return Ok(()),
+                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => continue,
+                Err(e) => return Err(zerr("receiving from forwarder")(e)),
+            }
+            self.stats.received.fetch_add(1, Relaxed);
+            let out = if topic.more() {
+                recv_rest(&mut data, self.sub_raw)?;
+                if data.more() {
+                    // More than [topic, message]: pass frame 1 on, drop the rest.
+                    self.stats.malformed.fetch_add(1, Relaxed);
+                    let mut extra = RawMsg::new();
+                    loop {
+                        recv_rest(&mut extra, self.sub_raw)?;
+                        if !extra.more() {
+                            break;
+                        }
+                    }
                 }
-                continue;
+                &mut data
+            } else {
+                // A single-frame publication is passed on whole.
+                self.stats.malformed.fetch_add(1, Relaxed);
+                &mut topic
             };
-            self.send_blocking(msg)?;
+            self.push_blocking(out)?;
         }
     }
 
     /// Pushes one message to a worker, waiting while every worker is busy or none is
-    /// connected. Waits on POLLOUT rather than a blocking send so that the message is sent
-    /// as it is (no copy) and signals are still noticed.
-    fn send_blocking(&self, msg: zmq::Message) -> Result<(), Error> {
+    /// connected (the send times out every tick so the wait is logged).
+    fn push_blocking(&self, msg: &mut RawMsg) -> Result<(), Error> {
         let mut since: Option<Instant> = None;
         let mut last_log = Instant::now();
         loop {
-            // ZMQ_EVENTS answers without a system call; zmq_poll always makes one, so it is
-            // only for waiting.
-            if self
-                .push
-                .get_events()
-                .map_err(zerr("checking workers"))?
-                .contains(zmq::POLLOUT)
-            {
-                break;
-            }
-            match self.push.poll(zmq::POLLOUT, i64::from(TICK_MS)) {
-                Ok(0) | Err(zmq::Error::EINTR) => {
+            match msg.send(self.push_raw, 0) {
+                Ok(()) => {
+                    self.stats.pushed.fetch_add(1, Relaxed);
+                    return Ok(());
+                }
+                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => {
                     let since = *since.get_or_insert_with(Instant::now);
                     if last_log.elapsed() >= Duration::from_secs(10) {
                         last_log = Instant::now();
@@ -199,17 +221,20 @@ impl Receiver {
                         );
                     }
                 }
-                Ok(_) => break,
-                Err(e) => return Err(zerr("waiting for workers")(e)),
+                Err(e) => return Err(zerr("pushing to workers")(e)),
             }
         }
-        // POLLOUT guarantees this send does not block.
-        match self.push.send(msg, zmq::DONTWAIT) {
-            Ok(()) => {
-                self.stats.pushed.fetch_add(1, Relaxed);
-                Ok(())
-            }
-            Err(e) => Err(zerr("pushing to workers")(e)),
+    }
+}
+
+/// Receives the next frame of a multipart message (already complete, so this does not wait;
+/// a signal may still interrupt it).
+fn recv_rest(msg: &mut RawMsg, socket: RawSocket) -> Result<(), Error> {
+    loop {
+        match msg.recv(socket, 0) {
+            Ok(()) => return Ok(()),
+            Err(zmq::Error::EINTR | zmq::Error::EAGAIN) => continue,
+            Err(e) => return Err(zerr("receiving from forwarder")(e)),
         }
     }
 }

@@ -23,8 +23,7 @@ fn set_int_option(socket: &mut zmq::Socket, option: i32, value: i32) -> Result<(
     if rc == 0 {
         Ok(())
     } else {
-        // SAFETY: zmq_errno has no preconditions.
-        Err(zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() }))
+        Err(last_error())
     }
 }
 
@@ -70,4 +69,81 @@ pub fn tcp_endpoint(addr: &str, port: u16) -> String {
 /// Wraps a zmq error with what we were doing.
 pub fn zerr(context: &'static str) -> impl FnOnce(zmq::Error) -> Error {
     move |source| Error::Zmq { context, source }
+}
+
+/// A ZeroMQ message owned by us through the C API. Unlike rust-zmq's `Message`, a failed send
+/// leaves it with us, so a send that times out or is interrupted by a signal can be retried
+/// without copying or losing it.
+pub struct RawMsg(zmq_sys::zmq_msg_t);
+
+impl RawMsg {
+    pub fn new() -> Self {
+        let mut m = std::mem::MaybeUninit::<zmq_sys::zmq_msg_t>::uninit();
+        // SAFETY: zmq_msg_init initialises the struct and cannot fail.
+        unsafe {
+            zmq_sys::zmq_msg_init(m.as_mut_ptr());
+            RawMsg(m.assume_init())
+        }
+    }
+
+    /// Receives the next frame into this message (replacing what it held).
+    pub fn recv(&mut self, socket: RawSocket, flags: i32) -> Result<(), zmq::Error> {
+        // SAFETY: the message is initialised, the socket is live (see RawSocket).
+        let rc = unsafe { zmq_sys::zmq_msg_recv(&mut self.0, socket.0, flags) };
+        if rc < 0 {
+            return Err(last_error());
+        }
+        Ok(())
+    }
+
+    /// Sends this message; on success it is left empty, on failure it is unchanged.
+    pub fn send(&mut self, socket: RawSocket, flags: i32) -> Result<(), zmq::Error> {
+        // SAFETY: as for recv.
+        let rc = unsafe { zmq_sys::zmq_msg_send(&mut self.0, socket.0, flags) };
+        if rc < 0 {
+            return Err(last_error());
+        }
+        Ok(())
+    }
+
+    /// Whether more frames of the same message follow.
+    pub fn more(&self) -> bool {
+        // SAFETY: the message is initialised; zmq_msg_more only reads it.
+        unsafe { zmq_sys::zmq_msg_more(&self.0 as *const _ as *mut _) != 0 }
+    }
+}
+
+impl Default for RawMsg {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for RawMsg {
+    fn drop(&mut self) {
+        // SAFETY: the message is initialised and closed once.
+        unsafe {
+            zmq_sys::zmq_msg_close(&mut self.0);
+        }
+    }
+}
+
+fn last_error() -> zmq::Error {
+    // SAFETY: zmq_errno has no preconditions.
+    zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() })
+}
+
+/// The C handle of a socket, for [`RawMsg`]. Valid as long as the `zmq::Socket` it was taken
+/// from; whoever holds one keeps that socket alive beside it and on the same thread.
+#[derive(Clone, Copy)]
+pub struct RawSocket(*mut std::ffi::c_void);
+
+// SAFETY: a ZeroMQ socket may move between threads (rust-zmq's Socket is Send); RawSocket is
+// only used by the owner of the Socket, never concurrently.
+unsafe impl Send for RawSocket {}
+
+impl RawSocket {
+    pub fn of(socket: &mut zmq::Socket) -> Self {
+        RawSocket(socket.as_mut_ptr())
+    }
 }

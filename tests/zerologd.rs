@@ -128,6 +128,26 @@ impl Zerologd {
         new.unwrap()
     }
 
+    /// Sends probe messages until one reaches `out`.
+    fn wait_delivering(&self, out: &Path, tag: &str) {
+        let deadline = Instant::now() + DELIVERY_TIMEOUT;
+        for i in 0.. {
+            assert!(
+                Instant::now() < deadline,
+                "pipeline never delivered again\n{}",
+                self.proc.describe()
+            );
+            send_tcp(self.backend, format!("<13>app: {tag} {i}\n").as_bytes());
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(100) {
+                if read_lines(out).iter().any(|l| contains(l, tag.as_bytes())) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
     /// Sends a numbered burst on one connection and waits for all of it in `out`.
     fn deliver(&self, out: &Path, tag: &str, n: usize) {
         let mut input = Vec::new();
@@ -203,6 +223,10 @@ fn kill_9_of_each_element_is_restarted_and_the_pipeline_delivers_again() {
                     .any(|l| l.contains("forwarder ready") && l.contains(&format!("pid={new}")))
             });
         }
+        // Messages sent while the rest of the pipeline has not yet noticed the death (ZeroMQ
+        // still queues to the dead peer for a moment) are lost with the process; "delivering
+        // again" means: once a probe gets through, everything does.
+        z.wait_delivering(&out, &format!("probe-{name}"));
         z.deliver(&out, &format!("after-{name}"), 1000);
     }
     let st = z.status();
