@@ -48,8 +48,8 @@ const LINGER_MS: i32 = 10_000;
 /// A receiver whose sockets are bound and connected.
 pub struct Receiver {
     _ctx: zmq::Context,
-    sub: zmq::Socket,
-    /// Kept alive for `push_raw`, through which it is used.
+    /// Kept alive for the raw handles, through which they are used.
+    _sub: zmq::Socket,
     _push: zmq::Socket,
     sub_raw: RawSocket,
     push_raw: RawSocket,
@@ -91,7 +91,7 @@ impl Receiver {
             _ctx: ctx,
             sub_raw: RawSocket::of(&mut sub),
             push_raw: RawSocket::of(&mut push),
-            sub,
+            _sub: sub,
             _push: push,
             output_endpoint,
             stats: Arc::default(),
@@ -106,39 +106,6 @@ impl Receiver {
     /// Live counters.
     pub fn stats(&self) -> Arc<ReceiverStats> {
         self.stats.clone()
-    }
-
-    /// Receives one message frame: frame 1 of a `[topic, message]` publication. A
-    /// single-frame publication is passed on whole; frames after the second are ignored.
-    /// `Ok(None)` when nothing arrived within the tick.
-    pub fn recv_data(&self, flags: i32) -> Result<Option<zmq::Message>, Error> {
-        let first = match self.sub.recv_msg(flags) {
-            Ok(m) => m,
-            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(None),
-            Err(e) => return Err(zerr("receiving from forwarder")(e)),
-        };
-        self.stats.received.fetch_add(1, Relaxed);
-        if !first.get_more() {
-            self.stats.malformed.fetch_add(1, Relaxed);
-            return Ok(Some(first));
-        }
-        // The rest of a multipart message is already here: recv does not block.
-        let data = self
-            .sub
-            .recv_msg(0)
-            .map_err(zerr("receiving from forwarder"))?;
-        let mut more = data.get_more();
-        if more {
-            self.stats.malformed.fetch_add(1, Relaxed);
-        }
-        while more {
-            more = self
-                .sub
-                .recv_msg(0)
-                .map_err(zerr("receiving from forwarder"))?
-                .get_more();
-        }
-        Ok(Some(data))
     }
 
     /// Runs until a stop signal; then relays until no message arrived for a tick (100 ms),
