@@ -10,6 +10,45 @@
 //! the configured number of subscriptions has arrived, pauses when no receiver is subscribed at
 //! all, and counts as `unrouted` the messages whose topic no receiver subscribed to (libzmq
 //! would drop those silently).
+//!
+//! This is what `zerolog forwarder` runs (zerolog 0.3's `start_forwarder`). To embed one, fill
+//! in a [`ForwarderConfig`], [`Forwarder::bind`] it within a tokio runtime (port 0 picks free
+//! ports: ask [`Forwarder::tcp_addrs`] and [`Forwarder::publish_endpoint`] which), and await
+//! [`Forwarder::run`] with the future whose completion stops it:
+//!
+//! ```
+//! use std::time::Duration;
+//! use zerolog::forwarder::{Forwarder, ForwarderConfig};
+//! use zerolog::framing::Framing;
+//! use zerolog::syslog::TopicTemplate;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let rt = tokio::runtime::Runtime::new()?;
+//! rt.block_on(async {
+//!     let forwarder = Forwarder::bind(ForwarderConfig {
+//!         tcp: vec!["127.0.0.1:0".parse()?],
+//!         udp: vec!["127.0.0.1:0".parse()?],
+//!         publish: "tcp://127.0.0.1:*".into(),
+//!         framing: Framing::OctetCounted,
+//!         topic_template: TopicTemplate::parse("{hostname}.{app}")?,
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//!     println!(
+//!         "syslog to {:?}, receivers connect to {}",
+//!         forwarder.tcp_addrs(),
+//!         forwarder.publish_endpoint()
+//!     );
+//!     let stats = forwarder.stats();
+//!     // Stops (after flushing what it read) when the future completes: here after 100 ms; in
+//!     // a program, on a signal (`tokio::signal::ctrl_c()`) or a channel.
+//!     let shutdown = tokio::time::sleep(Duration::from_millis(100));
+//!     forwarder.run(shutdown, || println!("reading input")).await?;
+//!     assert_eq!(stats.snapshot()[0], ("connections_accepted", 0));
+//!     Ok(())
+//! })
+//! # }
+//! ```
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,7 +67,9 @@ use crate::syslog::{self, TopicTemplate};
 use crate::zmqutil::{self, zerr};
 use crate::Error;
 
-/// Everything a forwarder needs to know. Build it in code or from the command line.
+/// Everything a forwarder needs to know. Build it in code or from the command line. The
+/// default is the command's: TCP on 127.0.0.1:6000, publish on `tcp://127.0.0.1:6001`, `auto`
+/// framing, 64 KiB messages, topic `{app}`.
 #[derive(Debug, Clone)]
 pub struct ForwarderConfig {
     /// TCP addresses to accept syslog on.
@@ -39,9 +80,11 @@ pub struct ForwarderConfig {
     pub publish: String,
     /// Optional lossy PUB endpoint that gets a copy of every message.
     pub monitor: Option<String>,
+    /// How the TCP input is framed into messages (default `auto`: decided per connection).
     pub framing: Framing,
     /// Longer messages are truncated to this many bytes (and counted).
     pub max_message_size: usize,
+    /// How each message's topic is derived from its syslog header (default `{app}`).
     pub topic_template: TopicTemplate,
     /// Subscriptions to wait for before reading any input (slow-joiner protection).
     pub wait_subscribers: usize,
@@ -110,7 +153,8 @@ impl Batch {
     }
 }
 
-/// A forwarder whose sockets are bound; [`Forwarder::run`] starts it.
+/// A forwarder whose sockets are bound; [`Forwarder::run`] starts it. See the
+/// [module documentation](self) for an example.
 pub struct Forwarder {
     config: ForwarderConfig,
     tcp: Vec<TcpListener>,

@@ -12,7 +12,9 @@ use crate::Error;
 /// Line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineFormat {
+    /// RFC 5424: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`.
     Rfc5424,
+    /// RFC 3164 (BSD syslog): `<PRI>TIMESTAMP HOST TAG: MSG`.
     Rfc3164,
 }
 
@@ -32,7 +34,9 @@ impl std::str::FromStr for LineFormat {
 /// What to send.
 #[derive(Debug, Clone)]
 pub struct LoggenConfig {
+    /// Where to send (the forwarder's input).
     pub target: SocketAddr,
+    /// Send UDP datagrams instead of TCP.
     pub udp: bool,
     /// Octet counting instead of LF framing (TCP only).
     pub octet_counted: bool,
@@ -40,22 +44,32 @@ pub struct LoggenConfig {
     pub size: usize,
     /// Messages to send in all (split across connections); `None` with a duration.
     pub count: Option<u64>,
+    /// How long to send, instead of a message count.
     pub duration: Option<Duration>,
     /// Messages per second in all; 0 = as fast as possible.
     pub rate: u64,
+    /// TCP connections (or UDP sockets) to send on in parallel.
     pub connections: usize,
+    /// Format of the generated lines.
     pub format: LineFormat,
+    /// APP-NAME (or TAG) of the generated lines.
     pub app: String,
 }
 
 /// What was sent.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct LoggenReport {
+    /// Messages sent.
     pub messages: u64,
+    /// Bytes sent, framing included.
     pub bytes: u64,
+    /// Wall-clock time of the run, in seconds.
     pub seconds: f64,
+    /// Messages per second over the run.
     pub messages_per_s: f64,
+    /// Megabytes (10^6 bytes) per second over the run.
     pub mb_per_s: f64,
+    /// Connections used.
     pub connections: usize,
 }
 

@@ -31,8 +31,11 @@ use tracing_subscriber::EnvFilter;
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
+    /// Human-readable lines (the default).
     Text,
+    /// Shorter human-readable lines.
     Compact,
+    /// One JSON object per line.
     Json,
 }
 
@@ -40,9 +43,13 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
+    /// Key `level`: a tracing filter (`info`, `warn,zerolog::receiver=debug`); default `info`.
     pub level: String,
+    /// Key `format`: `text` (default), `compact` or `json`.
     pub format: LogFormat,
+    /// Key `output`: `stderr` (default) or a file path, appended to.
     pub output: String,
+    /// Key `timestamps`: include a timestamp in each line (default true).
     pub timestamps: bool,
 }
 
@@ -61,22 +68,39 @@ impl Default for LogConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum LogConfigError {
     #[error("cannot read log config {path}: {source}")]
+    /// The file cannot be read.
     Read {
+        /// The file that was read.
         path: PathBuf,
+        /// What the operating system said.
         source: std::io::Error,
     },
     #[error("invalid log config {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("log config {path}: invalid level '{level}': {message}")]
-    Level {
+    /// The file is not valid TOML or has an unknown key.
+    Parse {
+        /// The file that was read.
         path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    #[error("log config {path}: invalid level '{level}': {message}")]
+    /// The `level` key is not a valid tracing filter.
+    Level {
+        /// The file that was read.
+        path: PathBuf,
+        /// The level, as given.
         level: String,
+        /// Why it is invalid.
         message: String,
     },
     #[error("log config {path}: cannot open output {output}: {source}")]
+    /// The `output` file cannot be opened.
     Output {
+        /// The file that was read.
         path: PathBuf,
+        /// The output, as given.
         output: String,
+        /// What the operating system said.
         source: std::io::Error,
     },
 }

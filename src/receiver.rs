@@ -4,6 +4,37 @@
 //! The PUSH send blocks while every worker is busy (or none is connected), so the receiver
 //! stops reading its SUB socket, whose queue fills, which blocks the forwarder: back-pressure,
 //! not loss. On SIGTERM it drains what its SUB socket already holds before exiting.
+//!
+//! This is what `zerolog receiver` runs (zerolog 0.3's `Receiver` class). To embed one, fill in
+//! a [`ReceiverConfig`], [`Receiver::bind`] it, and call [`Receiver::run`] on a thread of its
+//! own (it blocks). [`Receiver::run`] stops when its [`Signals`] say so: pass
+//! [`Signals::install`] to stop on SIGTERM/SIGINT as the command does, or [`Signals::none`] and
+//! call [`Signals::request_stop`] on a clone to stop it from code:
+//!
+//! ```
+//! use zerolog::receiver::{Receiver, ReceiverConfig};
+//! use zerolog::signals::Signals;
+//!
+//! let receiver = Receiver::bind(&ReceiverConfig {
+//!     connect: vec!["tcp://127.0.0.1:6001".into()], // the forwarder (may start later)
+//!     topics: vec![b"nginx".to_vec()],               // prefix: also nginx-access, ...
+//!     output: "tcp://127.0.0.1:*".into(),            // any free port (or ipc://PATH)
+//!     ..Default::default()
+//! })?;
+//! println!("workers connect to {}", receiver.output_endpoint());
+//! let stats = receiver.stats();
+//!
+//! let signals = Signals::none();
+//! let thread = {
+//!     let signals = signals.clone();
+//!     std::thread::spawn(move || receiver.run(&signals))
+//! };
+//! // ... later, from any thread:
+//! signals.request_stop();
+//! thread.join().unwrap()?; // drained and stopped
+//! assert_eq!(stats.snapshot(), [("received", 0), ("pushed", 0), ("malformed", 0)]);
+//! # Ok::<(), zerolog::Error>(())
+//! ```
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -16,7 +47,9 @@ use crate::stats::ReceiverStats;
 use crate::zmqutil::{self, zerr, RawMsg, RawSocket};
 use crate::Error;
 
-/// Everything a receiver needs to know.
+/// Everything a receiver needs to know: `zerolog receiver`'s arguments, in code. The default
+/// is the command's: connect to `tcp://127.0.0.1:6001`, every topic, output
+/// `tcp://127.0.0.1:6200`, queues of 10,000 messages.
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
     /// Publisher endpoints to connect the SUB socket to (one per forwarder).
@@ -45,7 +78,8 @@ const TICK_MS: i32 = 100;
 /// Linger on close, so pushed messages reach workers after a stop.
 const LINGER_MS: i32 = 10_000;
 
-/// A receiver whose sockets are bound and connected.
+/// A receiver whose sockets are bound and connected; [`Receiver::run`] relays until stopped.
+/// See the [module documentation](self) for an example.
 pub struct Receiver {
     _ctx: zmq::Context,
     /// Kept alive for the raw handles, through which they are used.
@@ -108,8 +142,9 @@ impl Receiver {
         self.stats.clone()
     }
 
-    /// Runs until a stop signal; then relays until no message arrived for a tick (100 ms),
-    /// so a stopping upstream's last messages still reach workers, and returns.
+    /// Runs until `signals` asks for a stop (a signal, or [`Signals::request_stop`]); then
+    /// relays until no message arrived for a tick (100 ms), so a stopping upstream's last
+    /// messages still reach workers, and returns. Blocks the calling thread.
     pub fn run(&self, signals: &Signals) -> Result<(), Error> {
         let result = self.relay(signals);
         match (&result, signals.stop_requested()) {

@@ -12,18 +12,22 @@ use std::fmt;
 pub struct Header<'a> {
     /// PRI value (facility * 8 + severity).
     pub pri: Option<u8>,
+    /// HOSTNAME.
     pub hostname: Option<&'a [u8]>,
     /// RFC 5424 APP-NAME or RFC 3164 TAG (without `[pid]` and `:`).
     pub app: Option<&'a [u8]>,
+    /// RFC 5424 PROCID, or the `pid` of an RFC 3164 `TAG[pid]:`.
     pub procid: Option<&'a [u8]>,
     /// RFC 5424 only.
     pub msgid: Option<&'a [u8]>,
 }
 
 impl Header<'_> {
+    /// Facility number (PRI / 8), when the message has a PRI.
     pub fn facility(&self) -> Option<u8> {
         self.pri.map(|p| p >> 3)
     }
+    /// Severity number (PRI % 8), when the message has a PRI.
     pub fn severity(&self) -> Option<u8> {
         self.pri.map(|p| p & 7)
     }
@@ -202,12 +206,19 @@ const SEVERITIES: [&str; 8] = [
 /// A field a topic template can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
+    /// `{app}`: RFC 5424 APP-NAME or RFC 3164 TAG.
     App,
+    /// `{hostname}`: HOSTNAME.
     Hostname,
+    /// `{procid}`: PROCID, or the pid of `TAG[pid]`.
     ProcId,
+    /// `{msgid}`: RFC 5424 MSGID.
     MsgId,
+    /// `{facility}`: facility name, `kern` ... `local7`.
     Facility,
+    /// `{severity}`: severity name, `emerg` ... `debug`.
     Severity,
+    /// `{pri}`: the PRI number.
     Pri,
 }
 
@@ -254,7 +265,9 @@ pub struct TopicTemplate {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid topic template '{template}': {reason}")]
 pub struct TemplateError {
+    /// The template, as given.
     pub template: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 

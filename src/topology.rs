@@ -54,10 +54,13 @@ pub const EMBEDDED_SOURCE: &str = "(embedded default)";
 pub struct Topology {
     /// The file it was read from, or `(embedded default)`.
     pub source: PathBuf,
+    /// `[zerologd]`: the supervisor's own settings.
     pub daemon: DaemonSection,
     /// `None`: this host runs no forwarder.
     pub forwarder: Option<ForwarderSection>,
+    /// `[[receiver]]` entries, in file order.
     pub receivers: Vec<ReceiverSection>,
+    /// `[[worker]]` entries, in file order.
     pub workers: Vec<WorkerSection>,
 }
 
@@ -76,8 +79,11 @@ pub struct DaemonSection {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RestartPolicy {
     #[default]
+    /// `always`: restart whenever it ends (default).
     Always,
+    /// `on-failure`: restart when it exits non-zero or is killed by a signal.
     OnFailure,
+    /// `never`: leave it stopped.
     Never,
 }
 
@@ -138,6 +144,7 @@ pub struct ForwarderSection {
     pub publish: String,
     /// Key `monitor`: ZeroMQ bind endpoint of the lossy monitor PUB.
     pub monitor: Option<String>,
+    /// Key `framing`: `auto` (default), `lf` or `octet-counted`.
     pub framing: Framing,
     /// Default [`crate::framing::DEFAULT_MAX_SIZE`]; 1 byte to 1 GiB.
     pub max_message_size: usize,
@@ -145,12 +152,14 @@ pub struct ForwarderSection {
     pub topic_template: TopicTemplate,
     /// ZeroMQ high-water mark of the publish socket, default 10000.
     pub hwm: i32,
+    /// Process keys (`restart`, `stop_signal`, `user`, ...).
     pub settings: ProcessSettings,
 }
 
 /// `[[receiver]]`: subscribes to topics and pushes messages to its workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiverSection {
+    /// Key `name`: unique among receivers; workers name it in `receiver`.
     pub name: String,
     /// Key `topic` (a string or a list); `[]` means every topic.
     pub topics: Vec<String>,
@@ -161,6 +170,7 @@ pub struct ReceiverSection {
     pub output: String,
     /// Default 10000.
     pub hwm: i32,
+    /// Process keys (`restart`, `stop_signal`, `user`, ...).
     pub settings: ProcessSettings,
 }
 
@@ -178,9 +188,11 @@ pub enum WorkerKind {
 /// `[[worker]]`: a pool of `numprocs` processes running `command`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerSection {
+    /// Key `name`: unique among workers; its processes are `NAME:0`, `NAME:1`, ...
     pub name: String,
     /// The `[[receiver]]` it pulls from.
     pub receiver: String,
+    /// Key `type`: `stdin` (default) or `zmq`.
     pub kind: WorkerKind,
     /// Program and arguments, unsubstituted (`{backend}` is left to the supervisor).
     pub command: Vec<String>,
@@ -188,17 +200,20 @@ pub struct WorkerSection {
     pub numprocs: u32,
     /// stdin workers only.
     pub framing: OutputFraming,
+    /// Process keys (`restart`, `stop_signal`, `user`, ...).
     pub settings: ProcessSettings,
 }
 
 /// One problem in a topology file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The topology file.
     pub file: PathBuf,
     /// 1-based; 0 when the problem is not on a line (the file cannot be read).
     pub line: usize,
     /// The key path, such as `forwarder.tcp` or `worker "db".numprocs`; empty when none applies.
     pub key: String,
+    /// What is wrong.
     pub message: String,
 }
 

@@ -1,7 +1,40 @@
 //! Workers: PULL messages from a receiver (or any PUSH peer) and process them.
 //!
-//! [`run`] drives any [`Worker`]. The built-in workers are `stdout`, `file PATH`, `null`, and
-//! a program that gets every message on its stdin ([`ProgramWorker`]).
+//! This is the part of the pipeline you write yourself, as zerolog 0.3's `BaseWorker` subclass
+//! with its `process_data` method was in Python. Implement [`Worker`] (one required method,
+//! given each message as bytes) or [`TextWorker`] (the same, given `&str`), then hand it to a
+//! [`Runner`]: it connects a PULL socket to the receiver's endpoint (the *backend*), feeds your
+//! worker every message, and on SIGTERM or SIGINT processes what is already queued, calls
+//! [`Worker::stop`] and returns, so a supervisor can stop it without losing messages.
+//!
+//! ```no_run
+//! use zerolog::worker::{run_worker, TextWorker};
+//!
+//! struct Print;
+//!
+//! impl TextWorker for Print {
+//!     fn process_str(&mut self, msg: &str) -> Result<(), zerolog::Error> {
+//!         println!("{msg}");
+//!         Ok(())
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), zerolog::Error> {
+//!     // Under zerologd (`type = "zmq"`), pass "{backend}" as the first argument.
+//!     let backend = std::env::args().nth(1).unwrap_or("tcp://127.0.0.1:6200".into());
+//!     run_worker(&backend, &mut Print)
+//! }
+//! ```
+//!
+//! [`Runner`] is the configurable form of [`run_worker`]: how multipart messages are received
+//! ([`Receive`], zerolog 0.3's `recv_func`), the queue length, and whose [`Signals`] stop it
+//! (to stop it from code rather than by a signal). `examples/sqlite_worker.rs` and
+//! `examples/count_worker.rs` in the repository are complete programs.
+//!
+//! The built-in workers of `zerolog worker` are here too: [`StdoutWorker`], [`FileWorker`],
+//! [`NullWorker`], and [`ProgramWorker`], which hands every message to a program on its stdin
+//! (so a worker can be written in any language without ZeroMQ). [`WorkerSpec`] names them as the
+//! command line does; [`run`] is the runner the `zerolog worker` command uses.
 //!
 //! Output framing for stdout, file and program stdin ([`OutputFraming`]):
 //! - `lf` (default): one message per line; an LF inside a message is written as the four bytes
@@ -88,16 +121,53 @@ impl OutputFraming {
     }
 }
 
-/// Something that processes messages, one at a time.
+/// Something that processes messages, one at a time: the part of the pipeline you write.
 ///
 /// Only [`Worker::process`] is required. The runner calls [`Worker::flush`] whenever no
-/// further message is waiting, [`Worker::tick`] about ten times a second while idle,
-/// [`Worker::reopen`] on SIGHUP, and [`Worker::stop`] once, after the last message.
+/// further message is waiting (so a worker can batch: buffer in `process`, write or commit in
+/// `flush`), [`Worker::tick`] about ten times a second while idle, [`Worker::reopen`] on SIGHUP,
+/// and [`Worker::stop`] once, after the last message.
+///
+/// An error from any method ends the run and is returned by the runner (the message being
+/// processed is counted as `failed` in [`WorkerStats`]); exit non-zero on it, and the
+/// supervisor restarts the worker.
+///
+/// # Example
+///
+/// A worker that counts messages and bytes:
+///
+/// ```
+/// use zerolog::worker::Worker;
+///
+/// #[derive(Default)]
+/// struct Count {
+///     messages: u64,
+///     bytes: u64,
+/// }
+///
+/// impl Worker for Count {
+///     fn process(&mut self, msg: &[u8]) -> Result<(), zerolog::Error> {
+///         self.messages += 1;
+///         self.bytes += msg.len() as u64;
+///         Ok(())
+///     }
+///
+///     fn stop(&mut self) -> Result<(), zerolog::Error> {
+///         println!("{} messages, {} bytes", self.messages, self.bytes);
+///         Ok(())
+///     }
+/// }
+///
+/// let mut count = Count::default();
+/// count.process(b"<13>1 2026-01-01T00:00:00Z host app - - - hello").unwrap();
+/// assert_eq!(count.messages, 1);
+/// ```
 pub trait Worker {
-    /// Processes one message.
+    /// Processes one message: the bytes of one syslog message, without framing (no trailing
+    /// LF, no length prefix). Not necessarily UTF-8; see [`TextWorker`] for text.
     fn process(&mut self, msg: &[u8]) -> Result<(), Error>;
 
-    /// No message is waiting: make what was processed visible (flush buffers).
+    /// No message is waiting: make what was processed visible (flush buffers, commit).
     fn flush(&mut self) -> Result<(), Error> {
         Ok(())
     }
@@ -107,25 +177,322 @@ pub trait Worker {
         Ok(())
     }
 
-    /// SIGHUP: reopen outputs (after logrotate).
+    /// SIGHUP: reopen outputs (after logrotate). The runner calls [`Worker::flush`] first.
     fn reopen(&mut self) -> Result<(), Error> {
         Ok(())
     }
 
-    /// Last call: flush and release everything.
+    /// Last call, after the last message: flush and release everything. By default, calls
+    /// [`Worker::flush`].
     fn stop(&mut self) -> Result<(), Error> {
         self.flush()
     }
 }
 
+/// A [`Worker`] that takes each message as text: implement this instead of [`Worker`] and the
+/// blanket implementation `impl<T: TextWorker> Worker for T` does the decoding.
+///
+/// Syslog carries bytes: most messages are UTF-8, but nothing guarantees it (RFC 5424 allows
+/// any octets in MSG without a BOM, and applications log what they have). A message that is
+/// valid UTF-8 is passed as it is, without a copy. One that is not goes to
+/// [`TextWorker::process_invalid_utf8`], which by default replaces each invalid sequence with
+/// U+FFFD (`�`, as [`String::from_utf8_lossy`]) and calls [`TextWorker::process_str`]: the
+/// message is never dropped and never stops the worker. (zerolog 0.3's `recv_string` raised
+/// `UnicodeDecodeError` instead, which killed the Python worker.) Override it to keep the bytes,
+/// count them, or fail.
+///
+/// # Example
+///
+/// ```
+/// use zerolog::worker::{TextWorker, Worker};
+///
+/// struct Grep(Vec<String>);
+///
+/// impl TextWorker for Grep {
+///     fn process_str(&mut self, msg: &str) -> Result<(), zerolog::Error> {
+///         if msg.contains("error") {
+///             self.0.push(msg.to_owned());
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let mut grep = Grep(Vec::new());
+/// // The runner calls `Worker::process`, which decodes and calls `process_str`.
+/// grep.process(b"disk error on sda").unwrap();
+/// grep.process(b"an error in \xff latin-1").unwrap();
+/// grep.process(b"all good").unwrap();
+/// assert_eq!(grep.0, ["disk error on sda", "an error in \u{FFFD} latin-1"]);
+/// ```
+pub trait TextWorker {
+    /// Processes one message, as text.
+    fn process_str(&mut self, msg: &str) -> Result<(), Error>;
+
+    /// Processes a message that is not valid UTF-8. By default: replaces each invalid sequence
+    /// with U+FFFD and calls [`TextWorker::process_str`].
+    fn process_invalid_utf8(&mut self, msg: &[u8]) -> Result<(), Error> {
+        self.process_str(&String::from_utf8_lossy(msg))
+    }
+
+    /// As [`Worker::flush`].
+    fn flush(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// As [`Worker::tick`].
+    fn tick(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// As [`Worker::reopen`].
+    fn reopen(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// As [`Worker::stop`]; by default calls [`TextWorker::flush`].
+    fn stop(&mut self) -> Result<(), Error> {
+        TextWorker::flush(self)
+    }
+}
+
+impl<T: TextWorker + ?Sized> Worker for T {
+    fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
+        match std::str::from_utf8(msg) {
+            Ok(text) => self.process_str(text),
+            Err(_) => self.process_invalid_utf8(msg),
+        }
+    }
+    fn flush(&mut self) -> Result<(), Error> {
+        TextWorker::flush(self)
+    }
+    fn tick(&mut self) -> Result<(), Error> {
+        TextWorker::tick(self)
+    }
+    fn reopen(&mut self) -> Result<(), Error> {
+        TextWorker::reopen(self)
+    }
+    fn stop(&mut self) -> Result<(), Error> {
+        TextWorker::stop(self)
+    }
+}
+
+/// How the runner turns what arrives on its PULL socket into messages: zerolog 0.3's
+/// `recv_func`, for the cases that matter on this socket.
+///
+/// Our receiver (and zerolog 0.3's) pushes every message as one frame, so the default,
+/// [`Receive::Frame`], is right for them. Other PUSH peers may send multipart messages, for
+/// example `[topic, message]`. Decoding the content (zerolog 0.3's `recv_json`) is the
+/// worker's business in Rust: parse the bytes in [`Worker::process`]
+/// (`serde_json::from_slice(msg)`), where the error is yours to handle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Receive {
+    /// Every frame is a message (the default; what a receiver sends is one frame). The frames
+    /// of a multipart message are processed one by one, as separate messages.
+    #[default]
+    Frame,
+    /// All frames of a multipart message, joined with this separator, are one message.
+    Joined(Vec<u8>),
+    /// The last frame of a multipart message is the message; the others (a topic, say) are
+    /// dropped. `[topic, message]` becomes `message`; a single frame is kept whole.
+    LastFrame,
+}
+
+/// Connects a worker to a backend and drives it: the configurable form of [`run_worker`].
+///
+/// By default it installs handlers for SIGTERM and SIGINT (graceful stop: process what is
+/// queued, then [`Worker::stop`]; a second signal ends the process at once) and SIGHUP
+/// ([`Worker::reopen`]), receives one frame per message ([`Receive::Frame`]) and queues at most
+/// 1000 messages ahead of the worker.
+///
+/// # Example
+///
+/// Stopping from code instead of by a signal: give the runner [`Signals::none`] and call
+/// [`Signals::request_stop`] on a clone (from the worker, as here, or from another thread).
+///
+/// ```
+/// use zerolog::signals::Signals;
+/// use zerolog::worker::{Receive, Runner, Worker};
+///
+/// struct StopAfter {
+///     left: usize,
+///     seen: Vec<Vec<u8>>,
+///     signals: Signals,
+/// }
+///
+/// impl Worker for StopAfter {
+///     fn process(&mut self, msg: &[u8]) -> Result<(), zerolog::Error> {
+///         self.seen.push(msg.to_vec());
+///         self.left -= 1;
+///         if self.left == 0 {
+///             self.signals.request_stop();
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// // A PUSH peer sending [topic, message] pairs, as logstash or omczmq may (on a thread of its
+/// // own: a PUSH send waits until a peer connects).
+/// let ctx = zmq::Context::new();
+/// let push = ctx.socket(zmq::PUSH).unwrap();
+/// push.bind("tcp://127.0.0.1:*").unwrap();
+/// let backend = push.get_last_endpoint().unwrap().unwrap();
+/// let peer = std::thread::spawn(move || {
+///     for i in 0..3 {
+///         push.send_multipart([&b"app"[..], format!("message {i}").as_bytes()], 0).unwrap();
+///     }
+/// });
+///
+/// let signals = Signals::none();
+/// let mut worker = StopAfter { left: 3, seen: Vec::new(), signals: signals.clone() };
+/// let runner = Runner::new(&backend).receive(Receive::LastFrame).signals(signals);
+/// let stats = runner.stats();
+/// runner.run(&mut worker)?;
+/// peer.join().unwrap();
+/// assert_eq!(worker.seen, [&b"message 0"[..], b"message 1", b"message 2"]);
+/// assert_eq!(stats.snapshot(), [("received", 3), ("processed", 3), ("failed", 0)]);
+/// # Ok::<(), zerolog::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Runner {
+    backend: String,
+    receive: Receive,
+    signals: Option<Signals>,
+    stats: Arc<WorkerStats>,
+    hwm: i32,
+}
+
+impl Runner {
+    /// A runner for the backend endpoint `backend`: the receiver's output, `tcp://HOST:PORT` or
+    /// `ipc://PATH` (zerologd passes it as `{backend}` and in `ZEROLOG_BACKEND`).
+    pub fn new(backend: impl Into<String>) -> Self {
+        Runner {
+            backend: backend.into(),
+            receive: Receive::default(),
+            signals: None,
+            stats: Arc::default(),
+            hwm: DEFAULT_HWM,
+        }
+    }
+
+    /// How messages are received (default [`Receive::Frame`]).
+    pub fn receive(mut self, receive: Receive) -> Self {
+        self.receive = receive;
+        self
+    }
+
+    /// Stops when these signals say so, instead of installing the process's signal handlers
+    /// (use [`Signals::none`] and [`Signals::request_stop`] to stop from code).
+    pub fn signals(mut self, signals: Signals) -> Self {
+        self.signals = Some(signals);
+        self
+    }
+
+    /// How many messages may wait in this worker's queue (default 1000). What waits there is
+    /// lost if the worker is killed, and a short queue lets the receiver balance its workers.
+    pub fn queue_length(mut self, messages: i32) -> Self {
+        self.hwm = messages;
+        self
+    }
+
+    /// The counters of this runner, shared: read them while it runs or after.
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        self.stats.clone()
+    }
+
+    /// Connects, feeds `worker` until a stop is requested, then processes messages until none
+    /// arrived for 100 ms, calls [`Worker::stop`] and returns. A worker error ends the run and
+    /// is returned (after [`Worker::stop`] was still called).
+    pub fn run<W: Worker + ?Sized>(self, worker: &mut W) -> Result<(), Error> {
+        let signals = match self.signals {
+            Some(s) => s,
+            None => Signals::install().map_err(|source| Error::Io {
+                context: "installing signal handlers",
+                source,
+            })?,
+        };
+        run_inner(
+            &self.backend,
+            &self.receive,
+            self.hwm,
+            &mut Dyn(worker),
+            &signals,
+            &self.stats,
+        )
+    }
+}
+
+/// Adapts any `W: Worker + ?Sized` to `&mut dyn Worker`.
+struct Dyn<'a, W: ?Sized>(&'a mut W);
+
+impl<W: Worker + ?Sized> Worker for Dyn<'_, W> {
+    fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
+        self.0.process(msg)
+    }
+    fn flush(&mut self) -> Result<(), Error> {
+        self.0.flush()
+    }
+    fn tick(&mut self) -> Result<(), Error> {
+        self.0.tick()
+    }
+    fn reopen(&mut self) -> Result<(), Error> {
+        self.0.reopen()
+    }
+    fn stop(&mut self) -> Result<(), Error> {
+        self.0.stop()
+    }
+}
+
+/// Runs `worker` on `backend` until SIGTERM or SIGINT, then drains and returns: the whole main
+/// loop of a worker program. Installs the signal handlers; see [`Runner`] for the options.
+///
+/// ```no_run
+/// use zerolog::worker::{run_worker, Worker};
+///
+/// struct Discard;
+///
+/// impl Worker for Discard {
+///     fn process(&mut self, _msg: &[u8]) -> Result<(), zerolog::Error> {
+///         Ok(())
+///     }
+/// }
+///
+/// run_worker("tcp://127.0.0.1:6200", &mut Discard).unwrap();
+/// ```
+pub fn run_worker<W: Worker + ?Sized>(backend: &str, worker: &mut W) -> Result<(), Error> {
+    Runner::new(backend).run(worker)
+}
+
 /// How long a blocking receive waits before the runner looks at signals and ticks.
 const TICK_MS: i32 = 100;
+/// Default queue length of the PULL socket.
+const DEFAULT_HWM: i32 = 1000;
 
 /// Connects a PULL socket to `backend` and feeds `worker` until a stop signal; then processes
 /// messages until none arrived for a tick (100 ms), calls [`Worker::stop`], and returns. A
 /// worker error ends the run.
+///
+/// This is the runner of the `zerolog worker` command, with the signals and counters passed in;
+/// [`Runner`] and [`run_worker`] are the same loop with defaults.
 pub fn run(
     backend: &str,
+    worker: &mut dyn Worker,
+    signals: &Signals,
+    stats: &WorkerStats,
+) -> Result<(), Error> {
+    run_inner(
+        backend,
+        &Receive::Frame,
+        DEFAULT_HWM,
+        worker,
+        signals,
+        stats,
+    )
+}
+
+fn run_inner(
+    backend: &str,
+    receive: &Receive,
+    hwm: i32,
     worker: &mut dyn Worker,
     signals: &Signals,
     stats: &WorkerStats,
@@ -139,23 +506,71 @@ pub fn run(
     pull.set_linger(0).map_err(zerr("setting linger"))?;
     // A small queue: what sits here is lost if this worker dies, and the receiver's
     // round-robin balances better across workers when it does not prefetch much.
-    pull.set_rcvhwm(1000).map_err(zerr("setting hwm"))?;
+    pull.set_rcvhwm(hwm).map_err(zerr("setting hwm"))?;
     zmqutil::connect(&pull, backend)?;
     info!(backend, "worker connected");
-    let result = pump(&pull, worker, signals, stats);
+    let result = pump(&pull, receive, worker, signals, stats);
     let stopped = worker.stop();
     stats.log("worker");
     result.and(stopped)
 }
 
+/// Receives the remaining frames of a multipart message (already complete: this does not
+/// wait, but a signal may interrupt it).
+fn recv_more(pull: &zmq::Socket) -> Result<zmq::Message, Error> {
+    loop {
+        match pull.recv_msg(0) {
+            Ok(m) => return Ok(m),
+            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => continue,
+            Err(e) => return Err(zerr("receiving from backend")(e)),
+        }
+    }
+}
+
+/// Hands one received message to the worker, shaped as `receive` says.
+fn process_one(
+    pull: &zmq::Socket,
+    receive: &Receive,
+    msg: zmq::Message,
+    joined: &mut Vec<u8>,
+    worker: &mut dyn Worker,
+) -> Result<(), Error> {
+    match receive {
+        Receive::Frame => worker.process(&msg),
+        _ if !msg.get_more() => worker.process(&msg),
+        Receive::Joined(separator) => {
+            joined.clear();
+            joined.extend_from_slice(&msg);
+            loop {
+                let next = recv_more(pull)?;
+                joined.extend_from_slice(separator);
+                joined.extend_from_slice(&next);
+                if !next.get_more() {
+                    break;
+                }
+            }
+            worker.process(joined)
+        }
+        Receive::LastFrame => {
+            let mut last = msg;
+            while last.get_more() {
+                last = recv_more(pull)?;
+            }
+            worker.process(&last)
+        }
+    }
+}
+
 fn pump(
     pull: &zmq::Socket,
+    receive: &Receive,
     worker: &mut dyn Worker,
     signals: &Signals,
     stats: &WorkerStats,
 ) -> Result<(), Error> {
     let mut unflushed = false;
     let mut stopping = false;
+    let mut joined = Vec::new();
     loop {
         if signals.take_hup() {
             worker.flush()?;
@@ -172,7 +587,7 @@ fn pump(
         match pull.recv_msg(flags) {
             Ok(msg) => {
                 stats.received.fetch_add(1, Relaxed);
-                if let Err(e) = worker.process(&msg) {
+                if let Err(e) = process_one(pull, receive, msg, &mut joined, worker) {
                     stats.failed.fetch_add(1, Relaxed);
                     return Err(e);
                 }
@@ -201,6 +616,7 @@ pub struct StdoutWorker {
 }
 
 impl StdoutWorker {
+    /// A stdout worker writing in `framing`.
     pub fn new(framing: OutputFraming) -> Self {
         StdoutWorker {
             out: BufWriter::with_capacity(64 * 1024, io::stdout()),
@@ -235,6 +651,7 @@ pub struct FileWorker {
 }
 
 impl FileWorker {
+    /// Opens `path` for appending (creating it if missing).
     pub fn open(path: &Path, framing: OutputFraming) -> Result<Self, Error> {
         Ok(FileWorker {
             path: path.to_path_buf(),
@@ -315,6 +732,7 @@ impl SeqTrack {
 }
 
 impl NullWorker {
+    /// A null worker; with `report`, it keeps a JSON report at that path.
     pub fn new(report: Option<PathBuf>) -> Self {
         NullWorker {
             count: 0,
@@ -442,6 +860,7 @@ pub struct ProgramWorker {
 const PROGRAM_EXIT_GRACE: Duration = Duration::from_secs(10);
 
 impl ProgramWorker {
+    /// Starts `program` with `args`, its stdin a pipe this worker writes messages to in `framing`.
     pub fn spawn(program: &Path, args: &[String], framing: OutputFraming) -> Result<Self, Error> {
         let mut cmd = Command::new(program);
         cmd.args(args).stdin(Stdio::piped());
@@ -565,12 +984,17 @@ impl Worker for ProgramWorker {
 /// A worker as named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkerSpec {
+    /// `stdout`: [`StdoutWorker`].
     Stdout,
+    /// `file PATH`: [`FileWorker`].
     File(PathBuf),
     /// With the path of a JSON report to keep.
     Null(Option<PathBuf>),
+    /// Any other program, fed on its stdin: [`ProgramWorker`].
     Program {
+        /// The program's path.
         path: PathBuf,
+        /// Its arguments.
         args: Vec<String>,
     },
 }

@@ -3,59 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use zerolog::cli::{Ctl, ZerologdCli};
 use zerolog::supervisor::control;
 use zerolog::supervisor::daemon::Daemon;
 use zerolog::supervisor::programs::{program_specs, zerolog_binary};
 use zerolog::topology::Topology;
-
-#[derive(Parser)]
-#[command(
-    name = "zerologd",
-    version,
-    about = "Run a whole zerolog topology (forwarder, receivers, workers) and keep it running",
-    long_about = "Run a whole zerolog topology and keep it running.\n\n\
-        zerologd reads a topology file (see zerolog.toml.example), starts every element as a \
-        child process (workers, then receivers, then the forwarder), restarts what crashes \
-        with exponential backoff, and on SIGTERM/SIGINT stops the forwarder first and the \
-        workers last so that what is in flight is delivered. SIGHUP re-reads the file and \
-        restarts only what changed. Without -c it runs an embedded default: a forwarder on \
-        127.0.0.1:6000, one receiver for every topic, and a worker printing every message.\n\n\
-        With a command (status, start, stop, restart, reload) it talks to a running zerologd \
-        over its control socket instead.\n\n\
-        Exit status: 0 after a clean stop, 1 on a runtime error, 2 on an invalid topology."
-)]
-struct Cli {
-    /// Topology file (TOML); default: the embedded default topology
-    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
-    config: Option<PathBuf>,
-    /// Validate the topology file, print what it would run, and exit
-    #[arg(long)]
-    check: bool,
-    /// Control socket to talk to (default: the one the topology names)
-    #[arg(long, value_name = "PATH", global = true)]
-    socket: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Option<Ctl>,
-}
-
-#[derive(Subcommand)]
-enum Ctl {
-    /// Show every program: state, pid, uptime, restarts, last exit
-    Status {
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
-    /// Start a program or worker group (also clears FATAL)
-    Start { name: String },
-    /// Stop a program or worker group (it stays stopped until started)
-    Stop { name: String },
-    /// Restart a program or worker group gracefully
-    Restart { name: String },
-    /// Re-read the topology file (same as SIGHUP)
-    Reload,
-}
 
 fn load(config: Option<&PathBuf>) -> Result<Topology, ExitCode> {
     match config {
@@ -73,7 +26,7 @@ fn load(config: Option<&PathBuf>) -> Result<Topology, ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = ZerologdCli::parse();
     if let Some(cmd) = cli.command {
         return client(cmd, cli.config.as_ref(), cli.socket);
     }

@@ -33,21 +33,31 @@ use crate::topology::Topology;
 /// Errors that keep the daemon from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// The runtime directory (ipc sockets, control socket) cannot be created.
     #[error("cannot create runtime directory {path}: {source}")]
     RuntimeDir {
+        /// The directory.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// A zerologd already answers on this topology's control socket.
     #[error("another zerologd is already running (control socket {0} answers)")]
     AlreadyRunning(PathBuf),
+    /// The control socket cannot be bound.
     #[error("cannot bind control socket {path}: {source}")]
     ControlSocket {
+        /// The socket's path.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// Another system call failed.
     #[error("{context}: {source}")]
     Io {
+        /// What zerologd was doing.
         context: &'static str,
+        /// The error.
         source: std::io::Error,
     },
 }
@@ -91,6 +101,8 @@ pub struct Daemon {
     on_ready: Option<Box<dyn FnMut()>>,
     stop_requests: u32,
     reaper: Option<Reaper>,
+    /// Interval of the systemd watchdog pings (half of `WATCHDOG_USEC`), and the next one due.
+    watchdog: Option<(Duration, Instant)>,
 }
 
 impl Daemon {
@@ -152,10 +164,14 @@ impl Daemon {
             on_ready: None,
             stop_requests: 0,
             reaper,
+            watchdog: sd_notify::watchdog_enabled()
+                .filter(|d| !d.is_zero())
+                .map(|d| (d / 2, Instant::now())),
         })
     }
 
-    /// Called once the pipeline reads input (the forwarder said so, or there is none).
+    /// Called once the pipeline reads input (the forwarder said so, or there is none), after
+    /// READY=1 went to the service manager.
     pub fn on_ready(&mut self, f: impl FnMut() + 'static) {
         self.on_ready = Some(Box::new(f));
     }
@@ -175,9 +191,11 @@ impl Daemon {
             self.mark_ready();
         }
         loop {
-            let timeout = self
-                .sup
-                .next_deadline()
+            self.ping_watchdog();
+            let next = self.sup.next_deadline().into_iter();
+            let timeout = next
+                .chain(self.watchdog.map(|(_, due)| due))
+                .min()
                 .map(|d| d.saturating_duration_since(Instant::now()))
                 .unwrap_or(Duration::from_secs(1))
                 .min(Duration::from_secs(1));
@@ -193,8 +211,24 @@ impl Daemon {
 
     fn mark_ready(&mut self) {
         info!("pipeline ready");
+        notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status("pipeline ready"),
+        ]);
         if let Some(f) = self.on_ready.as_mut() {
             f();
+        }
+    }
+
+    /// Sends WATCHDOG=1 when the systemd watchdog is on (`WatchdogSec=`) and a ping is due.
+    fn ping_watchdog(&mut self) {
+        let Some((interval, due)) = self.watchdog else {
+            return;
+        };
+        let now = Instant::now();
+        if now >= due {
+            notify(&[sd_notify::NotifyState::Watchdog]);
+            self.watchdog = Some((interval, now + interval));
         }
     }
 
@@ -407,6 +441,10 @@ impl Daemon {
             let sig = if term { "SIGTERM" } else { "SIGINT" };
             if self.stop_requests == 1 {
                 info!(signal = sig, "stop requested");
+                notify(&[
+                    sd_notify::NotifyState::Stopping,
+                    sd_notify::NotifyState::Status("stopping: draining the pipeline"),
+                ]);
                 actions.extend(self.sup.shutdown(now));
             } else {
                 warn!(
@@ -547,6 +585,10 @@ fn spawn_process(
     let mut cmd = Command::new(program);
     cmd.args(args)
         .args(startup_args)
+        // The service manager's notify socket and watchdog are zerologd's, not its programs'.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
         .envs(env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -586,6 +628,14 @@ fn spawn_process(
     // The child is reaped by waitpid(-1) in the loop, not through this handle.
     drop(child);
     Ok((pid, out, err))
+}
+
+/// Tells the service manager (`$NOTIFY_SOCKET`, set by systemd for `Type=notify`) about a state
+/// change; nothing happens when it is not set.
+fn notify(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        warn!(error = %e, "cannot notify the service manager (NOTIFY_SOCKET)");
+    }
 }
 
 /// Logs one line of a child's output, at the level the child gave it when it is one of ours.

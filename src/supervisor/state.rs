@@ -33,8 +33,11 @@ use crate::topology::{ProcessSettings, RestartPolicy};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
+    /// The forwarder: stops first, starts last.
     Forwarder = 0,
+    /// Receivers.
     Receiver = 1,
+    /// Workers: start first, stop last.
     Worker = 2,
 }
 
@@ -45,9 +48,13 @@ pub struct ProgramSpec {
     pub name: String,
     /// The topology entry it comes from (a worker's processes share it).
     pub group: String,
+    /// Start and stop order.
     pub tier: Tier,
+    /// The command line: program and arguments.
     pub argv: Vec<String>,
+    /// Extra environment variables.
     pub env: BTreeMap<String, String>,
+    /// Restart and stop settings.
     pub settings: ProcessSettings,
     /// Arguments appended at spawn that do not make it a different program: a reload that
     /// changes only these does not restart it (the forwarder's subscription count).
@@ -77,27 +84,36 @@ pub struct ExitInfo {
 }
 
 impl ExitInfo {
+    /// Whether it exited with status 0.
     pub fn success(&self) -> bool {
         self.code == Some(0)
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The state of one program.
 pub enum State {
     /// Not running and not wanted.
     Stopped,
+    /// Running since `since`.
     Running {
+        /// Its pid (also its process group).
         pid: i32,
+        /// When it was started.
         since: Instant,
     },
     /// Waiting to restart.
     Backoff {
+        /// When to start it again.
         until: Instant,
     },
     /// Stop signal sent; SIGKILL at `deadline` unless `killed` already.
     Stopping {
+        /// Its pid (also its process group).
         pid: i32,
+        /// When to send SIGKILL.
         deadline: Instant,
+        /// Whether SIGKILL was already sent.
         killed: bool,
     },
     /// Ended by itself and its policy says not to restart.
@@ -107,6 +123,7 @@ pub enum State {
 }
 
 impl State {
+    /// The state's name as `zerologd status` shows it (`RUNNING`, `BACKOFF`, ...).
     pub fn name(&self) -> &'static str {
         match self {
             State::Stopped => "STOPPED",
@@ -155,8 +172,11 @@ pub enum Action {
     Spawn(String),
     /// Send `signal` to the process group of `pid`.
     Signal {
+        /// The program's name.
         name: String,
+        /// The pid whose process group gets the signal.
         pid: i32,
+        /// The signal to send.
         signal: Signal,
     },
     /// Shutdown complete: every program has stopped.
@@ -166,22 +186,34 @@ pub enum Action {
 /// One row of `zerologd status`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProgramStatus {
+    /// The program's name (`forwarder`, a receiver's name, `worker:N`).
     pub name: String,
+    /// Its topology entry.
     pub group: String,
+    /// Its tier.
     pub tier: Tier,
+    /// [`State::name`] of its state.
     pub state: &'static str,
+    /// Its pid, when running or stopping.
     pub pid: Option<i32>,
+    /// Seconds since it started, when running.
     pub uptime_s: Option<f64>,
+    /// How many times it was restarted.
     pub restarts: u32,
+    /// How it last ended, if it did.
     pub last_exit: Option<ExitInfo>,
 }
 
 /// The result of a reload, for the operator.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReloadSummary {
+    /// Programs that are new in the topology, started.
     pub started: Vec<String>,
+    /// Programs whose definition changed, restarted.
     pub restarted: Vec<String>,
+    /// Programs no longer in the topology, stopped.
     pub stopped: Vec<String>,
+    /// How many programs were left running as they were.
     pub unchanged: usize,
 }
 
@@ -194,6 +226,7 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
+    /// A supervisor for these programs, all stopped; [`Supervisor::start_all`] starts them.
     pub fn new(specs: Vec<ProgramSpec>) -> Self {
         let mut s = Supervisor::default();
         for spec in specs {
@@ -222,10 +255,12 @@ impl Supervisor {
         self.programs.get(name).map(|p| &p.spec)
     }
 
+    /// The state of a program, if the topology has one of that name.
     pub fn state(&self, name: &str) -> Option<State> {
         self.programs.get(name).map(|p| p.state)
     }
 
+    /// Whether a shutdown was requested ([`Supervisor::shutdown`]).
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down
     }

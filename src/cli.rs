@@ -1,0 +1,306 @@
+//! The command-line definitions of `zerolog` and `zerologd`, in the library so that the man
+//! pages and shell completions are generated from the same clap definitions the binaries parse
+//! (`cargo run --example gen_assets -- OUTDIR`, see `packaging/`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::framing::Framing;
+use crate::syslog::TopicTemplate;
+use crate::worker::OutputFraming;
+
+/// The `zerolog` command (the pipeline elements), as clap builds it from [`ZerologCli`].
+pub fn zerolog_command() -> clap::Command {
+    ZerologCli::command()
+}
+
+/// The `zerologd` command (the supervisor and its control client), from [`ZerologdCli`].
+pub fn zerologd_command() -> clap::Command {
+    ZerologdCli::command()
+}
+
+#[derive(Parser)]
+#[command(
+    name = "zerolog",
+    version,
+    about = "Log aggregation over ZeroMQ: forwarder, receiver and worker elements",
+    long_about = "Log aggregation over ZeroMQ.\n\n\
+        Syslog senders (rsyslog, syslog-ng, logger, apps) send to a forwarder over TCP or UDP; \
+        the forwarder publishes every message with a topic; receivers subscribe by topic and \
+        hand the messages to a pool of workers, which process them.\n\n\
+        Logs go to stderr (see -l and RUST_LOG). Exit status: 0 after a clean stop, 1 on a \
+        runtime error, 2 on bad arguments, or the worker program's own status when it dies."
+)]
+/// `zerolog`'s command line.
+pub struct ZerologCli {
+    /// The element to run.
+    #[command(subcommand)]
+    pub command: Element,
+}
+
+/// The elements `zerolog` runs, one per subcommand.
+#[derive(Subcommand)]
+pub enum Element {
+    /// Listen for logs over TCP/UDP and publish them to receivers
+    Forwarder(ForwarderArgs),
+    /// Take messages from a forwarder, filtered by topic, and pass them to workers
+    Receiver(ReceiverArgs),
+    /// Take messages from a receiver and process them
+    Worker(WorkerArgs),
+    /// Generate syslog load over TCP or UDP and report the rate (for benchmarks)
+    Loggen(LoggenArgs),
+}
+
+#[derive(Args)]
+#[command(long_about = "Generate syslog load, like syslog-ng's loggen.\n\n\
+    Sends RFC 5424 (or RFC 3164) lines whose APP-NAME is --app and whose body starts with \
+    seq=CONN.N (the connection number and a sequence number from 0), padded to --size bytes, \
+    over TCP (LF or octet-counted framing) or UDP, from --connections parallel connections. \
+    The `null` worker checks those sequence numbers. Prints what it sent and at what rate.")]
+/// `zerolog loggen`'s arguments.
+pub struct LoggenArgs {
+    /// Target address
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub host: IpAddr,
+    /// Target port
+    #[arg(short = 'P', long, default_value_t = 6000)]
+    pub port: u16,
+    /// Send UDP datagrams (one message each) instead of TCP
+    #[arg(long)]
+    pub udp: bool,
+    /// TCP framing: lf or octet-counted
+    #[arg(long, default_value = "lf", value_parser = ["lf", "octet-counted"])]
+    pub framing: String,
+    /// Size of each message in bytes, framing excluded
+    #[arg(short = 's', long, default_value_t = 150)]
+    pub size: usize,
+    /// Number of messages to send in all
+    #[arg(
+        short = 'n',
+        long,
+        required_unless_present = "duration",
+        conflicts_with = "duration"
+    )]
+    pub count: Option<u64>,
+    /// Send for this many seconds
+    #[arg(short = 'd', long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// Messages per second in all (0: as fast as possible)
+    #[arg(short = 'r', long, default_value_t = 0)]
+    pub rate: u64,
+    /// Parallel connections
+    #[arg(short = 'c', long, default_value_t = 1)]
+    pub connections: usize,
+    /// Line format: rfc5424 or rfc3164
+    #[arg(long, default_value = "rfc5424")]
+    pub format: crate::loggen::LineFormat,
+    /// APP-NAME (RFC 5424) or TAG (RFC 3164) of every line: the default topic
+    #[arg(long, default_value = "loggen")]
+    pub app: String,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+#[command(long_about = "Listen for logs and publish them to receivers.\n\n\
+    Accepts syslog over TCP on the backend port, splits the stream into messages (LF or \
+    RFC 6587 octet-counted framing), and publishes each as [topic, message] on the frontend \
+    port. Publishing never drops: when receivers fall behind, the forwarder stops reading \
+    its connections and TCP slows the senders down.\n\n\
+    The topic comes from the syslog header (default: the APP-NAME or TAG, so `logger -t nginx` \
+    goes to topic `nginx`); a message with no such field gets `-`.")]
+/// `zerolog forwarder`'s arguments.
+pub struct ForwarderArgs {
+    /// Frontend port: receivers subscribe here
+    #[arg(short = 'f', long, default_value_t = 6001, value_name = "FRONTEND")]
+    pub frontend: u16,
+    /// Backend port: logs are received here over TCP
+    #[arg(short = 'b', long, default_value_t = 6000, value_name = "BACKEND")]
+    pub backend: u16,
+    /// Monitor port: a copy of every message is published here (lossy; off unless given)
+    #[arg(short = 'm', long, value_name = "MONITOR")]
+    pub monitor: Option<u16>,
+    /// Address to listen and publish on; use 0.0.0.0 to accept from other hosts
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub bind: IpAddr,
+    /// Also receive syslog datagrams on this UDP port (one message per datagram)
+    #[arg(long, value_name = "PORT")]
+    pub udp: Option<u16>,
+    /// How TCP input is split into messages: auto (per connection: octet-counted if the
+    /// first byte is a digit), lf, octet-counted
+    #[arg(long, default_value = "auto", value_name = "FRAMING")]
+    pub framing: Framing,
+    /// Longer messages are truncated to this size and counted
+    #[arg(long, default_value_t = crate::framing::DEFAULT_MAX_SIZE, value_name = "BYTES",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=(1 << 30)))]
+    pub max_message_size: usize,
+    /// Topic of each message, from its syslog header. Fields: {app} {hostname} {procid}
+    /// {msgid} {facility} {severity} {pri}; a missing field renders as `-`
+    #[arg(long, default_value = "{app}", value_name = "TEMPLATE")]
+    pub topic_template: TopicTemplate,
+    /// Read no input until this many subscriptions arrived (one per receiver and topic),
+    /// so a fresh pipeline loses nothing to slow-joining receivers
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub wait_subscribers: usize,
+    /// Messages queued per receiver before publishing blocks (and input is throttled)
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub hwm: i32,
+    /// TCP address to accept syslog on, instead of --bind and --backend (repeatable)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Vec<SocketAddr>,
+    /// UDP address to receive syslog on (repeatable)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen_udp: Vec<SocketAddr>,
+    /// ZeroMQ endpoint to publish on, instead of --bind and --frontend
+    #[arg(long, value_name = "ENDPOINT")]
+    pub publish_endpoint: Option<String>,
+    /// ZeroMQ endpoint for the monitor, instead of --bind and --monitor
+    #[arg(long, value_name = "ENDPOINT")]
+    pub monitor_endpoint: Option<String>,
+    /// Logging configuration file (TOML; see the README). RUST_LOG overrides its level
+    #[arg(short = 'l', long, value_name = "LOG_CONFIG")]
+    pub log_config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+#[command(
+    long_about = "Take messages from a forwarder and pass them to workers.\n\n\
+    Subscribes to the forwarder's frontend (any publisher of [topic, message] works) and \
+    pushes each message frame to the workers connected to its output, round-robin. When all \
+    workers are busy it waits, which in turn slows the forwarder: nothing is dropped."
+)]
+/// `zerolog receiver`'s arguments.
+pub struct ReceiverArgs {
+    /// Address of the running forwarder
+    pub forwarder_address: String,
+    /// Frontend port of the running forwarder
+    pub forwarder_port: u16,
+    /// Topic prefix to subscribe to (repeatable; default: every message)
+    #[arg(short = 't', long, value_name = "TOPIC")]
+    pub topic: Vec<String>,
+    /// Logging configuration file (TOML; see the README). The receiver logs an error through
+    /// it when it fails or is interrupted
+    #[arg(short = 'l', long, value_name = "LOG_CONFIG")]
+    pub log_config: Option<PathBuf>,
+    /// Output TCP port for workers (default 6200)
+    #[arg(long, value_name = "OUTPUT_PORT", conflicts_with = "output_socket")]
+    pub output_port: Option<u16>,
+    /// Output unix socket for workers (binds ipc://OUTPUT_SOCKET)
+    #[arg(long, value_name = "OUTPUT_SOCKET")]
+    pub output_socket: Option<PathBuf>,
+    /// Address the TCP output binds to
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub bind: String,
+    /// Messages queued from the forwarder, and towards workers, before the receiver waits
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub hwm: i32,
+    /// Another publisher to subscribe to as well (repeatable; e.g. tcp://10.0.0.2:6001)
+    #[arg(long, value_name = "ENDPOINT")]
+    pub connect: Vec<String>,
+}
+
+#[derive(Args)]
+#[command(long_about = "Take messages from a receiver and process them.\n\n\
+    Connects to BACKEND (any ZeroMQ endpoint, e.g. tcp://127.0.0.1:6200 or ipc:///run/x.sock) \
+    and hands every message to WORKER, one of:\n  \
+    stdout       print one message per line\n  \
+    file PATH    append one message per line to PATH; reopened on SIGHUP (logrotate)\n  \
+    null         count and discard (logs the count and rate at exit)\n  \
+    PROGRAM ...  run PROGRAM with its arguments, writing the messages to its stdin\n\n\
+    In the default lf framing a message never spans two lines: an LF inside it is written as \
+    the four characters #012 (as rsyslog escapes control characters). Use --framing \
+    octet-counted or nul to get the bytes raw.\n\n\
+    The worker exits when its program dies, with the program's exit status (1 if it exited 0), \
+    so that a supervisor restarts both.")]
+/// `zerolog worker`'s arguments.
+pub struct WorkerArgs {
+    /// Directory to look WORKER up in (default: PATH)
+    #[arg(short = 'd', long, value_name = "DIRECTORY")]
+    pub directory: Option<PathBuf>,
+    /// How messages are delimited on stdout, in the file or on the program's stdin: lf,
+    /// octet-counted, nul
+    #[arg(long, default_value = "lf", value_name = "FRAMING")]
+    pub framing: OutputFraming,
+    /// Logging configuration file (TOML; see the README)
+    #[arg(short = 'l', long, value_name = "LOG_CONFIG")]
+    pub log_config: Option<PathBuf>,
+    /// ZeroMQ endpoint to receive messages from (e.g. tcp://127.0.0.1:6200)
+    pub backend: String,
+    /// stdout | file PATH | null | a program
+    pub worker: String,
+    /// Arguments of WORKER
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "zerologd",
+    version,
+    about = "Run a whole zerolog topology (forwarder, receivers, workers) and keep it running",
+    long_about = "Run a whole zerolog topology and keep it running.\n\n\
+        zerologd reads a topology file (see zerolog.toml.example), starts every element as a \
+        child process (workers, then receivers, then the forwarder), restarts what crashes \
+        with exponential backoff, and on SIGTERM/SIGINT stops the forwarder first and the \
+        workers last so that what is in flight is delivered. SIGHUP re-reads the file and \
+        restarts only what changed. Without -c it runs an embedded default: a forwarder on \
+        127.0.0.1:6000, one receiver for every topic, and a worker printing every message.\n\n\
+        With a command (status, start, stop, restart, reload) it talks to a running zerologd \
+        over its control socket instead.\n\n\
+        Exit status: 0 after a clean stop, 1 on a runtime error, 2 on an invalid topology."
+)]
+/// `zerologd`'s command line.
+pub struct ZerologdCli {
+    /// Topology file (TOML); default: the embedded default topology
+    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Validate the topology file, print what it would run, and exit
+    #[arg(long)]
+    pub check: bool,
+    /// Control socket to talk to (default: the one the topology names)
+    #[arg(long, value_name = "PATH", global = true)]
+    pub socket: Option<PathBuf>,
+    /// A control command for a running zerologd; none runs the daemon.
+    #[command(subcommand)]
+    pub command: Option<Ctl>,
+}
+
+/// `zerologd`'s control commands.
+#[derive(Subcommand)]
+pub enum Ctl {
+    /// Show every program: state, pid, uptime, restarts, last exit
+    Status {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a program or worker group (also clears FATAL)
+    Start {
+        /// Program (e.g. `forwarder`, `db:1`) or worker group (`db`)
+        name: String,
+    },
+    /// Stop a program or worker group (it stays stopped until started)
+    Stop {
+        /// Program (e.g. `forwarder`, `db:1`) or worker group (`db`)
+        name: String,
+    },
+    /// Restart a program or worker group gracefully
+    Restart {
+        /// Program (e.g. `forwarder`, `db:1`) or worker group (`db`)
+        name: String,
+    },
+    /// Re-read the topology file (same as SIGHUP)
+    Reload,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_definitions_are_consistent() {
+        super::zerolog_command().debug_assert();
+        super::zerologd_command().debug_assert();
+    }
+}
