@@ -279,17 +279,17 @@ pub enum Ctl {
     },
     /// Start a program or worker group (also clears FATAL)
     Start {
-        /// Program (e.g. `forwarder`, `db:1`) or worker group (`db`)
+        /// Program (e.g. forwarder, db:1) or worker group (e.g. db)
         name: String,
     },
     /// Stop a program or worker group (it stays stopped until started)
     Stop {
-        /// Program (e.g. `forwarder`, `db:1`) or worker group (`db`)
+        /// Program (e.g. forwarder, db:1) or worker group (e.g. db)
         name: String,
     },
     /// Restart a program or worker group gracefully
     Restart {
-        /// Program (e.g. `forwarder`, `db:1`) or worker group (`db`)
+        /// Program (e.g. forwarder, db:1) or worker group (e.g. db)
         name: String,
     },
     /// Re-read the topology file (same as SIGHUP)
