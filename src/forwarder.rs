@@ -439,6 +439,8 @@ async fn connection(
     // Set once a stop is requested: from then on the connection is read until it is quiet
     // (the rest of a burst may still sit in the sender's socket) or the drain time is up.
     let mut drain_until: Option<Instant> = None;
+    // Set when the drain ends the connection rather than the sender.
+    let mut closing = false;
     loop {
         let read = match drain_until {
             None => tokio::select! {
@@ -454,6 +456,7 @@ async fn connection(
                         if left <= DRAIN_QUIET {
                             warn!(%peer, "connection still sending at the end of the drain time; closing it");
                         }
+                        closing = true;
                         Some(Ok(0))
                     }
                 }
@@ -471,6 +474,12 @@ async fn connection(
         if n > 0 {
             stats.bytes_received.fetch_add(n as u64, Relaxed);
             framer.feed(&buf[..n], &mut |f| batch.push(template, f.data));
+        } else if closing {
+            // The sender did not end this message: it is not ours to pass on cut.
+            if framer.pending() > 0 {
+                stats.cut_at_stop.fetch_add(1, Relaxed);
+                warn!(%peer, bytes = framer.pending(), "closing a connection in the middle of a message at stop: that partial message is dropped (counted as cut_at_stop)");
+            }
         } else {
             framer.finish(&mut |f| batch.push(template, f.data));
         }

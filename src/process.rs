@@ -22,3 +22,19 @@ pub fn die_with_parent(cmd: &mut Command) {
         });
     }
 }
+
+/// Starts the child with SIGUSR1 and SIGUSR2 ignored (an ignored disposition survives exec), so
+/// a pause or resume that arrives before the receiver installed its handlers is lost rather
+/// than fatal: their default action is to terminate.
+pub fn ignore_pause_signals(cmd: &mut Command) {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: runs between fork and exec; sigaction is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [Signal::SIGUSR1, Signal::SIGUSR2] {
+                signal(sig, SigHandler::SigIgn).map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
+    }
+}

@@ -165,10 +165,14 @@ impl Receiver {
         let mut topic = RawMsg::new();
         let mut data = RawMsg::new();
         let mut stopping = false;
+        let mut pause = Pause::default();
         loop {
             if !stopping && signals.stop_requested().is_some() {
                 stopping = true;
                 info!("stop requested: draining queued messages to workers");
+            }
+            if !stopping && pause.hold(signals) {
+                continue;
             }
             // While stopping, keep relaying until nothing has arrived for a tick: what the
             // forwarder flushed as it stopped may still be on its way.
@@ -198,16 +202,24 @@ impl Receiver {
                 self.stats.malformed.fetch_add(1, Relaxed);
                 &mut topic
             };
-            self.push_blocking(out)?;
+            self.push_blocking(out, signals, &mut pause)?;
         }
     }
 
     /// Pushes one message to a worker, waiting while every worker is busy or none is
     /// connected (the send times out every tick so the wait is logged).
-    fn push_blocking(&self, msg: &mut RawMsg) -> Result<(), Error> {
+    fn push_blocking(
+        &self,
+        msg: &mut RawMsg,
+        signals: &Signals,
+        pause: &mut Pause,
+    ) -> Result<(), Error> {
         let mut since: Option<Instant> = None;
         let mut last_log = Instant::now();
         loop {
+            // A message that could not go out yet stays here while paused (a leaving worker
+            // must not get it), unless a stop asks to drain.
+            while signals.stop_requested().is_none() && pause.hold(signals) {}
             match msg.send(self.push_raw, 0) {
                 Ok(()) => {
                     self.stats.pushed.fetch_add(1, Relaxed);
@@ -226,6 +238,42 @@ impl Receiver {
                 Err(e) => return Err(zerr("pushing to workers")(e)),
             }
         }
+    }
+}
+
+/// The longest a pause lasts: zerologd resumes a receiver as soon as the worker it waits for
+/// has exited, so a pause this long means zerologd is gone or stuck; better to go on.
+const MAX_PAUSE: Duration = Duration::from_secs(60);
+
+/// Pause state of the relay (SIGUSR1 pauses, SIGUSR2 resumes; see [`Signals::paused`]).
+#[derive(Default)]
+struct Pause {
+    since: Option<Instant>,
+}
+
+impl Pause {
+    /// Returns true, after waiting a moment, while the relay must stay paused.
+    fn hold(&mut self, signals: &Signals) -> bool {
+        if !signals.paused() {
+            if let Some(since) = self.since.take() {
+                info!(paused_ms = since.elapsed().as_millis() as u64, "resumed");
+            }
+            return false;
+        }
+        let since = *self.since.get_or_insert_with(|| {
+            info!("paused: pushing nothing until resumed (a worker is stopping)");
+            Instant::now()
+        });
+        if since.elapsed() >= MAX_PAUSE {
+            warn!(
+                max_s = MAX_PAUSE.as_secs(),
+                "paused too long without a resume; resuming"
+            );
+            signals.set_paused(false);
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+        true
     }
 }
 

@@ -2,17 +2,21 @@
 //!
 //! The first SIGTERM or SIGINT asks for a graceful stop (drain, then exit 0); a second one ends
 //! the process at once. SIGHUP sets a separate flag (the `file` worker reopens its file).
+//! SIGUSR1 pauses the receiver and SIGUSR2 resumes it (zerologd pauses a receiver while one of
+//! its workers stops, so nothing is pushed to a worker on its way out).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
 /// Flags set by signal handlers.
 #[derive(Clone, Debug)]
 pub struct Signals {
     stop: Arc<AtomicUsize>,
     hup: Arc<AtomicBool>,
+    /// 1 after SIGUSR1, 0 after SIGUSR2.
+    pause: Arc<AtomicUsize>,
 }
 
 impl Signals {
@@ -28,7 +32,10 @@ impl Signals {
             signal_hook::flag::register_usize(sig, stop.clone(), sig as usize)?;
         }
         signal_hook::flag::register(SIGHUP, hup.clone())?;
-        Ok(Signals { stop, hup })
+        let pause = Arc::new(AtomicUsize::new(0));
+        signal_hook::flag::register_usize(SIGUSR1, pause.clone(), 1)?;
+        signal_hook::flag::register_usize(SIGUSR2, pause.clone(), 0)?;
+        Ok(Signals { stop, hup, pause })
     }
 
     /// Flags that no signal will ever set (for embedding and tests).
@@ -36,6 +43,7 @@ impl Signals {
         Signals {
             stop: Arc::default(),
             hup: Arc::default(),
+            pause: Arc::default(),
         }
     }
 
@@ -50,6 +58,16 @@ impl Signals {
     /// Asks for a graceful stop, as a signal would.
     pub fn request_stop(&self) {
         self.stop.store(SIGTERM as usize, Ordering::Relaxed);
+    }
+
+    /// Whether a pause was asked for (SIGUSR1, or [`Signals::set_paused`]) and not lifted.
+    pub fn paused(&self) -> bool {
+        self.pause.load(Ordering::Relaxed) != 0
+    }
+
+    /// Pauses or resumes, as SIGUSR1 and SIGUSR2 do.
+    pub fn set_paused(&self, paused: bool) {
+        self.pause.store(usize::from(paused), Ordering::Relaxed);
     }
 
     /// Whether SIGHUP arrived since the last call.

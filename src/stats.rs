@@ -56,6 +56,9 @@ counters! {
         unrouted,
         /// Messages dropped at shutdown because no receiver was left to take them.
         dropped_at_shutdown,
+        /// Partial messages dropped when a stop closed a connection whose sender was still in
+        /// the middle of a message (after the drain time, or a pause of the sender).
+        cut_at_stop,
     }
 }
 

@@ -27,7 +27,7 @@ use tracing::{error, info, warn};
 use super::control;
 use super::programs::{program_specs, zerolog_binary};
 use super::reaper::Reaper;
-use super::state::{Action, ExitInfo, Supervisor};
+use super::state::{Action, ExitInfo, ProgramSpec, Supervisor, Tier};
 use crate::topology::Topology;
 
 /// Errors that keep the daemon from starting.
@@ -499,9 +499,18 @@ impl Daemon {
 
     /// Carries out actions (and the actions they lead to). Returns true on [`Action::Exit`].
     fn execute(&mut self, actions: Vec<Action>) -> bool {
-        let mut queue: VecDeque<Action> = actions.into();
+        // Receiver pauses first: a worker's stop signal must find its receiver paused.
+        let mut queue: VecDeque<Action> = self.sup.sync_pauses().into();
+        queue.extend(actions);
         let mut exit = false;
-        while let Some(action) = queue.pop_front() {
+        loop {
+            let Some(action) = queue.pop_front() else {
+                queue.extend(self.sup.sync_pauses());
+                if queue.is_empty() {
+                    break;
+                }
+                continue;
+            };
             match action {
                 Action::Spawn(name) => queue.extend(self.spawn(&name)),
                 Action::Signal { name, pid, signal } => {
@@ -529,7 +538,7 @@ impl Daemon {
         let Some(spec) = self.sup.spec(name).cloned() else {
             return vec![];
         };
-        match spawn_process(&spec.argv, &spec.startup_args, &spec.env, &spec.settings) {
+        match spawn_process(&spec) {
             Ok((pid, out, err)) => {
                 if let Some(r) = self.reaper.as_mut() {
                     r.watch(pid);
@@ -575,12 +584,9 @@ fn bind_control(path: &Path) -> Result<UnixListener, DaemonError> {
 
 /// Starts one program in its own process group, with a parent-death signal, its output on
 /// pipes, and the configured user, group, directory and environment.
-fn spawn_process(
-    argv: &[String],
-    startup_args: &[String],
-    env: &std::collections::BTreeMap<String, String>,
-    settings: &crate::topology::ProcessSettings,
-) -> Result<(i32, OwnedFd, OwnedFd), String> {
+fn spawn_process(spec: &ProgramSpec) -> Result<(i32, OwnedFd, OwnedFd), String> {
+    let (argv, startup_args, env, settings) =
+        (&spec.argv, &spec.startup_args, &spec.env, &spec.settings);
     let (program, args) = argv.split_first().ok_or("empty command")?;
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -615,6 +621,9 @@ fn spawn_process(
         cmd.gid(g.gid.as_raw());
     }
     crate::process::die_with_parent(&mut cmd);
+    if spec.tier == Tier::Receiver {
+        crate::process::ignore_pause_signals(&mut cmd);
+    }
     let mut child = cmd.spawn().map_err(|e| format!("{program}: {e}"))?;
     let pid = child.id() as i32;
     let out: OwnedFd = child.stdout.take().expect("piped").into();

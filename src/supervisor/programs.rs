@@ -101,6 +101,7 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
             env: base_env(&f.settings, "forwarder"),
             settings: f.settings.clone(),
             startup_args: vec!["--wait-subscribers".into(), expected.to_string()],
+            upstream: None,
         });
     }
 
@@ -137,6 +138,7 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
             env: base_env(&r.settings, &r.name),
             settings: r.settings.clone(),
             startup_args: vec![],
+            upstream: None,
         });
     }
 
@@ -176,6 +178,7 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
                 env,
                 settings: w.settings.clone(),
                 startup_args: vec![],
+                upstream: Some(receiver.name.clone()),
             });
         }
     }

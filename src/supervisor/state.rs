@@ -59,6 +59,9 @@ pub struct ProgramSpec {
     /// Arguments appended at spawn that do not make it a different program: a reload that
     /// changes only these does not restart it (the forwarder's subscription count).
     pub startup_args: Vec<String>,
+    /// For a worker: the receiver program it takes messages from. That receiver is paused
+    /// while the worker stops outside a shutdown, so nothing is pushed to it as it leaves.
+    pub upstream: Option<String>,
 }
 
 impl ProgramSpec {
@@ -223,6 +226,8 @@ pub struct Supervisor {
     programs: BTreeMap<String, Program>,
     shutting_down: bool,
     exited: bool,
+    /// Receivers told to pause (SIGUSR1), with the pid that was told.
+    paused: BTreeMap<String, i32>,
 }
 
 impl Supervisor {
@@ -564,6 +569,62 @@ impl Supervisor {
         self.continue_shutdown(now)
     }
 
+    /// Pauses and resumes receivers so that a worker leaving outside a shutdown (`stop`,
+    /// `restart`, a reload that removes or changes it) loses nothing. A PUSH socket drops what
+    /// it queued for a peer that disconnects, so while one of its workers stops, the worker's
+    /// receiver pushes nothing (SIGUSR1); the worker drains what was already on its way and
+    /// exits; then the receiver resumes (SIGUSR2). Sender-side, the pause is back-pressure.
+    /// Call after every change of state; the returned signals go before the change's other
+    /// actions, so the pause reaches the receiver before the worker's stop signal.
+    pub fn sync_pauses(&mut self) -> Vec<Action> {
+        let want: std::collections::BTreeSet<&str> = if self.shutting_down {
+            Default::default()
+        } else {
+            self.programs
+                .values()
+                .filter(|p| matches!(p.state, State::Stopping { .. }))
+                .filter_map(|p| p.spec.upstream.as_deref())
+                .collect()
+        };
+        let running_pid = |name: &str| match self.programs.get(name).map(|p| p.state) {
+            Some(State::Running { pid, .. }) if pid > 0 => Some(pid),
+            _ => None,
+        };
+        let mut actions = Vec::new();
+        let mut paused = std::mem::take(&mut self.paused);
+        paused.retain(|name, pid| {
+            let same_process = running_pid(name) == Some(*pid);
+            if want.contains(name.as_str()) && same_process {
+                return true;
+            }
+            if same_process {
+                info!(program = %name, pid = *pid, "resuming receiver: its worker has stopped");
+                actions.push(Action::Signal {
+                    name: name.clone(),
+                    pid: *pid,
+                    signal: Signal::SIGUSR2,
+                });
+            }
+            false
+        });
+        for name in want {
+            if let (Some(pid), false) = (running_pid(name), paused.contains_key(name)) {
+                info!(
+                    program = name,
+                    pid, "pausing receiver while its worker stops"
+                );
+                paused.insert(name.to_string(), pid);
+                actions.push(Action::Signal {
+                    name: name.to_string(),
+                    pid,
+                    signal: Signal::SIGUSR1,
+                });
+            }
+        }
+        self.paused = paused;
+        actions
+    }
+
     /// Sends SIGKILL to every live process (a second stop signal: no more waiting).
     pub fn kill_all(&mut self) -> Vec<Action> {
         self.programs
@@ -724,6 +785,7 @@ mod tests {
             env: BTreeMap::new(),
             settings: settings(),
             startup_args: vec![],
+            upstream: (tier == Tier::Worker).then(|| "all".to_string()),
         }
     }
 
@@ -764,6 +826,51 @@ mod tests {
         s.spawned("all", 200, t0);
         s.spawned("w:0", 300, t0);
         s
+    }
+
+    fn sig(name: &str, pid: i32, signal: Signal) -> Action {
+        Action::Signal {
+            name: name.into(),
+            pid,
+            signal,
+        }
+    }
+
+    #[test]
+    fn receiver_is_paused_while_its_worker_stops_outside_shutdown() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        assert_eq!(s.sync_pauses(), vec![], "nothing stops: no pause");
+        let stop = s.restart("w:0", t0).unwrap();
+        assert_eq!(stop, vec![sig("w:0", 300, Signal::SIGTERM)]);
+        assert_eq!(s.sync_pauses(), vec![sig("all", 200, Signal::SIGUSR1)]);
+        assert_eq!(s.sync_pauses(), vec![], "paused once");
+        let after = s.exited(300, ok_exit(), t0);
+        assert_eq!(after, vec![Action::Spawn("w:0".into())]);
+        assert_eq!(s.sync_pauses(), vec![sig("all", 200, Signal::SIGUSR2)]);
+        assert_eq!(s.sync_pauses(), vec![]);
+
+        // A receiver that restarted while paused is paused again under its new pid, and the
+        // old pid gets no resume.
+        s.spawned("w:0", 301, t0);
+        s.stop("w:0", t0).unwrap();
+        assert_eq!(s.sync_pauses(), vec![sig("all", 200, Signal::SIGUSR1)]);
+        s.exited(200, crash(), t0);
+        s.spawned("all", 201, t0);
+        assert_eq!(s.sync_pauses(), vec![sig("all", 201, Signal::SIGUSR1)]);
+        s.exited(301, ok_exit(), t0);
+        assert_eq!(s.sync_pauses(), vec![sig("all", 201, Signal::SIGUSR2)]);
+    }
+
+    #[test]
+    fn no_pause_during_shutdown() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        s.shutdown(t0);
+        s.exited(100, ok_exit(), t0);
+        s.exited(200, ok_exit(), t0);
+        assert_eq!(s.state("w:0").unwrap().name(), "STOPPING");
+        assert_eq!(s.sync_pauses(), vec![], "the receiver stopped first");
     }
 
     #[test]

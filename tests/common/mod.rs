@@ -24,6 +24,8 @@ use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod zerologd;
+
 /// How long a process gets to log its readiness line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a batch of messages gets to travel through a pipeline.

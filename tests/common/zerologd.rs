@@ -1,0 +1,168 @@
+//! A zerologd under test: a topology file in the test's temp dir, free ports, its control
+//! commands and status.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+pub fn zerologd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_zerologd")
+}
+
+/// A zerologd running a topology file written into a temp dir, on free ports.
+pub struct Zerologd {
+    pub proc: Proc,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub backend: u16,
+}
+
+impl Zerologd {
+    /// Writes `topology` (with `{B}` = TCP input port, `{F}` = publish port, `{DIR}` = temp dir)
+    /// and starts zerologd on it; waits for "pipeline ready".
+    pub fn start(dir: &Path, topology: &str) -> Zerologd {
+        let backend = free_port();
+        let config = write_file(dir, "zerolog.toml", &Self::expand(dir, topology, backend));
+        let z = Self::spawn(dir, "zerologd", &config, backend);
+        z.proc.wait_for_stderr("pipeline ready", READY_TIMEOUT);
+        z
+    }
+
+    /// Like [`Zerologd::start`] without waiting for readiness (a forwarder whose receivers
+    /// run elsewhere only reads input once they subscribe).
+    pub fn start_unready(dir: &Path, topology: &str) -> Zerologd {
+        let backend = free_port();
+        let config = write_file(dir, "zerolog.toml", &Self::expand(dir, topology, backend));
+        let z = Self::spawn(dir, "zerologd", &config, backend);
+        z.proc
+            .wait_for_stderr("started program=\"forwarder\"", READY_TIMEOUT);
+        z
+    }
+
+    pub fn expand(dir: &Path, topology: &str, backend: u16) -> String {
+        static FRONT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+        let _ = &FRONT;
+        let text = topology
+            .replace("{B}", &backend.to_string())
+            .replace("{DIR}", dir.to_str().unwrap());
+        if text.contains("{F}") {
+            text.replace("{F}", &free_port().to_string())
+        } else {
+            text
+        }
+    }
+
+    pub fn spawn(dir: &Path, name: &str, config: &Path, backend: u16) -> Zerologd {
+        let mut cmd = Command::new(zerologd_bin());
+        cmd.args(["-c", config.to_str().unwrap()])
+            .env("ZEROLOG_RUNTIME_DIR", dir.join("run"))
+            .env("RUST_LOG", "info");
+        Zerologd {
+            proc: Proc::spawn(dir, name, cmd),
+            dir: dir.to_path_buf(),
+            config: config.to_path_buf(),
+            backend,
+        }
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(zerologd_bin())
+            .args(["-c", self.config.to_str().unwrap()])
+            .args(args)
+            .env("ZEROLOG_RUNTIME_DIR", self.dir.join("run"))
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `zerologd status --json`, as (name, state, pid, restarts) rows.
+    pub fn status(&self) -> Vec<(String, String, Option<i32>, u64)> {
+        let (code, out, err) = self.ctl(&["status", "--json"]);
+        assert_eq!(code, 0, "status failed: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["programs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().to_string(),
+                    p["state"].as_str().unwrap().to_string(),
+                    p["pid"].as_i64().map(|x| x as i32),
+                    p["restarts"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn pid_of(&self, name: &str) -> Option<i32> {
+        self.status()
+            .into_iter()
+            .find(|r| r.0 == name)
+            .and_then(|r| r.2)
+    }
+
+    pub fn state_of(&self, name: &str) -> String {
+        self.status()
+            .into_iter()
+            .find(|r| r.0 == name)
+            .map(|r| r.1)
+            .unwrap_or_default()
+    }
+
+    /// Waits until `name` runs with a pid other than `old`; returns the new pid.
+    pub fn wait_new_pid(&self, name: &str, old: i32) -> i32 {
+        let mut new = None;
+        wait_until(READY_TIMEOUT, &format!("{name} restarted"), || {
+            new = self.pid_of(name).filter(|&p| p != old);
+            new.is_some() && self.state_of(name) == "RUNNING"
+        });
+        new.unwrap()
+    }
+
+    /// Sends probe messages until one reaches `out`.
+    pub fn wait_delivering(&self, out: &Path, tag: &str) {
+        let deadline = Instant::now() + DELIVERY_TIMEOUT;
+        for i in 0.. {
+            assert!(
+                Instant::now() < deadline,
+                "pipeline never delivered again\n{}",
+                self.proc.describe()
+            );
+            send_tcp(self.backend, format!("<13>app: {tag} {i}\n").as_bytes());
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(100) {
+                if read_lines(out).iter().any(|l| contains(l, tag.as_bytes())) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    /// Sends a numbered burst on one connection and waits for all of it in `out`.
+    pub fn deliver(&self, out: &Path, tag: &str, n: usize) {
+        let mut input = Vec::new();
+        for i in 0..n {
+            input.extend_from_slice(format!("<13>app: {tag} {i}\n").as_bytes());
+        }
+        send_tcp(self.backend, &input);
+        wait_until(
+            DELIVERY_TIMEOUT,
+            &format!("{n} '{tag}' messages delivered"),
+            || {
+                read_lines(out)
+                    .iter()
+                    .filter(|l| contains(l, format!(" {tag} ").as_bytes()))
+                    .count()
+                    >= n
+            },
+        );
+    }
+}
