@@ -5,11 +5,11 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::load::*;
 use common::zerologd::*;
 use common::*;
 
@@ -37,77 +37,24 @@ fn topology(numprocs: usize) -> String {
 }
 
 const RATE: u64 = 10_000;
-const CONNECTIONS: u64 = 2;
 
-/// Starts loggen: `count` lines at [`RATE`] over [`CONNECTIONS`] connections.
-fn loggen(dir: &Path, port: u16, count: u64) -> Proc {
-    let mut cmd = Command::new(zerolog_bin());
-    cmd.args(["loggen", "--json", "-P", &port.to_string()])
-        .args(["-n", &count.to_string(), "-r", &RATE.to_string()])
-        .args(["-c", &CONNECTIONS.to_string(), "--app", "steady"]);
-    Proc::spawn(dir, "loggen", cmd)
+/// `seconds` of steady load at [`RATE`] over 2 connections.
+fn steady(seconds: u64) -> Load {
+    Load {
+        count: seconds * RATE,
+        rate: RATE,
+        connections: 2,
+    }
 }
 
-/// Waits for loggen and returns how many lines it sent.
 fn loggen_sent(loggen: &Proc) -> u64 {
-    let status = loggen.wait_exit(Duration::from_secs(120));
-    assert!(status.success(), "loggen failed\n{}", loggen.describe());
-    let report: serde_json::Value = serde_json::from_str(loggen.stdout_text().trim())
-        .unwrap_or_else(|e| panic!("loggen report: {e}\n{}", loggen.describe()));
-    report["messages"].as_u64().unwrap()
+    loggen_report(loggen, Duration::from_secs(120))["messages"]
+        .as_u64()
+        .unwrap()
 }
 
-/// Every `seq=C.N` written by the workers, with how often each was seen.
-fn delivered(dir: &Path) -> BTreeMap<(u64, u64), u32> {
-    let mut seen = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.starts_with("out.") {
-            continue;
-        }
-        for line in read_lines(&path) {
-            let text = String::from_utf8_lossy(&line);
-            let seq = text
-                .split_once("seq=")
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .and_then(|s| s.split_once('.'))
-                .and_then(|(c, n)| Some((c.parse().ok()?, n.parse().ok()?)))
-                .unwrap_or_else(|| panic!("not a loggen line: {text:?}"));
-            *seen.entry(seq).or_insert(0) += 1;
-        }
-    }
-    seen
-}
-
-/// Waits until `sent` lines were delivered, then checks that each arrived exactly once.
-fn assert_all_delivered_once(dir: &Path, sent: u64, z: &Zerologd) {
-    let deadline = Instant::now() + DELIVERY_TIMEOUT;
-    let mut seen = delivered(dir);
-    while (seen.len() as u64) < sent && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        seen = delivered(dir);
-    }
-    let per_conn = sent / CONNECTIONS;
-    let expected: BTreeSet<(u64, u64)> = (0..CONNECTIONS)
-        .flat_map(|c| (0..per_conn).map(move |n| (c, n)))
-        .collect();
-    let missing: Vec<_> = expected.iter().filter(|k| !seen.contains_key(k)).collect();
-    let twice: Vec<_> = seen.iter().filter(|(_, &n)| n > 1).collect();
-    let unexpected: Vec<_> = seen.keys().filter(|k| !expected.contains(k)).collect();
-    assert!(
-        missing.is_empty() && twice.is_empty() && unexpected.is_empty(),
-        "sent {sent}, delivered {} distinct: {} missing (first {:?}), {} duplicated (first {:?}), \
-         {} unexpected\n{}",
-        seen.len(),
-        missing.len(),
-        missing.iter().take(10).collect::<Vec<_>>(),
-        twice.len(),
-        twice.iter().take(10).collect::<Vec<_>>(),
-        unexpected.len(),
-        z.proc.describe()
-    );
-    eprintln!("sent {sent}, delivered {} exactly once", seen.len());
+fn assert_all_delivered(dir: &Path, load: &Load, z: &Zerologd) {
+    assert_all_delivered_once(dir, "out.", load, &[&z.proc]);
 }
 
 fn worker_pids(z: &Zerologd) -> BTreeMap<String, i32> {
@@ -122,7 +69,8 @@ fn worker_pids(z: &Zerologd) -> BTreeMap<String, i32> {
 fn restarting_workers_under_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let z = Zerologd::start(dir.path(), &topology(2));
-    let load = loggen(dir.path(), z.backend, 8 * RATE);
+    let load = steady(8);
+    let loggen = load.start(dir.path(), z.backend);
 
     // Each restart must be over well before the load is: a graceful stop that only ends with
     // the load, or with SIGKILL after stop_timeout, would not show what it loses.
@@ -145,7 +93,7 @@ fn restarting_workers_under_load_loses_nothing() {
     z.wait_new_pid("w:0", w0);
     let one_restart = t.elapsed();
     assert!(
-        load.is_running(),
+        loggen.is_running(),
         "the restarts happened under load (loggen still sending)"
     );
     assert!(
@@ -155,9 +103,9 @@ fn restarting_workers_under_load_loses_nothing() {
         z.proc.describe()
     );
 
-    let sent = loggen_sent(&load);
-    assert_eq!(sent, 8 * RATE);
-    assert_all_delivered_once(dir.path(), sent, &z);
+    let sent = loggen_sent(&loggen);
+    assert_eq!(sent, load.count);
+    assert_all_delivered(dir.path(), &load, &z);
     let log = z.proc.stderr_text();
     assert!(
         log.contains("pausing receiver while its worker stops") && log.contains("resumed"),
@@ -171,7 +119,8 @@ fn reload_with_changed_worker_counts_under_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let z = Zerologd::start(dir.path(), &topology(2));
     let forwarder = z.pid_of("forwarder").unwrap();
-    let load = loggen(dir.path(), z.backend, 8 * RATE);
+    let load = steady(8);
+    let loggen = load.start(dir.path(), z.backend);
 
     // 2 -> 3 -> 1 -> 2 workers, one reload every 800 ms.
     let mut numprocs_now = 2;
@@ -199,12 +148,12 @@ fn reload_with_changed_worker_counts_under_load_loses_nothing() {
         );
     }
     assert!(
-        load.is_running(),
+        loggen.is_running(),
         "the reloads happened under load (loggen still sending)"
     );
 
-    let sent = loggen_sent(&load);
-    assert_all_delivered_once(dir.path(), sent, &z);
+    assert_eq!(loggen_sent(&loggen), load.count);
+    assert_all_delivered(dir.path(), &load, &z);
     assert_eq!(
         z.pid_of("forwarder"),
         Some(forwarder),
@@ -216,18 +165,19 @@ fn reload_with_changed_worker_counts_under_load_loses_nothing() {
 fn sigterm_under_load_delivers_every_line_sent() {
     let dir = tempfile::tempdir().unwrap();
     let z = Zerologd::start(dir.path(), &topology(2));
-    let load = loggen(dir.path(), z.backend, 3 * RATE);
+    let load = steady(3);
+    let loggen = load.start(dir.path(), z.backend);
 
     // The stop begins while loggen still has two seconds to send: the forwarder stops
     // accepting connections but reads the open ones until they end (up to 5 s).
     std::thread::sleep(Duration::from_millis(1000));
     z.proc.signal("TERM");
 
-    let sent = loggen_sent(&load);
-    assert_eq!(sent, 3 * RATE);
+    let sent = loggen_sent(&loggen);
+    assert_eq!(sent, load.count);
     let status = z.proc.wait_exit(Duration::from_secs(60));
     assert!(status.success(), "zerologd exit\n{}", z.proc.describe());
-    assert_all_delivered_once(dir.path(), sent, &z);
+    assert_all_delivered(dir.path(), &load, &z);
 }
 
 #[test]

@@ -24,6 +24,7 @@ use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod load;
 pub mod zerologd;
 
 /// How long a process gets to log its readiness line.

@@ -1,0 +1,311 @@
+//! Faults that last: workers slower than the input for 30 s, and the network between the
+//! forwarder and the receiver cut for 10 s (two network namespaces joined by a veth pair).
+//! Every message sent is delivered exactly once, the sender is throttled by TCP rather than
+//! dropped, and memory stays bounded.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::load::*;
+use common::zerologd::*;
+use common::*;
+
+/// Resident set size (VmRSS) of `pid`, in kB; 0 once it is gone.
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Pids of zerologd's children (forwarder, receiver, worker wrappers and their programs).
+fn descendants(root: u32) -> Vec<u32> {
+    let mut out = vec![];
+    let mut stack = vec![root];
+    while let Some(pid) = stack.pop() {
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            out.push(c);
+            stack.push(c);
+        }
+    }
+    out
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// A worker program that takes about 0.5 ms per message: far slower than loggen.
+const SLOW_WORKER: &str = r#"import sys, time
+out = open(sys.argv[1], 'ab')
+for line in sys.stdin.buffer:
+    out.write(line)
+    out.flush()
+    time.sleep(0.0005)
+"#;
+
+#[test]
+fn slow_workers_for_30_s_get_everything_the_sender_is_throttled_memory_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_file(dir.path(), "slow.py", SLOW_WORKER);
+    let topology = format!(
+        r#"
+[forwarder]
+tcp = ["127.0.0.1:{{B}}"]
+publish = "tcp://127.0.0.1:{{F}}"
+
+[[receiver]]
+name = "all"
+
+[[worker]]
+name = "slow"
+receiver = "all"
+numprocs = 2
+command = ["sh", "-c", "exec python3 {} {{DIR}}/out.$$"]
+"#,
+        script.display()
+    );
+    let z = Zerologd::start(dir.path(), &topology);
+
+    // loggen as fast as it can for 30 s: the pipeline takes a few thousand lines a second.
+    let mut cmd = Command::new(zerolog_bin());
+    cmd.args(["loggen", "--json", "--app", "steady", "-d", "30", "-c", "2"])
+        .args(["-P", &z.backend.to_string()]);
+    let loggen = Proc::spawn(dir.path(), "loggen", cmd);
+
+    // Memory of every process of the tree, sampled while the workers lag.
+    let mut peak: std::collections::BTreeMap<String, u64> = Default::default();
+    let zerologd_pid = z.proc.pid();
+    let started = Instant::now();
+    while loggen.is_running() {
+        // loggen checks its 30 s between writes; a pipeline that stopped taking input would
+        // block it in a write for ever.
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "loggen still blocked after 90 s: the pipeline stopped taking input\n{}",
+            z.proc.describe()
+        );
+        for pid in descendants(zerologd_pid).into_iter().chain([zerologd_pid]) {
+            let e = peak.entry(comm(pid)).or_default();
+            *e = (*e).max(rss_kb(pid));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let report = loggen_report(&loggen, Duration::from_secs(60));
+    let sent = report["messages"].as_u64().unwrap();
+    let rate = report["messages_per_s"].as_f64().unwrap();
+    let load = Load {
+        count: sent,
+        rate: 0,
+        connections: 2,
+    };
+    assert_all_delivered_once(dir.path(), "out.", &load, &[&z.proc]);
+    eprintln!("slow consumer: loggen sent {sent} at {rate:.0}/s; peak RSS kB {peak:?}");
+
+    // Throttled: loggen alone sends hundreds of thousands of lines a second; here it could
+    // only go as fast as the workers (about 2 x 1,500/s) plus what the queues hold.
+    assert!(
+        rate < 20_000.0,
+        "loggen was not throttled: {rate:.0} lines/s\n{}",
+        z.proc.describe()
+    );
+    // Bounded: the queues are bounded by their high-water marks (10,000 messages per socket
+    // by default), so no process grows with the 30 s backlog.
+    for (name, kb) in &peak {
+        assert!(
+            *kb < 64 * 1024,
+            "{name} peaked at {kb} kB (bound: 64 MB)\n{}",
+            z.proc.describe()
+        );
+    }
+    assert!(
+        peak.contains_key("zerolog"),
+        "sampled the elements: {peak:?}"
+    );
+}
+
+/// Two network namespaces joined by a veth pair, removed on drop.
+struct Netns {
+    a: String,
+    b: String,
+    a_dev: String,
+}
+
+impl Netns {
+    /// `None` (with a visible skip, or a failure under ZEROLOG_REQUIRE_INTEROP=1) when this
+    /// machine cannot create network namespaces (not root, no `ip`).
+    fn create() -> Option<Netns> {
+        let id = std::process::id();
+        let n = Netns {
+            a: format!("zl-a-{id}"),
+            b: format!("zl-b-{id}"),
+            a_dev: format!("zla{id}"),
+        };
+        let b_dev = format!("zlb{id}");
+        let ok = ip(&["netns", "add", &n.a]);
+        let n = peer_or_skip("ip netns (root and iproute2)", ok.then_some(n))?;
+        assert!(ip(&["netns", "add", &n.b]));
+        assert!(ip(&[
+            "link", "add", &n.a_dev, "netns", &n.a, "type", "veth", "peer", "name", &b_dev,
+            "netns", &n.b
+        ]));
+        for (ns, dev, addr) in [
+            (&n.a, &n.a_dev, "10.213.0.1/24"),
+            (&n.b, &b_dev, "10.213.0.2/24"),
+        ] {
+            assert!(ip(&["-n", ns, "addr", "add", addr, "dev", dev]));
+            assert!(ip(&["-n", ns, "link", "set", dev, "up"]));
+            assert!(ip(&["-n", ns, "link", "set", "lo", "up"]));
+        }
+        Some(n)
+    }
+
+    /// `zerolog ARGS` inside namespace `ns`.
+    fn zerolog(&self, dir: &Path, ns: &str, name: &str, args: &[String]) -> Proc {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, zerolog_bin()]).args(args);
+        Proc::spawn(dir, name, cmd)
+    }
+
+    fn link(&self, up: bool) {
+        let state = if up { "up" } else { "down" };
+        assert!(ip(&["-n", &self.a, "link", "set", &self.a_dev, state]));
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn cutting_the_link_between_hosts_for_10_s_throttles_and_recovers_without_loss() {
+    let Some(net) = Netns::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |x: &str| x.to_string();
+    // Host A: the forwarder, input on its loopback, publishing on the veth address.
+    let forwarder = net.zerolog(
+        d,
+        &net.a,
+        "forwarder",
+        &[
+            s("forwarder"),
+            s("-b"),
+            s("6000"),
+            s("--publish-endpoint"),
+            s("tcp://10.213.0.1:6001"),
+            s("--wait-subscribers"),
+            s("1"),
+        ],
+    );
+    // Host B: a receiver connected across the link, and a worker.
+    let sock = d.join("receiver.sock");
+    let receiver = net.zerolog(
+        d,
+        &net.b,
+        "receiver",
+        &[
+            s("receiver"),
+            s("--output-socket"),
+            sock.display().to_string(),
+            s("10.213.0.1"),
+            s("6001"),
+        ],
+    );
+    let out = d.join("out.txt");
+    let worker = net.zerolog(
+        d,
+        &net.b,
+        "worker",
+        &[
+            s("worker"),
+            format!("ipc://{}", sock.display()),
+            s("file"),
+            out.display().to_string(),
+        ],
+    );
+    forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
+    let procs = [&forwarder, &receiver, &worker];
+
+    // 20,000 lines/s for 30 s; the link is down from 5 s to 15 s.
+    let load = Load {
+        count: 600_000,
+        rate: 20_000,
+        connections: 1,
+    };
+    let loggen = net.zerolog(d, &net.a, "loggen", &load.args(6000));
+    std::thread::sleep(Duration::from_secs(5));
+    net.link(false);
+    let cut = Instant::now();
+    let lines_at_cut = count_lines(&out);
+    std::thread::sleep(Duration::from_secs(10));
+    let lines_during = count_lines(&out);
+    net.link(true);
+    eprintln!(
+        "link cut for {:?}: {lines_at_cut} lines delivered at the cut, {lines_during} at its end",
+        cut.elapsed()
+    );
+
+    let report = loggen_report(&loggen, Duration::from_secs(120));
+    assert_eq!(report["messages"].as_u64(), Some(load.count));
+    assert_all_delivered_once(d, "out.txt", &load, &procs);
+
+    // Nothing crossed the cut link (the last lines in flight at most), and the forwarder
+    // held its input rather than dropping: it says how long publishing waited.
+    assert!(
+        lines_during - lines_at_cut < 50_000,
+        "delivery went on while the link was down: {lines_at_cut} -> {lines_during}"
+    );
+    let log = forwarder.stderr_text();
+    let waited_ms: u64 = log
+        .lines()
+        .filter(|l| l.contains("publishing resumed"))
+        .filter_map(|l| {
+            l.split("waited_ms=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        waited_ms >= 5_000,
+        "the forwarder was blocked (input throttled) for most of the cut: waited {waited_ms} ms\n{}",
+        describe_all(&procs)
+    );
+    // The sender was throttled: at 20,000/s, 600,000 lines take 30 s; the 10 s stall made it
+    // late (it catches up as fast as it can afterwards, so by less than 10 s).
+    let seconds = report["seconds"].as_f64().unwrap();
+    eprintln!(
+        "loggen took {seconds:.1} s for {} lines; forwarder publishing waited {waited_ms} ms",
+        load.count
+    );
+}
