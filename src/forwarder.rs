@@ -216,7 +216,7 @@ impl Forwarder {
             xpub,
             monitor,
             publish_endpoint,
-            stats: Arc::default(),
+            stats: Arc::new(ForwarderStats::from_env()),
         })
     }
 
@@ -369,13 +369,13 @@ async fn accept_loop(
             _ = stop.changed() => return,
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
-                    stats.connections_accepted.fetch_add(1, Relaxed);
-                    stats.connections_open.fetch_add(1, Relaxed);
+                    stats.connections_accepted().fetch_add(1, Relaxed);
+                    stats.connections_open().fetch_add(1, Relaxed);
                     debug!(%peer, "connection accepted");
                     let (tx, stop, config, stats) = (tx.clone(), stop.clone(), config.clone(), stats.clone());
                     tokio::spawn(async move {
                         connection(stream, peer, tx, stop, &config, &stats).await;
-                        stats.connections_open.fetch_sub(1, Relaxed);
+                        stats.connections_open().fetch_sub(1, Relaxed);
                     });
                 }
                 Err(e) => {
@@ -399,14 +399,14 @@ fn account(
     max: usize,
 ) {
     stats
-        .messages_received
+        .messages_received()
         .fetch_add(now.messages - last.messages, Relaxed);
     let truncated = now.truncated - last.truncated;
     let malformed = now.malformed_counts - last.malformed_counts;
     let incomplete = now.incomplete - last.incomplete;
-    stats.truncated.fetch_add(truncated, Relaxed);
-    stats.malformed_frames.fetch_add(malformed, Relaxed);
-    stats.incomplete.fetch_add(incomplete, Relaxed);
+    stats.truncated().fetch_add(truncated, Relaxed);
+    stats.malformed_frames().fetch_add(malformed, Relaxed);
+    stats.incomplete().fetch_add(incomplete, Relaxed);
     if truncated + malformed + incomplete > 0
         && last_warn.is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
     {
@@ -472,12 +472,12 @@ async fn connection(
         });
         let mut batch = Batch::default();
         if n > 0 {
-            stats.bytes_received.fetch_add(n as u64, Relaxed);
+            stats.bytes_received().fetch_add(n as u64, Relaxed);
             framer.feed(&buf[..n], &mut |f| batch.push(template, f.data));
         } else if closing {
             // The sender did not end this message: it is not ours to pass on cut.
             if framer.pending() > 0 {
-                stats.cut_at_stop.fetch_add(1, Relaxed);
+                stats.cut_at_stop().fetch_add(1, Relaxed);
                 warn!(%peer, bytes = framer.pending(), "closing a connection in the middle of a message at stop: that partial message is dropped (counted as cut_at_stop)");
             }
         } else {
@@ -516,8 +516,8 @@ async fn udp_loop(
             r = socket.recv_from(&mut buf) => r,
         };
         let Ok((n, _peer)) = r else { continue };
-        stats.bytes_received.fetch_add(n as u64, Relaxed);
-        stats.udp_datagrams.fetch_add(1, Relaxed);
+        stats.bytes_received().fetch_add(n as u64, Relaxed);
+        stats.udp_datagrams().fetch_add(1, Relaxed);
         // One datagram, one message; a trailing newline is a terminator, not content.
         let mut msg = &buf[..n];
         if let Some(m) = msg.strip_suffix(b"\n") {
@@ -526,9 +526,9 @@ async fn udp_loop(
         if msg.is_empty() {
             continue;
         }
-        stats.messages_received.fetch_add(1, Relaxed);
+        stats.messages_received().fetch_add(1, Relaxed);
         if msg.len() > max {
-            stats.truncated.fetch_add(1, Relaxed);
+            stats.truncated().fetch_add(1, Relaxed);
             msg = &msg[..max];
         }
         let mut batch = Batch::default();
@@ -660,7 +660,7 @@ fn publish_one(
     loop {
         if subs.total == 0 && *stop.borrow() {
             // Stopping with no receiver left: nothing can take this message. Count it.
-            if stats.dropped_at_shutdown.fetch_add(1, Relaxed) == 0 {
+            if stats.dropped_at_shutdown().fetch_add(1, Relaxed) == 0 {
                 error!("stopping with no receiver subscribed: dropping the remaining messages (counted as dropped_at_shutdown)");
             }
             return Ok(());
@@ -676,14 +676,14 @@ fn publish_one(
             continue;
         }
         if !subs.matches(topic) {
-            stats.unrouted.fetch_add(1, Relaxed);
+            stats.unrouted().fetch_add(1, Relaxed);
             return Ok(());
         }
         match xpub.send(topic, zmq::SNDMORE) {
             Ok(()) => {
                 // With NODROP the check happens on the first frame; the rest always goes.
                 xpub.send(msg, 0).map_err(zerr("publishing"))?;
-                stats.published.fetch_add(1, Relaxed);
+                stats.published().fetch_add(1, Relaxed);
                 if let Some(t) = blocked_since {
                     let waited = t.elapsed();
                     if waited >= Duration::from_secs(1) {

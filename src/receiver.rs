@@ -32,7 +32,7 @@
 //! // ... later, from any thread:
 //! signals.request_stop();
 //! thread.join().unwrap()?; // drained and stopped
-//! assert_eq!(stats.snapshot(), [("received", 0), ("pushed", 0), ("malformed", 0)]);
+//! assert_eq!(stats.snapshot(), [("received", 0), ("bytes_received", 0), ("pushed", 0), ("malformed", 0)]);
 //! # Ok::<(), zerolog::Error>(())
 //! ```
 
@@ -128,7 +128,7 @@ impl Receiver {
             _sub: sub,
             _push: push,
             output_endpoint,
-            stats: Arc::default(),
+            stats: Arc::new(ReceiverStats::from_env()),
         })
     }
 
@@ -182,12 +182,12 @@ impl Receiver {
                 Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => continue,
                 Err(e) => return Err(zerr("receiving from forwarder")(e)),
             }
-            self.stats.received.fetch_add(1, Relaxed);
+            self.stats.received().fetch_add(1, Relaxed);
             let out = if topic.more() {
                 recv_rest(&mut data, self.sub_raw)?;
                 if data.more() {
                     // More than [topic, message]: pass frame 1 on, drop the rest.
-                    self.stats.malformed.fetch_add(1, Relaxed);
+                    self.stats.malformed().fetch_add(1, Relaxed);
                     let mut extra = RawMsg::new();
                     loop {
                         recv_rest(&mut extra, self.sub_raw)?;
@@ -199,9 +199,12 @@ impl Receiver {
                 &mut data
             } else {
                 // A single-frame publication is passed on whole.
-                self.stats.malformed.fetch_add(1, Relaxed);
+                self.stats.malformed().fetch_add(1, Relaxed);
                 &mut topic
             };
+            self.stats
+                .bytes_received()
+                .fetch_add(out.len() as u64, Relaxed);
             self.push_blocking(out, signals, &mut pause)?;
         }
     }
@@ -222,7 +225,7 @@ impl Receiver {
             while signals.stop_requested().is_none() && pause.hold(signals) {}
             match msg.send(self.push_raw, 0) {
                 Ok(()) => {
-                    self.stats.pushed.fetch_add(1, Relaxed);
+                    self.stats.pushed().fetch_add(1, Relaxed);
                     return Ok(());
                 }
                 Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => {

@@ -1,20 +1,212 @@
 //! Counters of each pipeline element, defined in one place per element so that logs, status
-//! output and tests agree. Each counter is documented on its field below.
+//! output, metrics and tests agree. Each counter is documented on its accessor below, and all
+//! of them in `docs/counters.md`.
+//!
+//! The counters live in memory, or, when `ZEROLOG_STATS_FILE` names a file (zerologd sets it
+//! for every element it runs), in that file, mapped into memory: the values there are always
+//! current, readable by another process ([`read_stats_file`]), and survive the element being
+//! killed, so what a crashed process held can be accounted for.
+//!
+//! File layout (version 1): a 4096-byte text header, NUL-padded,
+//! `zerolog-stats 1\nelement NAME\npid PID\ncounters NAME NAME ...\n`, then one native-endian
+//! u64 per counter, in the header's order.
 
+use std::fs::OpenOptions;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// Environment variable naming the stats file of an element.
+pub const STATS_FILE_ENV: &str = "ZEROLOG_STATS_FILE";
+
+const HEADER: usize = 4096;
+const MAGIC: &str = "zerolog-stats 1\n";
+
+/// Storage of one element's counters: on the heap, or in a shared file mapping.
+#[derive(Debug)]
+pub struct Slots {
+    ptr: NonNull<AtomicU64>,
+    len: usize,
+    _heap: Option<Box<[AtomicU64]>>,
+    _map: Option<memmap2::MmapMut>,
+}
+
+// SAFETY: the slots are atomics, owned (heap) or mapped (file) for as long as `Slots` lives.
+unsafe impl Send for Slots {}
+unsafe impl Sync for Slots {}
+
+impl Slots {
+    fn heap(len: usize) -> Self {
+        let heap: Box<[AtomicU64]> = (0..len).map(|_| AtomicU64::new(0)).collect();
+        let ptr = NonNull::new(heap.as_ptr() as *mut AtomicU64).expect("boxed slice");
+        Slots {
+            ptr,
+            len,
+            _heap: Some(heap),
+            _map: None,
+        }
+    }
+
+    fn file(path: &Path, element: &str, names: &[&str]) -> io::Result<Self> {
+        let header = format!(
+            "{MAGIC}element {element}\npid {}\ncounters {}\n",
+            std::process::id(),
+            names.join(" ")
+        );
+        if header.len() > HEADER {
+            return Err(io::Error::other("too many counters for the stats header"));
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        file.set_len((HEADER + 8 * names.len()) as u64)?;
+        // SAFETY: the file was just created (truncated) by this process for its own counters;
+        // other processes only read it.
+        let mut map = unsafe { memmap2::MmapMut::map_mut(&file)? };
+        map[..header.len()].copy_from_slice(header.as_bytes());
+        // The values start page-aligned, so each u64 is 8-byte aligned, as AtomicU64 needs.
+        let ptr = NonNull::new(map[HEADER..].as_mut_ptr() as *mut AtomicU64).expect("mapping");
+        Ok(Slots {
+            ptr,
+            len: names.len(),
+            _heap: None,
+            _map: Some(map),
+        })
+    }
+
+    /// In `$ZEROLOG_STATS_FILE` when it is set (in memory if that fails, with a warning),
+    /// else in memory.
+    fn from_env(element: &str, names: &[&str]) -> Self {
+        match std::env::var_os(STATS_FILE_ENV) {
+            Some(path) => {
+                let path = PathBuf::from(path);
+                Slots::file(&path, element, names).unwrap_or_else(|e| {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot create the stats file; counters are kept in memory only");
+                    Slots::heap(names.len())
+                })
+            }
+            None => Slots::heap(names.len()),
+        }
+    }
+
+    fn get(&self, i: usize) -> &AtomicU64 {
+        assert!(i < self.len);
+        // SAFETY: i is in bounds of the `len` slots that `ptr` points to, alive with `self`.
+        unsafe { &*self.ptr.as_ptr().add(i) }
+    }
+}
+
+/// What [`read_stats_file`] found: the element and its counters, in declaration order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsFile {
+    /// `forwarder`, `receiver` or `worker`.
+    pub element: String,
+    /// The process that wrote it.
+    pub pid: u32,
+    /// (name, value) of every counter.
+    pub counters: Vec<(String, u64)>,
+}
+
+/// Reads an element's stats file (while it runs, or after it died). `None` when it is missing
+/// or not a stats file.
+pub fn read_stats_file(path: &Path) -> Option<StatsFile> {
+    let bytes = std::fs::read(path).ok()?;
+    let header = std::str::from_utf8(bytes.get(..HEADER)?)
+        .ok()?
+        .trim_end_matches('\0');
+    let rest = header.strip_prefix(MAGIC)?;
+    let (mut element, mut pid, mut names) = (None, None, None);
+    for line in rest.lines() {
+        match line.split_once(' ') {
+            Some(("element", e)) => element = Some(e.to_string()),
+            Some(("pid", p)) => pid = p.parse().ok(),
+            Some(("counters", n)) => names = Some(n.split(' ').collect::<Vec<_>>()),
+            _ => {}
+        }
+    }
+    let names = names?;
+    let values = bytes.get(HEADER..HEADER + 8 * names.len())?;
+    let counters = names
+        .iter()
+        .zip(values.chunks_exact(8))
+        .map(|(n, v)| (n.to_string(), u64::from_ne_bytes(v.try_into().unwrap())))
+        .collect();
+    Some(StatsFile {
+        element: element?,
+        pid: pid?,
+        counters,
+    })
+}
+
+/// Position of `name` in `names`, at compile time (each accessor's slot).
+const fn index_of(names: &[&str], name: &str) -> usize {
+    let mut i = 0;
+    while i < names.len() {
+        let (a, b) = (names[i].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("no such counter")
+}
+
 macro_rules! counters {
-    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident),* $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident ($element:literal) { $($(#[$fmeta:meta])* $field:ident),* $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Default)]
+        #[derive(Debug)]
         pub struct $name {
-            $($(#[$fmeta])* pub $field: AtomicU64,)*
+            slots: Slots,
         }
 
         impl $name {
+            /// The counters' names, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// Counters in memory.
+            pub fn new() -> Self {
+                $name { slots: Slots::heap(Self::NAMES.len()) }
+            }
+
+            /// Counters in `$ZEROLOG_STATS_FILE` when it is set (see the module docs), else
+            /// in memory.
+            pub fn from_env() -> Self {
+                $name { slots: Slots::from_env($element, Self::NAMES) }
+            }
+
+            /// Counters in a stats file at `path` (created or truncated).
+            pub fn in_file(path: &Path) -> io::Result<Self> {
+                Ok($name { slots: Slots::file(path, $element, Self::NAMES)? })
+            }
+
+            $(
+                $(#[$fmeta])*
+                pub fn $field(&self) -> &AtomicU64 {
+                    const INDEX: usize = index_of($name::NAMES, stringify!($field));
+                    self.slots.get(INDEX)
+                }
+            )*
+
             /// (name, value) of every counter, in declaration order.
             pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-                vec![$((stringify!($field), self.$field.load(Relaxed)),)*]
+                Self::NAMES
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (*n, self.slots.get(i).load(Relaxed)))
+                    .collect()
             }
 
             /// Logs every counter on one line (at exit of the element).
@@ -28,16 +220,26 @@ macro_rules! counters {
                 tracing::info!("{element} counters: {line}");
             }
         }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
     };
 }
 
 counters! {
     /// Forwarder counters.
-    ForwarderStats {
+    ForwarderStats("forwarder") {
         /// TCP connections accepted since start.
         connections_accepted,
-        /// TCP connections open now.
+        /// TCP connections open now (a gauge).
         connections_open,
+        /// TCP connections closed at once because the input had `max_connections` open.
+        connections_refused,
+        /// TCP connections closed because they sent nothing for `idle_timeout`.
+        connections_idle_closed,
         /// Bytes read from TCP connections and UDP datagrams.
         bytes_received,
         /// UDP datagrams received.
@@ -52,21 +254,23 @@ counters! {
         incomplete,
         /// Messages published to at least one subscribed receiver.
         published,
-        /// Messages whose topic no receiver subscribed to (dropped by routing).
+        /// Dropped: messages whose topic no receiver subscribed to.
         unrouted,
-        /// Messages dropped at shutdown because no receiver was left to take them.
+        /// Dropped: messages left at shutdown when no receiver was left to take them.
         dropped_at_shutdown,
-        /// Partial messages dropped when a stop closed a connection whose sender was still in
-        /// the middle of a message (after the drain time, or a pause of the sender).
+        /// Dropped: partial messages of a connection a stop closed while its sender was still
+        /// in the middle of a message (after the drain time, or a pause of the sender).
         cut_at_stop,
     }
 }
 
 counters! {
     /// Receiver counters.
-    ReceiverStats {
+    ReceiverStats("receiver") {
         /// Messages received from the forwarder(s).
         received,
+        /// Bytes of the message frames received (topic frames excluded).
+        bytes_received,
         /// Messages pushed to workers.
         pushed,
         /// Publisher messages that were not [topic, message] (single frame: pushed whole;
@@ -77,12 +281,62 @@ counters! {
 
 counters! {
     /// Worker counters.
-    WorkerStats {
+    WorkerStats("worker") {
         /// Messages received from the backend.
         received,
+        /// Bytes of the messages processed (the message as handed to the worker).
+        bytes_received,
         /// Messages handed to the program, written out, or counted (null).
         processed,
-        /// Messages lost because the program or output failed while holding them.
+        /// Dropped: messages lost because the program or output failed while holding them.
         failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stats_file_is_readable_by_another_reader_and_keeps_the_last_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stats/r.stats");
+        {
+            let stats = ReceiverStats::in_file(&path).unwrap();
+            stats.received().fetch_add(7, Relaxed);
+            stats.pushed().fetch_add(5, Relaxed);
+            let live = read_stats_file(&path).unwrap();
+            assert_eq!(live.element, "receiver");
+            assert_eq!(live.pid, std::process::id());
+            assert_eq!(live.counters[0], ("received".to_string(), 7));
+            assert_eq!(live.counters[2], ("pushed".to_string(), 5));
+        }
+        // Dropped (as a killed process's would be): the values stay in the file.
+        let after = read_stats_file(&path).unwrap();
+        assert_eq!(
+            after.counters,
+            ReceiverStats::NAMES
+                .iter()
+                .zip([7, 0, 5, 0])
+                .map(|(n, v)| (n.to_string(), v))
+                .collect::<Vec<_>>()
+        );
+        std::fs::write(&path, b"not a stats file").unwrap();
+        assert_eq!(read_stats_file(&path), None);
+    }
+
+    #[test]
+    fn heap_counters_snapshot_in_order() {
+        let stats = WorkerStats::new();
+        stats.processed().fetch_add(2, Relaxed);
+        assert_eq!(
+            stats.snapshot(),
+            [
+                ("received", 0),
+                ("bytes_received", 0),
+                ("processed", 2),
+                ("failed", 0)
+            ]
+        );
     }
 }

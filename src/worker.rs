@@ -349,7 +349,8 @@ pub enum Receive {
 /// runner.run(&mut worker)?;
 /// peer.join().unwrap();
 /// assert_eq!(worker.seen, [&b"message 0"[..], b"message 1", b"message 2"]);
-/// assert_eq!(stats.snapshot(), [("received", 3), ("processed", 3), ("failed", 0)]);
+/// assert_eq!(stats.processed().load(std::sync::atomic::Ordering::Relaxed), 3);
+/// assert_eq!(stats.bytes_received().load(std::sync::atomic::Ordering::Relaxed), 27);
 /// # Ok::<(), zerolog::Error>(())
 /// ```
 #[derive(Debug)]
@@ -369,7 +370,7 @@ impl Runner {
             backend: backend.into(),
             receive: Receive::default(),
             signals: None,
-            stats: Arc::default(),
+            stats: Arc::new(WorkerStats::from_env()),
             hwm: DEFAULT_HWM,
         }
     }
@@ -534,10 +535,10 @@ fn process_one(
     msg: zmq::Message,
     joined: &mut Vec<u8>,
     worker: &mut dyn Worker,
-) -> Result<(), Error> {
+) -> Result<usize, Error> {
     match receive {
-        Receive::Frame => worker.process(&msg),
-        _ if !msg.get_more() => worker.process(&msg),
+        Receive::Frame => worker.process(&msg).map(|()| msg.len()),
+        _ if !msg.get_more() => worker.process(&msg).map(|()| msg.len()),
         Receive::Joined(separator) => {
             joined.clear();
             joined.extend_from_slice(&msg);
@@ -549,14 +550,14 @@ fn process_one(
                     break;
                 }
             }
-            worker.process(joined)
+            worker.process(joined).map(|()| joined.len())
         }
         Receive::LastFrame => {
             let mut last = msg;
             while last.get_more() {
                 last = recv_more(pull)?;
             }
-            worker.process(&last)
+            worker.process(&last).map(|()| last.len())
         }
     }
 }
@@ -586,12 +587,15 @@ fn pump(
         let flags = if unflushed { zmq::DONTWAIT } else { 0 };
         match pull.recv_msg(flags) {
             Ok(msg) => {
-                stats.received.fetch_add(1, Relaxed);
-                if let Err(e) = process_one(pull, receive, msg, &mut joined, worker) {
-                    stats.failed.fetch_add(1, Relaxed);
-                    return Err(e);
-                }
-                stats.processed.fetch_add(1, Relaxed);
+                stats.received().fetch_add(1, Relaxed);
+                match process_one(pull, receive, msg, &mut joined, worker) {
+                    Ok(bytes) => stats.bytes_received().fetch_add(bytes as u64, Relaxed),
+                    Err(e) => {
+                        stats.failed().fetch_add(1, Relaxed);
+                        return Err(e);
+                    }
+                };
+                stats.processed().fetch_add(1, Relaxed);
                 unflushed = true;
             }
             Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => {
@@ -1095,9 +1099,9 @@ pub fn find_program(name: &str, directory: Option<&Path>) -> Result<PathBuf, Err
         .ok_or_else(|| not_found(" on PATH".into()))
 }
 
-/// Counters shared with a running worker.
+/// Counters shared with a running worker (in `$ZEROLOG_STATS_FILE` when it is set).
 pub fn new_stats() -> Arc<WorkerStats> {
-    Arc::default()
+    Arc::new(WorkerStats::from_env())
 }
 
 #[cfg(test)]

@@ -106,6 +106,12 @@ impl RawMsg {
         Ok(())
     }
 
+    /// Size of the frame in bytes.
+    pub fn len(&self) -> usize {
+        // SAFETY: the message is initialised; zmq_msg_size only reads it.
+        unsafe { zmq_sys::zmq_msg_size(&self.0 as *const _ as *mut _) }
+    }
+
     /// Whether more frames of the same message follow.
     pub fn more(&self) -> bool {
         // SAFETY: the message is initialised; zmq_msg_more only reads it.

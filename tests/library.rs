@@ -274,10 +274,12 @@ fn receive_with(receive: Receive, n: usize) -> Vec<Vec<u8>> {
     let stats = runner.stats();
     runner.run(&mut worker).expect("runner");
     sender.join().unwrap();
+    let bytes: u64 = worker.seen.iter().map(|m| m.len() as u64).sum();
     assert_eq!(
         stats.snapshot(),
         [
             ("received", n as u64),
+            ("bytes_received", bytes),
             ("processed", n as u64),
             ("failed", 0)
         ]
@@ -335,5 +337,5 @@ fn runner_returns_the_worker_error() {
     );
     sender.join().unwrap();
     assert!(worker.stopped);
-    assert_eq!(stats.failed.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(stats.failed().load(std::sync::atomic::Ordering::Relaxed), 1);
 }
