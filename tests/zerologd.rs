@@ -485,3 +485,75 @@ fn scale_out_a_host_without_forwarder_takes_its_messages_from_another() {
     assert!(!st.iter().any(|r| r.0 == "forwarder"), "{st:?}");
     input.deliver(&work_dir.path().join("out.txt"), "across", 5000);
 }
+
+/// `zerologd status --json` counters of `name`: (current, total).
+fn counters_of(z: &Zerologd, name: &str) -> (serde_json::Value, serde_json::Value) {
+    let (code, out, err) = z.ctl(&["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let p = v["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {out}"))
+        .clone();
+    (
+        p["counters"]["current"].clone(),
+        p["counters"]["total"].clone(),
+    )
+}
+
+#[test]
+fn status_shows_every_elements_counters_and_keeps_a_killed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let z = Zerologd::start(dir.path(), BASIC);
+    let out = dir.path().join("out.txt");
+    z.deliver(&out, "counted", 1000);
+    // The worker counted them as it wrote them; the others before.
+    wait_until(READY_TIMEOUT, "worker counters at 1000", || {
+        counters_of(&z, "out:0").0["processed"] == 1000
+    });
+    let (fwd, _) = counters_of(&z, "forwarder");
+    assert_eq!(fwd["messages_received"], 1000, "{fwd}");
+    assert_eq!(fwd["published"], 1000, "{fwd}");
+    assert_eq!(fwd["connections_accepted"], 1, "{fwd}");
+    assert_eq!(fwd["connections_open"], 0, "{fwd}");
+    let (rcv, _) = counters_of(&z, "all");
+    assert_eq!(
+        (&rcv["received"], &rcv["pushed"]),
+        (&1000.into(), &1000.into()),
+        "{rcv}"
+    );
+    let bytes: u64 = read_lines(&out).iter().map(|l| l.len() as u64).sum();
+    assert_eq!(rcv["bytes_received"], bytes, "{rcv}");
+    let (wrk, _) = counters_of(&z, "out:0");
+    assert_eq!(wrk["received"], 1000, "{wrk}");
+    assert_eq!(wrk["bytes_received"], bytes, "{wrk}");
+
+    // kill -9 of the receiver: the new process counts from 0; the total keeps what the
+    // killed one counted, and zerologd logs it.
+    let old = z.pid_of("all").unwrap();
+    kill9(old);
+    z.wait_new_pid("all", old);
+    let (current, total) = counters_of(&z, "all");
+    assert_eq!(current["received"], 0, "{current}");
+    assert_eq!(total["received"], 1000, "{total}");
+    assert_eq!(total["pushed"], 1000, "{total}");
+    let log = z.proc.stderr_text();
+    assert!(
+        log.lines().any(|l| l.contains("counters at exit")
+            && l.contains("program=\"all\"")
+            && l.contains("received=1000")),
+        "{log}"
+    );
+    z.deliver(&out, "after-kill", 10);
+    wait_until(READY_TIMEOUT, "receiver total at 1010", || {
+        counters_of(&z, "all").1["received"] == 1010
+    });
+    let (_, text, _) = z.ctl(&["status"]);
+    assert!(
+        text.contains("COUNTERS") && text.contains("total: bytes_received="),
+        "{text}"
+    );
+}

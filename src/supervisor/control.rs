@@ -50,6 +50,27 @@ pub fn format_status(rows: &[ProgramStatus]) -> String {
             r.last_exit.as_ref().map_or("-", |e| e.text.as_str()),
         ));
     }
+    // Counters below the table: those of the running (or last) process, then, when the
+    // program restarted, the totals over all its runs.
+    let with_counters: Vec<_> = rows
+        .iter()
+        .filter_map(|r| Some((r, r.counters.as_ref()?)))
+        .collect();
+    if !with_counters.is_empty() {
+        out.push_str("\nCOUNTERS\n");
+    }
+    for (r, c) in with_counters {
+        let line = |v: &std::collections::BTreeMap<String, u64>| {
+            v.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        out.push_str(&format!("{:width$}  {}\n", r.name, line(&c.current)));
+        if r.restarts > 0 {
+            out.push_str(&format!("{:width$}  total: {}\n", "", line(&c.total)));
+        }
+    }
     out
 }
 

@@ -25,6 +25,7 @@ use nix::unistd::Pid;
 use tracing::{error, info, warn};
 
 use super::control;
+use super::counters::Counters;
 use super::programs::{program_specs, zerolog_binary};
 use super::reaper::Reaper;
 use super::state::{Action, ExitInfo, ProgramSpec, Supervisor, Tier};
@@ -103,6 +104,8 @@ pub struct Daemon {
     reaper: Option<Reaper>,
     /// Interval of the systemd watchdog pings (half of `WATCHDOG_USEC`), and the next one due.
     watchdog: Option<(Duration, Instant)>,
+    /// Every program's counters (stats files under `<runtime_dir>/stats`).
+    counters: Counters,
 }
 
 impl Daemon {
@@ -150,6 +153,7 @@ impl Daemon {
 
         let zerolog = zerolog_binary(topology.daemon.zerolog_bin.as_deref());
         let sup = Supervisor::new(program_specs(topology, &zerolog));
+        let counters = Counters::new(runtime.join("stats"));
         Ok(Daemon {
             sup,
             config_path,
@@ -164,6 +168,7 @@ impl Daemon {
             on_ready: None,
             stop_requests: 0,
             reaper,
+            counters,
             watchdog: sd_notify::watchdog_enabled()
                 .filter(|d| !d.is_zero())
                 .map(|d| (d / 2, Instant::now())),
@@ -371,8 +376,8 @@ impl Daemon {
             None => (request, ""),
         };
         let result = match (cmd, arg) {
-            ("status", "") => Ok(control::format_status(&self.sup.status(now))),
-            ("status", "--json") => Ok(control::format_status_json(&self.sup.status(now))),
+            ("status", "") => Ok(control::format_status(&self.status(now))),
+            ("status", "--json") => Ok(control::format_status_json(&self.status(now))),
             ("start", name) if !name.is_empty() => self.sup.start(name).map(|a| {
                 let n = a.len();
                 self.execute(a);
@@ -395,6 +400,15 @@ impl Daemon {
             Ok(text) => text,
             Err(e) => format!("error: {e}\n"),
         }
+    }
+
+    /// Every program's state, with its counters.
+    fn status(&self, now: Instant) -> Vec<super::state::ProgramStatus> {
+        let mut rows = self.sup.status(now);
+        for r in &mut rows {
+            r.counters = self.counters.get(&r.name);
+        }
+        rows
     }
 
     /// Re-reads the topology file and applies the difference. An invalid file changes
@@ -492,6 +506,18 @@ impl Daemon {
             if let Some(r) = self.reaper.as_mut() {
                 r.forget(pid.as_raw());
             }
+            if let Some(name) = self.sup.name_of_pid(pid.as_raw()) {
+                if let Some(values) = self.counters.ended(&name) {
+                    let line: Vec<String> =
+                        values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    info!(
+                        program = name,
+                        pid = pid.as_raw(),
+                        "counters at exit: {}",
+                        line.join(" ")
+                    );
+                }
+            }
             actions.extend(self.sup.exited(pid.as_raw(), exit, now));
         }
         actions
@@ -538,7 +564,9 @@ impl Daemon {
         let Some(spec) = self.sup.spec(name).cloned() else {
             return vec![];
         };
-        match spawn_process(&spec) {
+        let stats_file = self.counters.file_of(name);
+        self.counters.starting(name);
+        match spawn_process(&spec, &stats_file) {
             Ok((pid, out, err)) => {
                 if let Some(r) = self.reaper.as_mut() {
                     r.watch(pid);
@@ -584,7 +612,7 @@ fn bind_control(path: &Path) -> Result<UnixListener, DaemonError> {
 
 /// Starts one program in its own process group, with a parent-death signal, its output on
 /// pipes, and the configured user, group, directory and environment.
-fn spawn_process(spec: &ProgramSpec) -> Result<(i32, OwnedFd, OwnedFd), String> {
+fn spawn_process(spec: &ProgramSpec, stats_file: &Path) -> Result<(i32, OwnedFd, OwnedFd), String> {
     let (argv, startup_args, env, settings) =
         (&spec.argv, &spec.startup_args, &spec.env, &spec.settings);
     let (program, args) = argv.split_first().ok_or("empty command")?;
@@ -596,6 +624,7 @@ fn spawn_process(spec: &ProgramSpec) -> Result<(i32, OwnedFd, OwnedFd), String> 
         .env_remove("WATCHDOG_USEC")
         .env_remove("WATCHDOG_PID")
         .envs(env)
+        .env(crate::stats::STATS_FILE_ENV, stats_file)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -609,6 +638,9 @@ fn spawn_process(spec: &ProgramSpec) -> Result<(i32, OwnedFd, OwnedFd), String> 
             .flatten()
             .ok_or_else(|| format!("no user named {user}"))?;
         cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw());
+        // The program creates its stats file; make it its own (it may not write the directory).
+        let _ = std::fs::File::create(stats_file);
+        let _ = nix::unistd::chown(stats_file, Some(u.uid), Some(u.gid));
         cmd.env("USER", &u.name)
             .env("LOGNAME", &u.name)
             .env("HOME", &u.dir);

@@ -6,6 +6,7 @@
 //! socket protocol and client.
 
 pub mod control;
+pub mod counters;
 pub mod daemon;
 pub mod programs;
 pub mod reaper;

@@ -205,6 +205,9 @@ pub struct ProgramStatus {
     pub restarts: u32,
     /// How it last ended, if it did.
     pub last_exit: Option<ExitInfo>,
+    /// Its counters, for zerolog elements and library workers (filled in by the daemon).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counters: Option<super::counters::ProgramCounters>,
 }
 
 /// The result of a reload, for the operator.
@@ -253,6 +256,14 @@ impl Supervisor {
                 last_exit: None,
             },
         );
+    }
+
+    /// The name of the program whose process is `pid`.
+    pub fn name_of_pid(&self, pid: i32) -> Option<String> {
+        self.programs
+            .values()
+            .find(|p| p.state.pid() == Some(pid))
+            .map(|p| p.spec.name.clone())
     }
 
     /// The spec of a program (for spawning it).
@@ -735,6 +746,7 @@ impl Supervisor {
                 },
                 restarts: p.restarts,
                 last_exit: p.last_exit.clone(),
+                counters: None,
             })
             .collect();
         rows.sort_by(|a, b| a.tier.cmp(&b.tier).then_with(|| a.name.cmp(&b.name)));
