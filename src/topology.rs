@@ -73,6 +73,8 @@ pub struct DaemonSection {
     pub control_socket: PathBuf,
     /// The `zerolog` binary; `None`: next to zerologd's own executable, then `PATH`.
     pub zerolog_bin: Option<PathBuf>,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`); `None`: off.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// What to do when a process ends: `always` | `on-failure` | `never`.
@@ -345,7 +347,7 @@ pub fn default_runtime_dir() -> PathBuf {
 // Keys
 
 const SECTIONS: &[&str] = &["zerologd", "forwarder", "receiver", "worker"];
-const ZEROLOGD_KEYS: &[&str] = &["runtime_dir", "control_socket", "zerolog_bin"];
+const ZEROLOGD_KEYS: &[&str] = &["runtime_dir", "control_socket", "zerolog_bin", "metrics"];
 const FORWARDER_KEYS: &[&str] = &[
     "tcp",
     "udp",
@@ -1165,6 +1167,7 @@ fn daemon_section(ctx: &mut Ctx<'_>, top: &Section<'_>, binds: &mut Vec<Bind>) -
     let mut runtime_dir = None;
     let mut control_socket = None;
     let mut zerolog_bin = None;
+    let mut metrics = None;
     let mut socket_line = None;
     if let Some(s) = &section {
         s.check_keys(ctx, &[ZEROLOGD_KEYS]);
@@ -1181,6 +1184,12 @@ fn daemon_section(ctx: &mut Ctx<'_>, top: &Section<'_>, binds: &mut Vec<Bind>) -
                     .map(|_| PathBuf::from(p))
                     .map_err(|_| format!("no executable zerolog binary at \"{p}\""))
             });
+        }
+        if let Some(f) = s.field(ctx, "metrics") {
+            metrics = ctx.parsed(&f, parse_socket_addr);
+            if let Some(addr) = metrics {
+                binds.push(Bind::socket(Proto::Tcp, addr, f.key.clone(), f.line));
+            }
         }
     }
     let runtime_dir = runtime_dir.unwrap_or_else(default_runtime_dir);
@@ -1214,6 +1223,7 @@ fn daemon_section(ctx: &mut Ctx<'_>, top: &Section<'_>, binds: &mut Vec<Bind>) -
         runtime_dir,
         control_socket,
         zerolog_bin,
+        metrics,
     }
 }
 

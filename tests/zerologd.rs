@@ -557,3 +557,52 @@ fn status_shows_every_elements_counters_and_keeps_a_killed_ones() {
         "{text}"
     );
 }
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(c, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn prometheus_endpoint_serves_states_restarts_and_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let topology = format!("[zerologd]\nmetrics = \"127.0.0.1:{port}\"\n{BASIC}");
+    let z = Zerologd::start(dir.path(), &topology);
+    z.deliver(&dir.path().join("out.txt"), "scraped", 100);
+    wait_until(READY_TIMEOUT, "worker counted 100", || {
+        counters_of(&z, "out:0").0["processed"] == 100
+    });
+    let old = z.pid_of("out:0").unwrap();
+    kill9(old);
+    z.wait_new_pid("out:0", old);
+
+    let answer = http_get(port, "/metrics");
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("Content-Type: text/plain; version=0.0.4"),
+        "{answer}"
+    );
+    for line in [
+        "# TYPE zerolog_forwarder_messages_received_total counter",
+        "zerolog_forwarder_messages_received_total{program=\"forwarder\",group=\"forwarder\",tier=\"forwarder\"} 100",
+        "zerolog_forwarder_published_total{program=\"forwarder\",group=\"forwarder\",tier=\"forwarder\"} 100",
+        "zerolog_receiver_pushed_total{program=\"all\",group=\"all\",tier=\"receiver\"} 100",
+        // The killed worker's count is kept in the total.
+        "zerolog_worker_processed_total{program=\"out:0\",group=\"out\",tier=\"worker\"} 100",
+        "zerolog_program_restarts_total{program=\"out:0\",group=\"out\",tier=\"worker\"} 1",
+        "zerolog_program_up{program=\"all\",group=\"all\",tier=\"receiver\"} 1",
+        "# TYPE zerolog_forwarder_connections_open gauge",
+    ] {
+        assert!(answer.lines().any(|l| l == line), "no line {line:?} in\n{answer}");
+    }
+    assert!(http_get(port, "/other").contains(" 404 "));
+}

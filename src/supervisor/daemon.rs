@@ -26,6 +26,7 @@ use tracing::{error, info, warn};
 
 use super::control;
 use super::counters::Counters;
+use super::metrics::MetricsServer;
 use super::programs::{program_specs, zerolog_binary};
 use super::reaper::Reaper;
 use super::state::{Action, ExitInfo, ProgramSpec, Supervisor, Tier};
@@ -52,6 +53,14 @@ pub enum DaemonError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The metrics endpoint cannot listen.
+    #[error("cannot serve metrics on {addr}: {error}")]
+    Metrics {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        error: String,
     },
     /// Another system call failed.
     #[error("{context}: {source}")]
@@ -106,6 +115,8 @@ pub struct Daemon {
     watchdog: Option<(Duration, Instant)>,
     /// Every program's counters (stats files under `<runtime_dir>/stats`).
     counters: Counters,
+    /// The Prometheus endpoint, when configured.
+    metrics: Option<MetricsServer>,
 }
 
 impl Daemon {
@@ -151,6 +162,17 @@ impl Daemon {
             signal_hook::low_level::pipe::register(sig, tx).map_err(io_err)?;
         }
 
+        // After the reaper fork: this starts a thread.
+        let metrics = match topology.daemon.metrics {
+            Some(addr) => {
+                let wake = wake_tx.try_clone().map_err(io_err)?;
+                let server = MetricsServer::start(addr, wake)
+                    .map_err(|e| DaemonError::Metrics { addr, error: e })?;
+                info!(address = %server.addr(), "metrics endpoint: GET /metrics");
+                Some(server)
+            }
+            None => None,
+        };
         let zerolog = zerolog_binary(topology.daemon.zerolog_bin.as_deref());
         let sup = Supervisor::new(program_specs(topology, &zerolog));
         let counters = Counters::new(runtime.join("stats"));
@@ -169,6 +191,7 @@ impl Daemon {
             stop_requests: 0,
             reaper,
             counters,
+            metrics,
             watchdog: sd_notify::watchdog_enabled()
                 .filter(|d| !d.is_zero())
                 .map(|d| (d / 2, Instant::now())),
@@ -474,6 +497,9 @@ impl Daemon {
         }
         actions.extend(self.reap(now));
         actions.extend(self.sup.tick(now));
+        if let Some(m) = &self.metrics {
+            m.serve(|| super::metrics::render(&self.status(now)));
+        }
         self.execute(actions)
     }
 
