@@ -1748,6 +1748,7 @@ command = ["file", "/tmp/archive.log"]
                 runtime_dir: "/tmp/zl-test".into(),
                 control_socket: "/tmp/zl-test/ctl.sock".into(),
                 zerolog_bin: None,
+                metrics: None,
             }
         );
         let f = t.forwarder.as_ref().expect("forwarder");
