@@ -148,6 +148,17 @@ pub struct ForwarderArgs {
     /// Messages queued per receiver before publishing blocks (and input is throttled)
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub hwm: i32,
+    /// Open TCP connections allowed per input; more are closed at once and counted
+    #[arg(long, default_value_t = crate::forwarder::DEFAULT_MAX_CONNECTIONS, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
+    /// Close (and count) a TCP connection that sends nothing for this many seconds; 0: never
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub idle_timeout: u64,
+    /// Receive buffer of the UDP sockets in bytes (capped by net.core.rmem_max); default:
+    /// the system's
+    #[arg(long, value_name = "BYTES")]
+    pub udp_recv_buffer: Option<usize>,
     /// TCP address to accept syslog on, instead of --bind and --backend (repeatable)
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Vec<SocketAddr>,

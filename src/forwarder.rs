@@ -90,7 +90,20 @@ pub struct ForwarderConfig {
     pub wait_subscribers: usize,
     /// Per-subscriber queue length (messages) of the XPUB socket.
     pub send_hwm: i32,
+    /// Open connections allowed per TCP input; more are closed at once and counted
+    /// (`connections_refused`). Default [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed and counted
+    /// (`connections_idle_closed`). Default `None`: never (syslog senders keep quiet
+    /// connections open for hours, and reconnect when one is closed).
+    pub idle_timeout: Option<Duration>,
+    /// SO_RCVBUF of the UDP sockets, in bytes (the kernel may cap it at
+    /// `net.core.rmem_max`). Default `None`: the system's.
+    pub udp_recv_buffer: Option<usize>,
 }
+
+/// Default of [`ForwarderConfig::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 impl Default for ForwarderConfig {
     fn default() -> Self {
@@ -104,6 +117,9 @@ impl Default for ForwarderConfig {
             topic_template: TopicTemplate::default(),
             wait_subscribers: 0,
             send_hwm: 10_000,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: None,
+            udp_recv_buffer: None,
         }
     }
 }
@@ -206,6 +222,15 @@ impl Forwarder {
                     addr: format!("udp:{addr}"),
                     source,
                 })?;
+            if let Some(size) = config.udp_recv_buffer {
+                let sock = socket2::SockRef::from(&s);
+                if let Err(e) = sock.set_recv_buffer_size(size) {
+                    warn!(%addr, size, error = %e, "cannot set the UDP receive buffer");
+                }
+                // Linux reports twice the size it granted (the kernel's bookkeeping).
+                let got = sock.recv_buffer_size().unwrap_or(0);
+                info!(%addr, requested = size, granted = got / 2, "UDP receive buffer");
+            }
             udp.push(s);
         }
         Ok(Forwarder {
@@ -364,18 +389,34 @@ async fn accept_loop(
     config: Arc<ForwarderConfig>,
     stats: Arc<ForwarderStats>,
 ) {
+    // Connections open on this input (the limit is per input).
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut last_refusal_log: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     stats.connections_accepted().fetch_add(1, Relaxed);
+                    if open.load(Relaxed) >= config.max_connections {
+                        // Closing at once tells the sender to come back later; the open
+                        // connections are not touched.
+                        stats.connections_refused().fetch_add(1, Relaxed);
+                        if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                            last_refusal_log = Some(Instant::now());
+                            warn!(%peer, max_connections = config.max_connections, "connection refused: the input has max_connections open (counted as connections_refused)");
+                        }
+                        drop(stream);
+                        continue;
+                    }
+                    open.fetch_add(1, Relaxed);
                     stats.connections_open().fetch_add(1, Relaxed);
                     debug!(%peer, "connection accepted");
-                    let (tx, stop, config, stats) = (tx.clone(), stop.clone(), config.clone(), stats.clone());
+                    let (tx, stop, config, stats, open) = (tx.clone(), stop.clone(), config.clone(), stats.clone(), open.clone());
                     tokio::spawn(async move {
                         connection(stream, peer, tx, stop, &config, &stats).await;
                         stats.connections_open().fetch_sub(1, Relaxed);
+                        open.fetch_sub(1, Relaxed);
                     });
                 }
                 Err(e) => {
@@ -445,7 +486,14 @@ async fn connection(
         let read = match drain_until {
             None => tokio::select! {
                 biased;
-                r = stream.read(&mut buf) => Some(r),
+                r = read_or_idle(&mut stream, &mut buf, config.idle_timeout) => match r {
+                    Some(r) => Some(r),
+                    None => {
+                        stats.connections_idle_closed().fetch_add(1, Relaxed);
+                        info!(%peer, pending_bytes = framer.pending(), "connection idle for idle_timeout: closed (counted as connections_idle_closed)");
+                        return;
+                    }
+                },
                 _ = stop.changed() => None,
             },
             Some(until) => {
@@ -498,6 +546,18 @@ async fn connection(
             debug!(%peer, "connection closed");
             return;
         }
+    }
+}
+
+/// Reads from `stream`; `None` when nothing came for `idle` (when set).
+async fn read_or_idle(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    idle: Option<Duration>,
+) -> Option<std::io::Result<usize>> {
+    match idle {
+        Some(idle) => tokio::time::timeout(idle, stream.read(buf)).await.ok(),
+        None => Some(stream.read(buf).await),
     }
 }
 

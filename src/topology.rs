@@ -154,6 +154,12 @@ pub struct ForwarderSection {
     pub topic_template: TopicTemplate,
     /// ZeroMQ high-water mark of the publish socket, default 10000.
     pub hwm: i32,
+    /// Key `max_connections`: open TCP connections per input, default 4096.
+    pub max_connections: usize,
+    /// Key `idle_timeout`: close a TCP connection silent this long; default none ("0s").
+    pub idle_timeout: Option<Duration>,
+    /// Key `udp_recv_buffer`: SO_RCVBUF of the UDP sockets in bytes; default the system's.
+    pub udp_recv_buffer: Option<usize>,
     /// Process keys (`restart`, `stop_signal`, `user`, ...).
     pub settings: ProcessSettings,
 }
@@ -357,6 +363,9 @@ const FORWARDER_KEYS: &[&str] = &[
     "max_message_size",
     "topic_template",
     "hwm",
+    "max_connections",
+    "idle_timeout",
+    "udp_recv_buffer",
 ];
 const RECEIVER_KEYS: &[&str] = &["name", "topic", "connect", "output", "hwm"];
 const WORKER_KEYS: &[&str] = &["name", "receiver", "type", "command", "numprocs", "framing"];
@@ -1419,8 +1428,22 @@ fn forwarder_section(
         .and_then(|f| ctx.parsed(&f, |t| TopicTemplate::parse(t).map_err(|e| e.to_string())))
         .unwrap_or_default();
     let hwm = hwm(ctx, s);
+    let max_connections = s
+        .field(ctx, "max_connections")
+        .and_then(|f| ctx.int_in(&f, 1, 1 << 20))
+        .unwrap_or(crate::forwarder::DEFAULT_MAX_CONNECTIONS);
+    let idle_timeout = s
+        .field(ctx, "idle_timeout")
+        .and_then(|f| ctx.duration(&f))
+        .filter(|d| !d.is_zero());
+    let udp_recv_buffer = s
+        .field(ctx, "udp_recv_buffer")
+        .and_then(|f| ctx.int_in(&f, 4096, 1 << 30));
     let settings = settings_section(ctx, s);
     ForwarderSection {
+        max_connections,
+        idle_timeout,
+        udp_recv_buffer,
         tcp,
         udp,
         publish,
@@ -1698,6 +1721,9 @@ framing = "octet-counted"
 max_message_size = 131072
 topic_template = "{{hostname}}.{{app}}"
 hwm = 500
+max_connections = 100
+idle_timeout = "5m"
+udp_recv_buffer = 4194304
 restart = "on-failure"
 stop_signal = "INT"
 stop_timeout = "2s 500ms"
@@ -1764,6 +1790,9 @@ command = ["file", "/tmp/archive.log"]
             max_message_size: 131072,
             topic_template: TopicTemplate::parse("{hostname}.{app}").unwrap(),
             hwm: 500,
+            max_connections: 100,
+            idle_timeout: Some(Duration::from_secs(300)),
+            udp_recv_buffer: Some(4_194_304),
             settings: ProcessSettings {
                 restart: RestartPolicy::OnFailure,
                 stop_signal: Signal::SIGINT,

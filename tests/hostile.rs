@@ -177,3 +177,81 @@ fn hostile_corpus_leaves_the_forwarder_up_bounded_and_other_connections_intact()
         open_fds(fwd_pid)
     );
 }
+
+/// Waits until the forwarder closes `c` (a read gets end-of-stream or a reset).
+fn closed_by_peer(c: &mut TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    c.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 16];
+    matches!(c.read(&mut buf), Ok(0) | Err(_)) && {
+        // A timeout is an error too: tell them apart.
+        c.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+        !matches!(c.read(&mut buf), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}
+
+fn stop_and_counters(p: &Pipeline) -> String {
+    p.forwarder.proc.signal("TERM");
+    p.forwarder.proc.wait_exit(Duration::from_secs(30));
+    let log = p.forwarder.proc.stderr_text();
+    log.lines()
+        .find(|l| l.contains("forwarder counters:"))
+        .unwrap_or_else(|| panic!("no counters line\n{log}"))
+        .to_string()
+}
+
+#[test]
+fn max_connections_refuses_extra_connections_and_spares_the_open_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Pipeline::start(dir.path(), None, &["--max-connections", "3"]);
+    let port = p.backend_port();
+    let mut open: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    // Let the forwarder accept those three before the extra ones arrive.
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..2 {
+        let mut extra = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        assert!(
+            closed_by_peer(&mut extra, Duration::from_secs(5)),
+            "an extra connection is closed at once"
+        );
+    }
+    for (i, c) in open.iter_mut().enumerate() {
+        c.write_all(format!("<13>kept: connection {i}\n").as_bytes())
+            .unwrap();
+    }
+    p.wait_for_lines(3, DELIVERY_TIMEOUT);
+    drop(open);
+    let counters = stop_and_counters(&p);
+    assert!(
+        counters.contains("connections_refused=2") && counters.contains("connections_accepted=5"),
+        "{counters}"
+    );
+}
+
+#[test]
+fn idle_timeout_closes_silent_connections_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Pipeline::start(dir.path(), None, &["--idle-timeout", "1"]);
+    let port = p.backend_port();
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut chatty = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let talker = std::thread::spawn(move || {
+        for i in 0..10 {
+            chatty
+                .write_all(format!("<13>chatty: {i}\n").as_bytes())
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        chatty
+    });
+    assert!(
+        closed_by_peer(&mut silent, Duration::from_secs(5)),
+        "the silent connection is closed after 1 s"
+    );
+    let _chatty = talker.join().unwrap();
+    p.wait_for_lines(10, DELIVERY_TIMEOUT);
+    let counters = stop_and_counters(&p);
+    assert!(counters.contains("connections_idle_closed=1"), "{counters}");
+}

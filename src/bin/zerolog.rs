@@ -65,6 +65,9 @@ fn forwarder(a: ForwarderArgs) -> Result<(), Error> {
         topic_template: a.topic_template,
         wait_subscribers: a.wait_subscribers,
         send_hwm: a.hwm,
+        max_connections: a.max_connections,
+        idle_timeout: (a.idle_timeout > 0).then(|| std::time::Duration::from_secs(a.idle_timeout)),
+        udp_recv_buffer: a.udp_recv_buffer,
     };
     raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -85,7 +85,14 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
             f.topic_template.to_string(),
             "--hwm".into(),
             f.hwm.to_string(),
+            "--max-connections".into(),
+            f.max_connections.to_string(),
+            "--idle-timeout".into(),
+            f.idle_timeout.map_or(0, |d| d.as_secs().max(1)).to_string(),
         ]);
+        if let Some(size) = f.udp_recv_buffer {
+            argv.extend(["--udp-recv-buffer".into(), size.to_string()]);
+        }
         // One subscription per topic of each receiver that connects to this forwarder.
         let expected: usize = topology
             .receivers
