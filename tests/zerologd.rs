@@ -282,7 +282,15 @@ fn control_commands_stop_start_restart() {
     // The text form has a header and a row per program.
     let (_, text, _) = z.ctl(&["status"]);
     assert!(text.starts_with("NAME"), "{text}");
-    assert_eq!(text.lines().count(), 4, "{text}");
+    assert_eq!(
+        text.lines().take_while(|l| !l.is_empty()).count(),
+        4,
+        "{text}"
+    );
+    assert!(
+        text.contains("\nCOUNTERS\nforwarder  bytes_received="),
+        "{text}"
+    );
     // The control socket is private.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(dir.path().join("run/zerologd.sock"))
