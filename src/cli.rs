@@ -159,6 +159,10 @@ pub struct ForwarderArgs {
     /// the system's
     #[arg(long, value_name = "BYTES")]
     pub udp_recv_buffer: Option<usize>,
+    /// Only receivers (and monitors) from this network or address may connect (repeatable,
+    /// e.g. 10.0.0.0/8); default: any
+    #[arg(long, value_name = "NET", value_parser = crate::access::parse_net)]
+    pub allow: Vec<ipnet::IpNet>,
     /// TCP address to accept syslog on, instead of --bind and --backend (repeatable)
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Vec<SocketAddr>,
@@ -211,6 +215,10 @@ pub struct ReceiverArgs {
     /// Another publisher to subscribe to as well (repeatable; e.g. tcp://10.0.0.2:6001)
     #[arg(long, value_name = "ENDPOINT")]
     pub connect: Vec<String>,
+    /// Only workers from this network or address may connect to a TCP output (repeatable,
+    /// e.g. 10.0.0.0/8); default: any
+    #[arg(long, value_name = "NET", value_parser = crate::access::parse_net)]
+    pub allow: Vec<ipnet::IpNet>,
 }
 
 #[derive(Args)]

@@ -100,6 +100,8 @@ pub struct ForwarderConfig {
     /// SO_RCVBUF of the UDP sockets, in bytes (the kernel may cap it at
     /// `net.core.rmem_max`). Default `None`: the system's.
     pub udp_recv_buffer: Option<usize>,
+    /// Networks receivers (and monitors) may connect from; empty: any (see [`crate::access`]).
+    pub allow: Vec<ipnet::IpNet>,
 }
 
 /// Default of [`ForwarderConfig::max_connections`].
@@ -120,6 +122,7 @@ impl Default for ForwarderConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: None,
             udp_recv_buffer: None,
+            allow: Vec::new(),
         }
     }
 }
@@ -186,6 +189,11 @@ impl Forwarder {
     /// Binds every input and output. Must be called within a tokio runtime.
     pub async fn bind(config: ForwarderConfig) -> Result<Self, Error> {
         let ctx = zmq::Context::new();
+        let stats = Arc::new(ForwarderStats::from_env());
+        let denied = stats.clone();
+        crate::access::start_zap(&ctx, &config.allow, move || {
+            denied.zap_denied().fetch_add(1, Relaxed);
+        })?;
         let mut xpub = ctx
             .socket(zmq::XPUB)
             .map_err(zerr("creating XPUB socket"))?;
@@ -195,6 +203,7 @@ impl Forwarder {
         xpub.set_sndtimeo(SEND_TIMEOUT_MS)
             .map_err(zerr("setting send timeout"))?;
         xpub.set_linger(LINGER_MS).map_err(zerr("setting linger"))?;
+        crate::access::protect(&xpub, &config.allow)?;
         zmqutil::bind(&xpub, &config.publish)?;
         let publish_endpoint = zmqutil::last_endpoint(&xpub);
 
@@ -204,6 +213,7 @@ impl Forwarder {
                     .socket(zmq::PUB)
                     .map_err(zerr("creating monitor socket"))?;
                 s.set_linger(0).map_err(zerr("setting linger"))?;
+                crate::access::protect(&s, &config.allow)?;
                 zmqutil::bind(&s, endpoint)?;
                 Some(s)
             }
@@ -241,7 +251,7 @@ impl Forwarder {
             xpub,
             monitor,
             publish_endpoint,
-            stats: Arc::new(ForwarderStats::from_env()),
+            stats,
         })
     }
 

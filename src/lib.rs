@@ -127,6 +127,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod cli;
 pub mod forwarder;
 pub mod framing;

@@ -60,6 +60,8 @@ pub struct ReceiverConfig {
     pub output: String,
     /// Queue lengths (messages) of the SUB and PUSH sockets.
     pub hwm: i32,
+    /// Networks workers may connect from (TCP output); empty: any (see [`crate::access`]).
+    pub allow: Vec<ipnet::IpNet>,
 }
 
 impl Default for ReceiverConfig {
@@ -69,6 +71,7 @@ impl Default for ReceiverConfig {
             topics: Vec::new(),
             output: "tcp://127.0.0.1:6200".into(),
             hwm: 10_000,
+            allow: Vec::new(),
         }
     }
 }
@@ -95,6 +98,11 @@ impl Receiver {
     /// Binds the output and connects to the publishers.
     pub fn bind(config: &ReceiverConfig) -> Result<Self, Error> {
         let ctx = zmq::Context::new();
+        let stats = Arc::new(ReceiverStats::from_env());
+        let denied = stats.clone();
+        crate::access::start_zap(&ctx, &config.allow, move || {
+            denied.zap_denied().fetch_add(1, Relaxed);
+        })?;
         let mut push = ctx
             .socket(zmq::PUSH)
             .map_err(zerr("creating PUSH socket"))?;
@@ -103,6 +111,7 @@ impl Receiver {
         push.set_sndtimeo(TICK_MS)
             .map_err(zerr("setting PUSH timeout"))?;
         push.set_linger(LINGER_MS).map_err(zerr("setting linger"))?;
+        crate::access::protect(&push, &config.allow)?;
         zmqutil::bind(&push, &config.output)?;
         let output_endpoint = zmqutil::last_endpoint(&push);
 
@@ -128,7 +137,7 @@ impl Receiver {
             _sub: sub,
             _push: push,
             output_endpoint,
-            stats: Arc::new(ReceiverStats::from_env()),
+            stats,
         })
     }
 

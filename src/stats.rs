@@ -261,6 +261,8 @@ counters! {
         /// Dropped: partial messages of a connection a stop closed while its sender was still
         /// in the middle of a message (after the drain time, or a pause of the sender).
         cut_at_stop,
+        /// ZeroMQ connections (receivers, monitors) refused by the `allow` list.
+        zap_denied,
     }
 }
 
@@ -276,6 +278,8 @@ counters! {
         /// Publisher messages that were not [topic, message] (single frame: pushed whole;
         /// extra frames: ignored).
         malformed,
+        /// Worker connections refused by the `allow` list.
+        zap_denied,
     }
 }
 

@@ -160,6 +160,8 @@ pub struct ForwarderSection {
     pub idle_timeout: Option<Duration>,
     /// Key `udp_recv_buffer`: SO_RCVBUF of the UDP sockets in bytes; default the system's.
     pub udp_recv_buffer: Option<usize>,
+    /// Key `allow`: networks receivers may connect from; default any.
+    pub allow: Vec<ipnet::IpNet>,
     /// Process keys (`restart`, `stop_signal`, `user`, ...).
     pub settings: ProcessSettings,
 }
@@ -178,6 +180,8 @@ pub struct ReceiverSection {
     pub output: String,
     /// Default 10000.
     pub hwm: i32,
+    /// Key `allow`: networks workers may connect from (TCP output); default any.
+    pub allow: Vec<ipnet::IpNet>,
     /// Process keys (`restart`, `stop_signal`, `user`, ...).
     pub settings: ProcessSettings,
 }
@@ -366,8 +370,9 @@ const FORWARDER_KEYS: &[&str] = &[
     "max_connections",
     "idle_timeout",
     "udp_recv_buffer",
+    "allow",
 ];
-const RECEIVER_KEYS: &[&str] = &["name", "topic", "connect", "output", "hwm"];
+const RECEIVER_KEYS: &[&str] = &["name", "topic", "connect", "output", "hwm", "allow"];
 const WORKER_KEYS: &[&str] = &["name", "receiver", "type", "command", "numprocs", "framing"];
 const SETTINGS_KEYS: &[&str] = &[
     "restart",
@@ -1355,6 +1360,21 @@ fn socket_addrs(
     Some(addrs)
 }
 
+/// Key `allow`: a list of networks or addresses (every entry checked).
+fn allow_list(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Vec<ipnet::IpNet> {
+    let Some(f) = s.field(ctx, "allow") else {
+        return Vec::new();
+    };
+    let mut nets = Vec::new();
+    for (text, line) in ctx.strings(&f, true).unwrap_or_default() {
+        match crate::access::parse_net(&text) {
+            Ok(net) => nets.push(net),
+            Err(message) => ctx.error(line, &f.key, message),
+        }
+    }
+    nets
+}
+
 fn bind_endpoint(
     ctx: &mut Ctx<'_>,
     s: &Section<'_>,
@@ -1439,8 +1459,10 @@ fn forwarder_section(
     let udp_recv_buffer = s
         .field(ctx, "udp_recv_buffer")
         .and_then(|f| ctx.int_in(&f, 4096, 1 << 30));
+    let allow = allow_list(ctx, s);
     let settings = settings_section(ctx, s);
     ForwarderSection {
+        allow,
         max_connections,
         idle_timeout,
         udp_recv_buffer,
@@ -1545,8 +1567,10 @@ fn receiver_section(
         },
     };
     let hwm = hwm(ctx, &s);
+    let allow = allow_list(ctx, &s);
     let settings = settings_section(ctx, &s);
     ReceiverSection {
+        allow,
         name: name.unwrap_or_default(),
         topics,
         connect,
@@ -1724,6 +1748,7 @@ hwm = 500
 max_connections = 100
 idle_timeout = "5m"
 udp_recv_buffer = 4194304
+allow = ["192.0.2.0/24", "198.51.100.7"]
 restart = "on-failure"
 stop_signal = "INT"
 stop_timeout = "2s 500ms"
@@ -1739,6 +1764,7 @@ name = "nginx"
 topic = "nginx"
 output = "tcp://127.0.0.1:7200"
 hwm = 20
+allow = ["10.0.0.0/8"]
 
 [[receiver]]
 name = "rest"
@@ -1793,6 +1819,10 @@ command = ["file", "/tmp/archive.log"]
             max_connections: 100,
             idle_timeout: Some(Duration::from_secs(300)),
             udp_recv_buffer: Some(4_194_304),
+            allow: vec![
+                "192.0.2.0/24".parse().unwrap(),
+                "198.51.100.7/32".parse().unwrap(),
+            ],
             settings: ProcessSettings {
                 restart: RestartPolicy::OnFailure,
                 stop_signal: Signal::SIGINT,
@@ -1820,6 +1850,7 @@ command = ["file", "/tmp/archive.log"]
                     connect: vec!["tcp://127.0.0.1:7001".into()],
                     output: "tcp://127.0.0.1:7200".into(),
                     hwm: 20,
+                    allow: vec!["10.0.0.0/8".parse().unwrap()],
                     settings: ProcessSettings::default(),
                 },
                 ReceiverSection {
@@ -1832,6 +1863,7 @@ command = ["file", "/tmp/archive.log"]
                     ],
                     output: "ipc:///tmp/zl-test/rest.sock".into(),
                     hwm: DEFAULT_HWM,
+                    allow: vec![],
                     settings: ProcessSettings::default(),
                 },
             ]

@@ -68,6 +68,7 @@ fn forwarder(a: ForwarderArgs) -> Result<(), Error> {
         max_connections: a.max_connections,
         idle_timeout: (a.idle_timeout > 0).then(|| std::time::Duration::from_secs(a.idle_timeout)),
         udp_recv_buffer: a.udp_recv_buffer,
+        allow: a.allow,
     };
     raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -129,6 +130,7 @@ fn receiver(a: ReceiverArgs) -> Result<(), Error> {
         topics: a.topic.into_iter().map(String::into_bytes).collect(),
         output,
         hwm: a.hwm,
+        allow: a.allow,
     };
     let signals = install_signals()?;
     let receiver = Receiver::bind(&config)?;

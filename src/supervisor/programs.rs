@@ -93,6 +93,9 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
         if let Some(size) = f.udp_recv_buffer {
             argv.extend(["--udp-recv-buffer".into(), size.to_string()]);
         }
+        for net in &f.allow {
+            argv.extend(["--allow".into(), net.to_string()]);
+        }
         // One subscription per topic of each receiver that connects to this forwarder.
         let expected: usize = topology
             .receivers
@@ -118,6 +121,9 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
             argv.extend(["-t".into(), t.clone()]);
         }
         argv.extend(["--hwm".into(), r.hwm.to_string()]);
+        for net in &r.allow {
+            argv.extend(["--allow".into(), net.to_string()]);
+        }
         if let Some(path) = r.output.strip_prefix("ipc://") {
             argv.extend(["--output-socket".into(), path.to_string()]);
         } else if let Some((host, port)) = split_tcp_endpoint(&r.output) {
