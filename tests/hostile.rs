@@ -255,3 +255,35 @@ fn idle_timeout_closes_silent_connections_only() {
     let counters = stop_and_counters(&p);
     assert!(counters.contains("connections_idle_closed=1"), "{counters}");
 }
+
+#[test]
+fn udp_receive_buffer_is_set_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, f, u) = (free_port(), free_port(), free_port());
+    let forwarder = zerolog(
+        dir.path(),
+        "forwarder",
+        &[
+            "forwarder",
+            "-b",
+            &b.to_string(),
+            "-f",
+            &f.to_string(),
+            "--udp",
+            &u.to_string(),
+            "--udp-recv-buffer",
+            "65536",
+        ],
+    );
+    forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
+    let log = forwarder.stderr_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("UDP receive buffer"))
+        .unwrap_or_else(|| panic!("no UDP receive buffer line\n{log}"));
+    // 64 KiB is below every kernel's cap, so it is granted as asked.
+    assert!(
+        line.contains("requested=65536") && line.contains("granted=65536"),
+        "{line}"
+    );
+}
