@@ -32,7 +32,7 @@
 //! // ... later, from any thread:
 //! signals.request_stop();
 //! thread.join().unwrap()?; // drained and stopped
-//! assert_eq!(stats.snapshot(), [("received", 0), ("bytes_received", 0), ("pushed", 0), ("malformed", 0)]);
+//! assert_eq!(stats.snapshot(), [("received", 0), ("bytes_received", 0), ("pushed", 0), ("malformed", 0), ("zap_denied", 0)]);
 //! # Ok::<(), zerolog::Error>(())
 //! ```
 
