@@ -71,8 +71,10 @@ fn forwarder(a: ForwarderArgs) -> Result<(), Error> {
         allow: a.allow,
     };
     raise_fd_limit();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread reads and frames every connection; the publisher has its own. On a machine
+    // where the pipeline's processes share a few cores, work-stealing threads only add
+    // wake-ups and cross-thread hand-offs.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| Error::Io {
