@@ -56,7 +56,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
@@ -475,7 +474,7 @@ fn account(
 }
 
 async fn connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     tx: mpsc::Sender<Batch>,
     mut stop: watch::Receiver<bool>,
@@ -483,7 +482,6 @@ async fn connection(
     stats: &ForwarderStats,
 ) {
     let mut framer = Framer::new(config.framing, config.max_message_size);
-    let mut buf = vec![0u8; READ_BUF];
     let mut last = FramerStats::default();
     let mut last_warn = None;
     let template = &config.topic_template;
@@ -496,7 +494,7 @@ async fn connection(
         let read = match drain_until {
             None => tokio::select! {
                 biased;
-                r = read_or_idle(&mut stream, &mut buf, config.idle_timeout) => match r {
+                r = ready_or_idle(&stream, config.idle_timeout) => match r {
                     Some(r) => Some(r),
                     None => {
                         stats.connections_idle_closed().fetch_add(1, Relaxed);
@@ -508,30 +506,44 @@ async fn connection(
             },
             Some(until) => {
                 let left = until.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(DRAIN_QUIET.min(left), stream.read(&mut buf)).await {
+                match tokio::time::timeout(DRAIN_QUIET.min(left), stream.readable()).await {
                     Ok(r) => Some(r),
                     Err(_) => {
                         if left <= DRAIN_QUIET {
                             warn!(%peer, "connection still sending at the end of the drain time; closing it");
                         }
                         closing = true;
-                        Some(Ok(0))
+                        Some(Ok(()))
                     }
                 }
             }
         };
-        let Some(read) = read else {
+        let Some(ready) = read else {
             drain_until = Some(Instant::now() + DRAIN_MAX);
             continue;
         };
-        let n = read.unwrap_or_else(|e| {
-            debug!(%peer, error = %e, "read failed; closing connection");
-            0
-        });
         let mut batch = Batch::default();
+        // Read into the thread's scratch buffer and frame at once: a connection holds no read
+        // buffer of its own, only its framer's partial message, however many are open.
+        let n = match ready.and_then(|()| {
+            if closing {
+                return Ok(0);
+            }
+            SCRATCH.with_borrow_mut(|buf| {
+                let n = stream.try_read(buf)?;
+                framer.feed(&buf[..n], &mut |f| batch.push(template, f.data));
+                Ok(n)
+            })
+        }) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => {
+                debug!(%peer, error = %e, "read failed; closing connection");
+                0
+            }
+        };
         if n > 0 {
             stats.bytes_received().fetch_add(n as u64, Relaxed);
-            framer.feed(&buf[..n], &mut |f| batch.push(template, f.data));
         } else if closing {
             // The sender did not end this message: it is not ours to pass on cut.
             if framer.pending() > 0 {
@@ -559,15 +571,19 @@ async fn connection(
     }
 }
 
-/// Reads from `stream`; `None` when nothing came for `idle` (when set).
-async fn read_or_idle(
-    stream: &mut TcpStream,
-    buf: &mut [u8],
+thread_local! {
+    /// Where connections read into, one per input thread.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_BUF]);
+}
+
+/// Waits until `stream` is readable; `None` when nothing came for `idle` (when set).
+async fn ready_or_idle(
+    stream: &TcpStream,
     idle: Option<Duration>,
-) -> Option<std::io::Result<usize>> {
+) -> Option<std::io::Result<()>> {
     match idle {
-        Some(idle) => tokio::time::timeout(idle, stream.read(buf)).await.ok(),
-        None => Some(stream.read(buf).await),
+        Some(idle) => tokio::time::timeout(idle, stream.readable()).await.ok(),
+        None => Some(stream.readable().await),
     }
 }
 
