@@ -577,10 +577,7 @@ thread_local! {
 }
 
 /// Waits until `stream` is readable; `None` when nothing came for `idle` (when set).
-async fn ready_or_idle(
-    stream: &TcpStream,
-    idle: Option<Duration>,
-) -> Option<std::io::Result<()>> {
+async fn ready_or_idle(stream: &TcpStream, idle: Option<Duration>) -> Option<std::io::Result<()>> {
     match idle {
         Some(idle) => tokio::time::timeout(idle, stream.readable()).await.ok(),
         None => Some(stream.readable().await),
