@@ -9,5 +9,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v cargo-deb >/dev/null || { echo "cargo-deb missing: cargo install cargo-deb --locked" >&2; exit 1; }
 cargo build --release --locked --bins
 rm -rf target/assets
-cargo run --release --locked --example gen_assets -- target/assets
+cargo run --release --locked -p zerolog-assets -- target/assets
 cargo deb --no-build --strip --locked "$@"

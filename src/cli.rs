@@ -1,6 +1,6 @@
 //! The command-line definitions of `zerolog` and `zerologd`, in the library so that the man
 //! pages and shell completions are generated from the same clap definitions the binaries parse
-//! (`cargo run --example gen_assets -- OUTDIR`, see `packaging/`).
+//! (`cargo run -p zerolog-assets -- OUTDIR`, see `packaging/assets`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

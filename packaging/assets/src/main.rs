@@ -2,7 +2,7 @@
 //! definitions (`zerolog::cli`), for the packages:
 //!
 //! ```sh
-//! cargo run --example gen_assets -- target/assets
+//! cargo run -p zerolog-assets -- target/assets
 //! ```
 //!
 //! writes `OUTDIR/man/{zerolog,zerologd}.1` (plus one page per subcommand, e.g.
@@ -15,13 +15,13 @@ use clap_complete::Shell;
 
 fn main() -> ExitCode {
     let Some(out) = std::env::args_os().nth(1).map(PathBuf::from) else {
-        eprintln!("usage: gen_assets OUTDIR");
+        eprintln!("usage: zerolog-assets OUTDIR");
         return ExitCode::from(2);
     };
     match generate(&out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gen_assets: {}: {e}", out.display());
+            eprintln!("zerolog-assets: {}: {e}", out.display());
             ExitCode::FAILURE
         }
     }
