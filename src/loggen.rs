@@ -108,7 +108,10 @@ pub fn make_message(
 
 /// Finds `seq=CONN.N` in a message: the sequence number loggen put there.
 pub fn parse_seq(msg: &[u8]) -> Option<(u32, u64)> {
-    let at = memchr::memmem::find(msg, b"seq=")? + 4;
+    // Built once: building a searcher per message showed in the counting sink's profile.
+    static SEQ: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"seq="));
+    let at = SEQ.find(msg)? + 4;
     let rest = &msg[at..];
     let dot = rest.iter().position(|&b| b == b'.')?;
     let conn = std::str::from_utf8(&rest[..dot]).ok()?.parse().ok()?;

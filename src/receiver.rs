@@ -226,8 +226,9 @@ impl Receiver {
         signals: &Signals,
         pause: &mut Pause,
     ) -> Result<(), Error> {
+        // The clock is read only once a send has had to wait, not per message.
         let mut since: Option<Instant> = None;
-        let mut last_log = Instant::now();
+        let mut last_log: Option<Instant> = None;
         loop {
             // A message that could not go out yet stays here while paused (a leaving worker
             // must not get it), unless a stop asks to drain.
@@ -239,8 +240,8 @@ impl Receiver {
                 }
                 Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => {
                     let since = *since.get_or_insert_with(Instant::now);
-                    if last_log.elapsed() >= Duration::from_secs(10) {
-                        last_log = Instant::now();
+                    if last_log.get_or_insert(since).elapsed() >= Duration::from_secs(10) {
+                        last_log = Some(Instant::now());
                         warn!(
                             blocked_s = since.elapsed().as_secs(),
                             "no worker is taking messages (all busy or none connected); holding"

@@ -692,14 +692,17 @@ impl Worker for FileWorker {
 
 /// Counts messages and discards them: the sink for benchmarks. Logs the count and rate when
 /// it stops and, given a report path, keeps a JSON report there (rewritten at most once a
-/// second, and at the end): messages, bytes, the wall-clock time of the first and last message,
-/// and per loggen connection (`seq=CONN.N` in the message) the count, highest sequence number,
+/// second, and at the end): messages, bytes, the wall-clock time of the first message and of
+/// the last (read when the queue next runs empty, not per message: the clock is not free at a
+/// million messages a second), and per loggen connection (`seq=CONN.N` in the message) the count, highest sequence number,
 /// missing numbers (below the highest, never seen here) and duplicates.
 pub struct NullWorker {
     count: u64,
     bytes: u64,
     first: Option<(Instant, std::time::SystemTime)>,
     last: Option<std::time::SystemTime>,
+    /// Messages were counted since `last` was read.
+    unstamped: bool,
     seqs: std::collections::BTreeMap<u32, SeqTrack>,
     report: Option<PathBuf>,
     last_report: Option<Instant>,
@@ -743,6 +746,7 @@ impl NullWorker {
             bytes: 0,
             first: None,
             last: None,
+            unstamped: false,
             seqs: Default::default(),
             report,
             last_report: None,
@@ -787,6 +791,14 @@ impl NullWorker {
         })
     }
 
+    /// Records now as the time of the last message, if any arrived since the last stamp.
+    fn stamp(&mut self) {
+        if self.unstamped {
+            self.last = Some(std::time::SystemTime::now());
+            self.unstamped = false;
+        }
+    }
+
     fn write_report(&mut self) -> Result<(), Error> {
         let Some(path) = self.report.clone() else {
             return Ok(());
@@ -803,9 +815,10 @@ impl NullWorker {
 
 impl Worker for NullWorker {
     fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
-        let now = std::time::SystemTime::now();
-        self.first.get_or_insert_with(|| (Instant::now(), now));
-        self.last = Some(now);
+        if self.first.is_none() {
+            self.first = Some((Instant::now(), std::time::SystemTime::now()));
+        }
+        self.unstamped = true;
         self.count += 1;
         self.bytes += msg.len() as u64;
         if let Some((conn, n)) = crate::loggen::parse_seq(msg) {
@@ -815,6 +828,7 @@ impl Worker for NullWorker {
         Ok(())
     }
     fn flush(&mut self) -> Result<(), Error> {
+        self.stamp();
         if self.dirty
             && self
                 .last_report
@@ -825,12 +839,14 @@ impl Worker for NullWorker {
         Ok(())
     }
     fn tick(&mut self) -> Result<(), Error> {
+        self.stamp();
         if self.dirty {
             self.write_report()?;
         }
         Ok(())
     }
     fn stop(&mut self) -> Result<(), Error> {
+        self.stamp();
         let secs = self.first.map_or(0.0, |t| t.0.elapsed().as_secs_f64());
         let rate = if secs > 0.0 {
             self.count as f64 / secs
