@@ -24,13 +24,7 @@ fn pull(ctx: &zmq::Context, endpoint: &str) -> zmq::Socket {
 }
 
 fn counters_line(p: &Proc) -> String {
-    p.signal("TERM");
-    p.wait_exit(Duration::from_secs(30));
-    let log = p.stderr_text();
-    log.lines()
-        .find(|l| l.contains(" counters:"))
-        .unwrap_or_else(|| panic!("no counters line\n{log}"))
-        .to_string()
+    p.stop_and_find_line(" counters:")
 }
 
 fn zap_denied(line: &str) -> u64 {

@@ -38,14 +38,6 @@ command = ["file", "{DIR}/out.w1"]
 restart_backoff = "50ms"
 "#;
 
-fn kill9(pid: i32) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-}
-
 fn line(n: u64) -> String {
     format!(
         "<13>1 2026-01-01T00:00:00Z host crash - - - seq=0.{n} {:040}",
@@ -85,17 +77,7 @@ fn sender(port: u16, rate: u64, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) {
 }
 
 fn totals(z: &Zerologd, name: &str) -> BTreeMap<String, u64> {
-    let (code, out, err) = z.ctl(&["status", "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let p = v["programs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no {name}"))
-        .clone();
-    serde_json::from_value(p["counters"]["total"].clone()).unwrap()
+    serde_json::from_value(z.program_json(name)["counters"]["total"].clone()).unwrap()
 }
 
 /// Sequence numbers delivered, with their counts; panics on a line that is not one we sent.

@@ -191,13 +191,7 @@ fn closed_by_peer(c: &mut TcpStream, within: Duration) -> bool {
 }
 
 fn stop_and_counters(p: &Pipeline) -> String {
-    p.forwarder.proc.signal("TERM");
-    p.forwarder.proc.wait_exit(Duration::from_secs(30));
-    let log = p.forwarder.proc.stderr_text();
-    log.lines()
-        .find(|l| l.contains("forwarder counters:"))
-        .unwrap_or_else(|| panic!("no counters line\n{log}"))
-        .to_string()
+    p.forwarder.proc.stop_and_find_line("forwarder counters:")
 }
 
 #[test]

@@ -10,14 +10,6 @@ use std::time::{Duration, Instant};
 use common::zerologd::*;
 use common::*;
 
-fn kill9(pid: i32) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-}
-
 fn alive(pid: i32) -> bool {
     // A zombie is not alive; /proc/PID/stat's third field is the state.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -496,16 +488,7 @@ fn scale_out_a_host_without_forwarder_takes_its_messages_from_another() {
 
 /// `zerologd status --json` counters of `name`: (current, total).
 fn counters_of(z: &Zerologd, name: &str) -> (serde_json::Value, serde_json::Value) {
-    let (code, out, err) = z.ctl(&["status", "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let p = v["programs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {out}"))
-        .clone();
+    let p = z.program_json(name);
     (
         p["counters"]["current"].clone(),
         p["counters"]["total"].clone(),

@@ -33,6 +33,15 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(20);
 
+/// Sends SIGKILL to `pid`.
+pub fn kill9(pid: i32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}
+
 /// Path of the binary under test.
 pub fn zerolog_bin() -> &'static str {
     env!("CARGO_BIN_EXE_zerolog")
@@ -201,6 +210,18 @@ impl Proc {
             self.pid(),
             self.name
         );
+    }
+
+    /// Stops the process with SIGTERM and returns the first line of its log that contains
+    /// `needle` (an element logs its counters as it exits: `forwarder counters: ...`).
+    pub fn stop_and_find_line(&self, needle: &str) -> String {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(30));
+        let log = self.stderr_text();
+        log.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in the log of {}\n{log}", self.name))
+            .to_string()
     }
 
     /// Waits for the process to exit; panics with its stderr after `timeout`.

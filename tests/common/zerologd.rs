@@ -81,12 +81,28 @@ impl Zerologd {
         )
     }
 
-    /// `zerologd status --json`, as (name, state, pid, restarts) rows.
-    pub fn status(&self) -> Vec<(String, String, Option<i32>, u64)> {
+    /// `zerologd status --json`, parsed.
+    pub fn status_json(&self) -> serde_json::Value {
         let (code, out, err) = self.ctl(&["status", "--json"]);
         assert_eq!(code, 0, "status failed: {err}");
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json: {e}: {out}"))
+    }
+
+    /// One program's entry of `zerologd status --json`.
+    pub fn program_json(&self, name: &str) -> serde_json::Value {
+        let v = self.status_json();
         v["programs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {v}"))
+            .clone()
+    }
+
+    /// `zerologd status --json`, as (name, state, pid, restarts) rows.
+    pub fn status(&self) -> Vec<(String, String, Option<i32>, u64)> {
+        self.status_json()["programs"]
             .as_array()
             .unwrap()
             .iter()
