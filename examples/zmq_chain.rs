@@ -1,7 +1,7 @@
 //! The transport's ceiling for the benchmark: a bare libzmq chain of the pipeline's shape,
 //! XPUB (NODROP) -> SUB/PUSH -> PULL x W, over loopback TCP, with `[topic, message]` frames of
-//! the benchmark's size. Each stage runs on its own thread with its own context, as separate
-//! processes would. No framing, no parsing, no counters: what is left is ZeroMQ itself.
+//! the benchmark's size and zerolog's 64 KiB I/O batches. Each stage runs on its own thread with
+//! its own context, as separate processes would. No framing, no parsing, no counters: what is left is ZeroMQ itself.
 //!
 //! `cargo run --release --example zmq_chain -- [MESSAGES] [SIZE] [WORKERS]`; prints JSON.
 
@@ -25,16 +25,19 @@ fn main() {
         let one: i32 = 1;
         zmq_sys::zmq_setsockopt(xpub.as_mut_ptr(), 69, (&one as *const i32).cast(), 4);
     }
+    io_batch(&mut xpub);
     xpub.set_sndhwm(10_000).unwrap();
     xpub.bind("tcp://127.0.0.1:*").unwrap();
     let pub_ep = xpub.get_last_endpoint().unwrap().unwrap();
 
     let relay_ctx = zmq::Context::new();
-    let push = relay_ctx.socket(zmq::PUSH).unwrap();
+    let mut push = relay_ctx.socket(zmq::PUSH).unwrap();
+    io_batch(&mut push);
     push.set_sndhwm(10_000).unwrap();
     push.bind("tcp://127.0.0.1:*").unwrap();
     let push_ep = push.get_last_endpoint().unwrap().unwrap();
-    let sub = relay_ctx.socket(zmq::SUB).unwrap();
+    let mut sub = relay_ctx.socket(zmq::SUB).unwrap();
+    io_batch(&mut sub);
     sub.set_rcvhwm(10_000).unwrap();
     sub.set_subscribe(b"").unwrap();
     sub.connect(&pub_ep).unwrap();
@@ -46,7 +49,8 @@ fn main() {
             let (ep, received, done_at) = (push_ep.clone(), received.clone(), done_at.clone());
             std::thread::spawn(move || {
                 let ctx = zmq::Context::new();
-                let pull = ctx.socket(zmq::PULL).unwrap();
+                let mut pull = ctx.socket(zmq::PULL).unwrap();
+                io_batch(&mut pull);
                 pull.set_rcvtimeo(200).unwrap();
                 pull.connect(&ep).unwrap();
                 let mut msg = zmq::Message::new();
@@ -91,4 +95,17 @@ fn main() {
         "{{\"messages\": {n}, \"size\": {size}, \"workers\": {workers}, \"seconds\": {secs:.4}, \"messages_per_s\": {:.0}}}",
         n as f64 / secs
     );
+}
+
+/// ZMQ_IN_BATCH_SIZE and ZMQ_OUT_BATCH_SIZE (libzmq DRAFT API) at 64 KiB, as zerolog sets them
+/// on its data sockets, so that the chain is the ceiling of the same transport settings.
+fn io_batch(socket: &mut zmq::Socket) {
+    for option in [101, 102] {
+        let size: i32 = 64 * 1024;
+        // SAFETY: a valid socket and an int option passed by pointer with its size.
+        let rc = unsafe {
+            zmq_sys::zmq_setsockopt(socket.as_mut_ptr(), option, (&size as *const i32).cast(), 4)
+        };
+        assert_eq!(rc, 0, "libzmq without its DRAFT API (see vendor/zmq-sys)");
+    }
 }

@@ -197,6 +197,7 @@ impl Forwarder {
             .socket(zmq::XPUB)
             .map_err(zerr("creating XPUB socket"))?;
         zmqutil::set_xpub_nodrop_verboser(&mut xpub).map_err(zerr("setting XPUB options"))?;
+        zmqutil::set_io_batch(&mut xpub).map_err(zerr("setting XPUB batch size"))?;
         xpub.set_sndhwm(config.send_hwm)
             .map_err(zerr("setting send high-water mark"))?;
         xpub.set_sndtimeo(SEND_TIMEOUT_MS)

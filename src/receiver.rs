@@ -106,6 +106,7 @@ impl Receiver {
         let mut push = ctx
             .socket(zmq::PUSH)
             .map_err(zerr("creating PUSH socket"))?;
+        zmqutil::set_io_batch(&mut push).map_err(zerr("setting PUSH batch size"))?;
         push.set_sndhwm(config.hwm)
             .map_err(zerr("setting PUSH hwm"))?;
         push.set_sndtimeo(TICK_MS)
@@ -116,6 +117,7 @@ impl Receiver {
         let output_endpoint = zmqutil::last_endpoint(&push);
 
         let mut sub = ctx.socket(zmq::SUB).map_err(zerr("creating SUB socket"))?;
+        zmqutil::set_io_batch(&mut sub).map_err(zerr("setting SUB batch size"))?;
         sub.set_rcvhwm(config.hwm)
             .map_err(zerr("setting SUB hwm"))?;
         sub.set_rcvtimeo(TICK_MS)

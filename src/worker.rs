@@ -499,9 +499,10 @@ fn run_inner(
     stats: &WorkerStats,
 ) -> Result<(), Error> {
     let ctx = zmq::Context::new();
-    let pull = ctx
+    let mut pull = ctx
         .socket(zmq::PULL)
         .map_err(zerr("creating PULL socket"))?;
+    zmqutil::set_io_batch(&mut pull).map_err(zerr("setting PULL batch size"))?;
     pull.set_rcvtimeo(TICK_MS)
         .map_err(zerr("setting timeout"))?;
     pull.set_linger(0).map_err(zerr("setting linger"))?;

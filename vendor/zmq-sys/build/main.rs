@@ -1,0 +1,19 @@
+pub fn configure() {
+    println!("cargo:rerun-if-changed=build/main.rs");
+    println!("cargo:rerun-if-env-changed=PROFILE");
+
+    // Note that by default `libzmq` builds without `libsodium` by instead
+    // relying on `tweetnacl`. However since this `tweetnacl` [has never been
+    // audited nor is ready for production](https://github.com/zeromq/libzmq/issues/3006),
+    // we link against `libsodium` to enable `ZMQ_CURVE`.
+    zeromq_src::Build::new()
+        .with_libsodium(None)
+        // zerolog: the DRAFT API, for ZMQ_IN_BATCH_SIZE / ZMQ_OUT_BATCH_SIZE (the only change
+        // from zmq-sys 0.12.0 as published; see ../README.md).
+        .enable_draft(true)
+        .build();
+}
+
+fn main() {
+    configure()
+}
