@@ -44,7 +44,7 @@
 //! - `nul`: each message followed by a NUL byte; bytes pass raw.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::str::FromStr;
@@ -121,6 +121,47 @@ impl OutputFraming {
     }
 }
 
+/// Size at which an output buffer is written out even while messages keep coming.
+const OUT_BUFFER: usize = 64 * 1024;
+
+/// An output buffer that knows how many messages it holds (for [`Worker::buffered`]): a
+/// message counts as processed only once its bytes have been written to the file, stdout or
+/// the program's stdin, so a worker killed with messages in here shows them as lost.
+struct MsgBuf<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+    held: u64,
+}
+
+impl<W: Write> MsgBuf<W> {
+    fn new(inner: W) -> Self {
+        MsgBuf {
+            inner,
+            buf: Vec::with_capacity(OUT_BUFFER),
+            held: 0,
+        }
+    }
+
+    fn push(&mut self, framing: OutputFraming, msg: &[u8]) -> io::Result<()> {
+        framing.write(&mut self.buf, msg)?;
+        self.held += 1;
+        if self.buf.len() >= OUT_BUFFER {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            // On an error what is left stays held (and counted as such); the worker then fails.
+            self.inner.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        self.held = 0;
+        self.inner.flush()
+    }
+}
+
 /// Something that processes messages, one at a time: the part of the pipeline you write.
 ///
 /// Only [`Worker::process`] is required. The runner calls [`Worker::flush`] whenever no
@@ -170,6 +211,14 @@ pub trait Worker {
     /// No message is waiting: make what was processed visible (flush buffers, commit).
     fn flush(&mut self) -> Result<(), Error> {
         Ok(())
+    }
+
+    /// How many of the messages given to [`Worker::process`] are still held by this worker
+    /// (in its own buffer, not yet written or committed), which a kill would lose. The runner
+    /// counts `processed` as the messages given minus these, so the counters show that loss
+    /// too. By default 0: a message is processed once `process` returns.
+    fn buffered(&self) -> u64 {
+        0
     }
 
     /// Called periodically while idle, to notice failures (a dead child, say).
@@ -511,8 +560,10 @@ fn run_inner(
     pull.set_rcvhwm(hwm).map_err(zerr("setting hwm"))?;
     zmqutil::connect(&pull, backend)?;
     info!(backend, "worker connected");
-    let result = pump(&pull, receive, worker, signals, stats);
+    let mut processed = Processed::new(stats);
+    let result = pump(&pull, receive, worker, signals, stats, &mut processed);
     let stopped = worker.stop();
+    processed.update(stats, worker);
     stats.log("worker");
     result.and(stopped)
 }
@@ -563,12 +614,36 @@ fn process_one(
     }
 }
 
+/// Keeps the `processed` counter at the messages given to the worker minus those it still holds
+/// ([`Worker::buffered`]).
+struct Processed {
+    base: u64,
+    given: u64,
+}
+
+impl Processed {
+    fn new(stats: &WorkerStats) -> Self {
+        Processed {
+            base: stats.processed().load(Relaxed),
+            given: 0,
+        }
+    }
+
+    fn update(&self, stats: &WorkerStats, worker: &dyn Worker) {
+        let held = worker.buffered().min(self.given);
+        stats
+            .processed()
+            .store(self.base + self.given - held, Relaxed);
+    }
+}
+
 fn pump(
     pull: &zmq::Socket,
     receive: &Receive,
     worker: &mut dyn Worker,
     signals: &Signals,
     stats: &WorkerStats,
+    processed: &mut Processed,
 ) -> Result<(), Error> {
     let mut unflushed = false;
     let mut stopping = false;
@@ -576,6 +651,7 @@ fn pump(
     loop {
         if signals.take_hup() {
             worker.flush()?;
+            processed.update(stats, worker);
             worker.reopen()?;
         }
         if !stopping && signals.stop_requested().is_some() {
@@ -596,12 +672,14 @@ fn pump(
                         return Err(e);
                     }
                 };
-                stats.processed().fetch_add(1, Relaxed);
+                processed.given += 1;
+                processed.update(stats, worker);
                 unflushed = true;
             }
             Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => {
                 if unflushed {
                     worker.flush()?;
+                    processed.update(stats, worker);
                     unflushed = false;
                 } else if stopping {
                     return Ok(());
@@ -616,7 +694,7 @@ fn pump(
 
 /// Writes messages to the process's stdout.
 pub struct StdoutWorker {
-    out: BufWriter<io::Stdout>,
+    out: MsgBuf<io::Stdout>,
     framing: OutputFraming,
 }
 
@@ -624,7 +702,7 @@ impl StdoutWorker {
     /// A stdout worker writing in `framing`.
     pub fn new(framing: OutputFraming) -> Self {
         StdoutWorker {
-            out: BufWriter::with_capacity(64 * 1024, io::stdout()),
+            out: MsgBuf::new(io::stdout()),
             framing,
         }
     }
@@ -639,19 +717,22 @@ fn out_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 
 impl Worker for StdoutWorker {
     fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.framing
-            .write(&mut self.out, msg)
+        self.out
+            .push(self.framing, msg)
             .map_err(out_err(Path::new("stdout")))
     }
     fn flush(&mut self) -> Result<(), Error> {
         self.out.flush().map_err(out_err(Path::new("stdout")))
+    }
+    fn buffered(&self) -> u64 {
+        self.out.held
     }
 }
 
 /// Appends messages to a file; reopens it on SIGHUP (for logrotate).
 pub struct FileWorker {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: MsgBuf<File>,
     framing: OutputFraming,
 }
 
@@ -665,26 +746,31 @@ impl FileWorker {
         })
     }
 
-    fn open_file(path: &Path) -> Result<BufWriter<File>, Error> {
+    fn open_file(path: &Path) -> Result<MsgBuf<File>, Error> {
         let f = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(out_err(path))?;
-        Ok(BufWriter::with_capacity(64 * 1024, f))
+        Ok(MsgBuf::new(f))
     }
 }
 
 impl Worker for FileWorker {
     fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.framing
-            .write(&mut self.out, msg)
+        self.out
+            .push(self.framing, msg)
             .map_err(out_err(&self.path))
     }
     fn flush(&mut self) -> Result<(), Error> {
         self.out.flush().map_err(out_err(&self.path))
     }
+    fn buffered(&self) -> u64 {
+        self.out.held
+    }
     fn reopen(&mut self) -> Result<(), Error> {
+        // Nothing held may be dropped with the old file (the runner has flushed already).
+        self.flush()?;
         self.out = Self::open_file(&self.path)?;
         info!(path = %self.path.display(), "reopened output file");
         Ok(())
@@ -695,8 +781,9 @@ impl Worker for FileWorker {
 /// it stops and, given a report path, keeps a JSON report there (rewritten at most once a
 /// second, and at the end): messages, bytes, the wall-clock time of the first message and of
 /// the last (read when the queue next runs empty, not per message: the clock is not free at a
-/// million messages a second), and per loggen connection (`seq=CONN.N` in the message) the count, highest sequence number,
-/// missing numbers (below the highest, never seen here) and duplicates.
+/// million messages a second), and per loggen connection (`seq=CONN.N` in the message) the
+/// count, highest sequence number, missing numbers (below the highest, never seen here) and
+/// duplicates.
 pub struct NullWorker {
     count: u64,
     bytes: u64,
@@ -873,7 +960,7 @@ impl Worker for NullWorker {
 pub struct ProgramWorker {
     name: String,
     child: Child,
-    stdin: Option<BufWriter<ChildStdin>>,
+    stdin: Option<MsgBuf<ChildStdin>>,
     framing: OutputFraming,
 }
 
@@ -890,10 +977,7 @@ impl ProgramWorker {
             program: program.to_path_buf(),
             source,
         })?;
-        let stdin = child
-            .stdin
-            .take()
-            .map(|s| BufWriter::with_capacity(64 * 1024, s));
+        let stdin = child.stdin.take().map(MsgBuf::new);
         info!(program = %program.display(), pid = child.id(), "worker program started");
         Ok(ProgramWorker {
             name: program.display().to_string(),
@@ -950,10 +1034,14 @@ impl Worker for ProgramWorker {
         let Some(stdin) = self.stdin.as_mut() else {
             return Ok(());
         };
-        if let Err(e) = self.framing.write(stdin, msg) {
+        if let Err(e) = stdin.push(self.framing, msg) {
             return Err(self.write_failed(e));
         }
         Ok(())
+    }
+
+    fn buffered(&self) -> u64 {
+        self.stdin.as_ref().map_or(0, |s| s.held)
     }
 
     fn flush(&mut self) -> Result<(), Error> {
@@ -1129,6 +1217,37 @@ mod tests {
         let mut v = Vec::new();
         f.write(&mut v, m).unwrap();
         v
+    }
+
+    #[test]
+    fn file_worker_reports_what_it_still_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        let lines = |p: &Path| std::fs::read(p).unwrap().split(|&b| b == b'\n').count() - 1;
+        let mut w = FileWorker::open(&path, OutputFraming::Lf).unwrap();
+        let msg = [b'x'; 99];
+        for _ in 0..10 {
+            w.process(&msg).unwrap();
+        }
+        // Held, not written: a kill now would lose 10 messages, and the counters say so.
+        assert_eq!(w.buffered(), 10);
+        assert_eq!(lines(&path), 0);
+        w.flush().unwrap();
+        assert_eq!(w.buffered(), 0);
+        assert_eq!(lines(&path), 10);
+        // Past the buffer size it writes on its own; what it reports held is exactly what the
+        // file lacks.
+        for given in 1..=2000u64 {
+            w.process(&msg).unwrap();
+            assert_eq!(
+                lines(&path) as u64,
+                10 + given - w.buffered(),
+                "after {given}"
+            );
+        }
+        assert!(w.buffered() < 2000, "wrote out before the end");
+        w.stop().unwrap();
+        assert_eq!((w.buffered(), lines(&path)), (0, 2010));
     }
 
     #[test]
