@@ -78,6 +78,11 @@ impl TextWorker for SqliteWorker {
     fn flush(&mut self) -> Result<(), Error> {
         self.commit().map_err(Error::worker)
     }
+
+    /// Rows not committed yet: a kill would roll them back, so they are not `processed` yet.
+    fn buffered(&self) -> u64 {
+        self.pending as u64
+    }
 }
 
 fn main() -> ExitCode {

@@ -293,6 +293,11 @@ pub trait TextWorker {
         Ok(())
     }
 
+    /// As [`Worker::buffered`].
+    fn buffered(&self) -> u64 {
+        0
+    }
+
     /// As [`Worker::reopen`].
     fn reopen(&mut self) -> Result<(), Error> {
         Ok(())
@@ -316,6 +321,9 @@ impl<T: TextWorker + ?Sized> Worker for T {
     }
     fn tick(&mut self) -> Result<(), Error> {
         TextWorker::tick(self)
+    }
+    fn buffered(&self) -> u64 {
+        TextWorker::buffered(self)
     }
     fn reopen(&mut self) -> Result<(), Error> {
         TextWorker::reopen(self)
