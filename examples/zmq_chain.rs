@@ -1,7 +1,8 @@
 //! The transport's ceiling for the benchmark: a bare libzmq chain of the pipeline's shape,
 //! XPUB (NODROP) -> SUB/PUSH -> PULL x W, over loopback TCP, with `[topic, message]` frames of
 //! the benchmark's size and zerolog's 64 KiB I/O batches. Each stage runs on its own thread with
-//! its own context, as separate processes would. No framing, no parsing, no counters: what is left is ZeroMQ itself.
+//! its own context, as separate processes would. No framing, no parsing, no counters: what is
+//! left is ZeroMQ itself.
 //!
 //! `cargo run --release --example zmq_chain -- [MESSAGES] [SIZE] [WORKERS]`; prints JSON.
 
@@ -97,15 +98,9 @@ fn main() {
     );
 }
 
-/// ZMQ_IN_BATCH_SIZE and ZMQ_OUT_BATCH_SIZE (libzmq DRAFT API) at 64 KiB, as zerolog sets them
-/// on its data sockets, so that the chain is the ceiling of the same transport settings.
+/// zerolog's 64 KiB I/O batches (libzmq DRAFT API), so that the chain is the ceiling of the
+/// same transport settings.
 fn io_batch(socket: &mut zmq::Socket) {
-    for option in [101, 102] {
-        let size: i32 = 64 * 1024;
-        // SAFETY: a valid socket and an int option passed by pointer with its size.
-        let rc = unsafe {
-            zmq_sys::zmq_setsockopt(socket.as_mut_ptr(), option, (&size as *const i32).cast(), 4)
-        };
-        assert_eq!(rc, 0, "libzmq without its DRAFT API (see vendor/zmq-sys)");
-    }
+    let set = zerolog::set_io_batch(socket).expect("setting the I/O batch size");
+    assert!(set, "libzmq without its DRAFT API (see vendor/zmq-sys)");
 }

@@ -143,7 +143,7 @@ pub mod topology;
 pub mod worker;
 mod zmqutil;
 
-pub use zmqutil::tcp_endpoint;
+pub use zmqutil::{set_io_batch, tcp_endpoint, IO_BATCH_BYTES};
 
 use std::path::PathBuf;
 

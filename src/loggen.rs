@@ -98,18 +98,18 @@ pub fn make_message(
             );
         }
     }
-    // Byte i of the padding is PAD[(seq + i) % 62], copied a slice at a time from the pattern
-    // written twice (a byte at a time with a division each was a tenth of loggen's CPU).
-    const PAD2: &[u8; 124] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\
-abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    const PERIOD: usize = PAD2.len() / 2;
-    let mut at = (seq % PERIOD as u64) as usize;
+    // Byte i of the padding is PAD[(seq + i) % PAD.len()], copied a slice at a time up to the
+    // pattern's end (a byte at a time with a division each was a tenth of loggen's CPU).
+    let mut at = (seq % PAD.len() as u64) as usize;
     while out.len() < size {
-        let n = (size - out.len()).min(PERIOD);
-        out.extend_from_slice(&PAD2[at..at + n]);
-        at = (at + n) % PERIOD;
+        let n = (size - out.len()).min(PAD.len() - at);
+        out.extend_from_slice(&PAD[at..at + n]);
+        at = (at + n) % PAD.len();
     }
 }
+
+/// The printable pattern that pads a message to its size.
+const PAD: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
 /// Finds `seq=CONN.N` in a message: the sequence number loggen put there.
 pub fn parse_seq(msg: &[u8]) -> Option<(u32, u64)> {
@@ -278,7 +278,6 @@ mod tests {
 
     #[test]
     fn padding_continues_the_pattern_from_the_sequence_number() {
-        const PAD: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         let mut m = Vec::new();
         for seq in [0, 1, 61, 62, 63, 1_000_003] {
             for size in [0, 40, 150, 200, 1000] {

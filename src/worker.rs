@@ -568,10 +568,9 @@ fn run_inner(
     pull.set_rcvhwm(hwm).map_err(zerr("setting hwm"))?;
     zmqutil::connect(&pull, backend)?;
     info!(backend, "worker connected");
-    let mut processed = Processed::new(stats);
-    let result = pump(&pull, receive, worker, signals, stats, &mut processed);
+    let result = pump(&pull, receive, worker, signals, stats);
     let stopped = worker.stop();
-    processed.update(stats, worker);
+    count_processed(stats, worker);
     stats.log("worker");
     result.and(stopped)
 }
@@ -622,27 +621,14 @@ fn process_one(
     }
 }
 
-/// Keeps the `processed` counter at the messages given to the worker minus those it still holds
-/// ([`Worker::buffered`]).
-struct Processed {
-    base: u64,
-    given: u64,
-}
-
-impl Processed {
-    fn new(stats: &WorkerStats) -> Self {
-        Processed {
-            base: stats.processed().load(Relaxed),
-            given: 0,
-        }
-    }
-
-    fn update(&self, stats: &WorkerStats, worker: &dyn Worker) {
-        let held = worker.buffered().min(self.given);
-        stats
-            .processed()
-            .store(self.base + self.given - held, Relaxed);
-    }
+/// Sets `processed` from the identity `received = processed + failed + held`, where held is
+/// what the worker still holds ([`Worker::buffered`]). Only the thread running `pump` writes
+/// these counters.
+fn count_processed(stats: &WorkerStats, worker: &dyn Worker) {
+    let done = stats.received().load(Relaxed) - stats.failed().load(Relaxed);
+    stats
+        .processed()
+        .store(done.saturating_sub(worker.buffered()), Relaxed);
 }
 
 fn pump(
@@ -651,7 +637,6 @@ fn pump(
     worker: &mut dyn Worker,
     signals: &Signals,
     stats: &WorkerStats,
-    processed: &mut Processed,
 ) -> Result<(), Error> {
     let mut unflushed = false;
     let mut stopping = false;
@@ -659,7 +644,7 @@ fn pump(
     loop {
         if signals.take_hup() {
             worker.flush()?;
-            processed.update(stats, worker);
+            count_processed(stats, worker);
             worker.reopen()?;
         }
         if !stopping && signals.stop_requested().is_some() {
@@ -680,14 +665,13 @@ fn pump(
                         return Err(e);
                     }
                 };
-                processed.given += 1;
-                processed.update(stats, worker);
+                count_processed(stats, worker);
                 unflushed = true;
             }
             Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => {
                 if unflushed {
                     worker.flush()?;
-                    processed.update(stats, worker);
+                    count_processed(stats, worker);
                     unflushed = false;
                 } else if stopping {
                     return Ok(());
