@@ -3,7 +3,7 @@
 //! octet-counted framing) or UDP, from N parallel connections, as fast as possible or at a
 //! target rate, for a count or a duration.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -84,27 +84,83 @@ pub fn make_message(
     out: &mut Vec<u8>,
 ) {
     out.clear();
-    match format {
-        LineFormat::Rfc5424 => {
-            let _ = write!(
-                out,
-                "<134>1 2026-11-23T10:00:00.000000Z loggen {app} {conn} - - seq={conn}.{seq} "
-            );
-        }
-        LineFormat::Rfc3164 => {
-            let _ = write!(
-                out,
-                "<134>Nov 23 10:00:00 loggen {app}[{conn}]: seq={conn}.{seq} "
-            );
+    LineMaker::new(format, app, conn).append(seq, size, out);
+}
+
+/// Makes the lines of one connection. Everything before the sequence number is the same on
+/// every line, so it is formatted once: per line, only the number is written and the padding
+/// copied (formatting each line with `write!` was half of loggen's CPU).
+pub struct LineMaker {
+    /// The line up to and including `seq=CONN.`.
+    head: Vec<u8>,
+}
+
+impl LineMaker {
+    /// The lines of connection `conn`.
+    pub fn new(format: LineFormat, app: &str, conn: usize) -> Self {
+        let head = match format {
+            LineFormat::Rfc5424 => {
+                format!("<134>1 2026-11-23T10:00:00.000000Z loggen {app} {conn} - - seq={conn}.")
+            }
+            LineFormat::Rfc3164 => {
+                format!("<134>Nov 23 10:00:00 loggen {app}[{conn}]: seq={conn}.")
+            }
+        };
+        LineMaker {
+            head: head.into_bytes(),
         }
     }
-    // Byte i of the padding is PAD[(seq + i) % PAD.len()], copied a slice at a time up to the
-    // pattern's end (a byte at a time with a division each was a tenth of loggen's CPU).
-    let mut at = (seq % PAD.len() as u64) as usize;
-    while out.len() < size {
-        let n = (size - out.len()).min(PAD.len() - at);
-        out.extend_from_slice(&PAD[at..at + n]);
-        at = (at + n) % PAD.len();
+
+    /// Length of line `seq` made for `size`: `size`, or the header's length if longer.
+    pub fn len(&self, seq: u64, size: usize) -> usize {
+        size.max(self.head.len() + digits(seq).len() + 1)
+    }
+
+    /// Appends line `seq`, padded to `size` bytes, to `out`.
+    pub fn append(&self, seq: u64, size: usize, out: &mut Vec<u8>) {
+        let end = out.len() + self.len(seq, size);
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(digits(seq).as_slice());
+        out.push(b' ');
+        // Byte i of the padding is PAD[(seq + i) % PAD.len()], copied a slice at a time up to
+        // the pattern's end (a byte at a time with a division each was a tenth of loggen's CPU).
+        let mut at = (seq % PAD.len() as u64) as usize;
+        while out.len() < end {
+            let n = (end - out.len()).min(PAD.len() - at);
+            out.extend_from_slice(&PAD[at..at + n]);
+            at = (at + n) % PAD.len();
+        }
+    }
+}
+
+/// The decimal digits of `n`.
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+}
+
+fn digits(mut n: u64) -> Digits {
+    let mut d = Digits {
+        buf: [0; 20],
+        start: 20,
+    };
+    loop {
+        d.start -= 1;
+        d.buf[d.start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return d;
+        }
     }
 }
 
@@ -177,7 +233,7 @@ fn send_one(
 ) -> Result<(u64, u64), Error> {
     let io = |context| move |source| Error::Io { context, source };
     enum Out {
-        Tcp(BufWriter<TcpStream>),
+        Tcp(TcpStream),
         Udp(UdpSocket),
     }
     let mut out = if config.udp {
@@ -193,11 +249,13 @@ fn send_one(
     } else {
         let s = TcpStream::connect(config.target).map_err(io("connecting"))?;
         s.set_nodelay(false).ok();
-        Out::Tcp(BufWriter::with_capacity(256 * 1024, s))
+        Out::Tcp(s)
     };
+    let lines = LineMaker::new(config.format, &config.app, conn);
     let start = Instant::now();
     let deadline = config.duration.map(|d| start + d);
-    let mut msg = Vec::with_capacity(config.size + 64);
+    // TCP lines are made, framed, straight into this buffer, written out when it is full.
+    let mut buf = Vec::with_capacity(SEND_BUF + config.size + 64);
     let mut sent = 0u64;
     let mut bytes = 0u64;
     loop {
@@ -213,49 +271,49 @@ fn send_one(
                 let due = start + Duration::from_secs_f64(sent as f64 / rate as f64);
                 let now = Instant::now();
                 if due > now {
-                    if let Out::Tcp(w) = &mut out {
-                        w.flush().map_err(io("sending"))?;
+                    if let Out::Tcp(s) = &mut out {
+                        s.write_all(&buf).map_err(io("sending"))?;
+                        buf.clear();
                     }
                     std::thread::sleep(due - now);
                 }
             }
         }
-        make_message(
-            config.format,
-            &config.app,
-            conn,
-            sent,
-            config.size,
-            &mut msg,
-        );
         match &mut out {
-            Out::Tcp(w) => {
+            Out::Tcp(s) => {
+                let before = buf.len();
                 if config.octet_counted {
-                    write!(w, "{} ", msg.len()).map_err(io("sending"))?;
-                    w.write_all(&msg).map_err(io("sending"))?;
-                    bytes += msg.len() as u64 + 1 + count_digits(msg.len());
+                    let len = lines.len(sent, config.size);
+                    buf.extend_from_slice(digits(len as u64).as_slice());
+                    buf.push(b' ');
+                    lines.append(sent, config.size, &mut buf);
                 } else {
-                    w.write_all(&msg).map_err(io("sending"))?;
-                    w.write_all(b"\n").map_err(io("sending"))?;
-                    bytes += msg.len() as u64 + 1;
+                    lines.append(sent, config.size, &mut buf);
+                    buf.push(b'\n');
+                }
+                bytes += (buf.len() - before) as u64;
+                if buf.len() >= SEND_BUF {
+                    s.write_all(&buf).map_err(io("sending"))?;
+                    buf.clear();
                 }
             }
             Out::Udp(s) => {
-                s.send(&msg).map_err(io("sending"))?;
-                bytes += msg.len() as u64;
+                buf.clear();
+                lines.append(sent, config.size, &mut buf);
+                s.send(&buf).map_err(io("sending"))?;
+                bytes += buf.len() as u64;
             }
         }
         sent += 1;
     }
-    if let Out::Tcp(mut w) = out {
-        w.flush().map_err(io("sending"))?;
+    if let Out::Tcp(mut s) = out {
+        s.write_all(&buf).map_err(io("sending"))?;
     }
     Ok((sent, bytes))
 }
 
-fn count_digits(n: usize) -> u64 {
-    n.to_string().len() as u64
-}
+/// TCP output is written in chunks of about this many bytes.
+const SEND_BUF: usize = 256 * 1024;
 
 #[cfg(test)]
 mod tests {
@@ -274,6 +332,97 @@ mod tests {
         }
         assert_eq!(parse_seq(b"no sequence"), None);
         assert_eq!(parse_seq(b"x seq=1.22"), Some((1, 22)));
+    }
+
+    /// Runs loggen against a local listener and returns what each connection sent, with the
+    /// report.
+    fn capture(octet_counted: bool, udp: bool) -> (Vec<Vec<u8>>, LoggenReport) {
+        use std::io::Read;
+        let config = |target| LoggenConfig {
+            target,
+            udp,
+            octet_counted,
+            size: 100,
+            count: Some(1001),
+            duration: None,
+            rate: 0,
+            connections: 2,
+            format: LineFormat::Rfc5424,
+            app: "cap".into(),
+        };
+        if udp {
+            // Paced, and read as it comes: a burst would overflow the socket's buffer.
+            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let cfg = LoggenConfig {
+                rate: 20_000,
+                ..config(sock.local_addr().unwrap())
+            };
+            let sender = std::thread::spawn(move || run(&cfg).unwrap());
+            sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = vec![Vec::new(), Vec::new()];
+            let mut buf = [0u8; 2048];
+            for _ in 0..1001 {
+                let n = sock.recv(&mut buf).unwrap();
+                let (conn, _) = parse_seq(&buf[..n]).unwrap();
+                got[conn as usize].extend_from_slice(&buf[..n]);
+                got[conn as usize].push(b'|');
+            }
+            return (got, sender.join().unwrap());
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let cfg = config(listener.local_addr().unwrap());
+        let sender = std::thread::spawn(move || run(&cfg).unwrap());
+        let mut got = vec![Vec::new(), Vec::new()];
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).unwrap();
+            let (conn, _) = parse_seq(&all).unwrap();
+            got[conn as usize] = all;
+        }
+        (got, sender.join().unwrap())
+    }
+
+    #[test]
+    fn every_line_goes_out_framed_and_in_order() {
+        for (octet, udp) in [(false, false), (true, false), (false, true)] {
+            let (got, report) = capture(octet, udp);
+            assert_eq!(report.messages, 1001);
+            assert_eq!(report.connections, 2);
+            let mut bytes = 0;
+            for (conn, stream) in got.iter().enumerate() {
+                // 1001 lines over 2 connections: 501 on the first, 500 on the second.
+                let mut want = Vec::new();
+                for seq in 0..(501 - conn as u64) {
+                    let mut m = Vec::new();
+                    make_message(LineFormat::Rfc5424, "cap", conn, seq, 100, &mut m);
+                    if octet {
+                        want.extend_from_slice(format!("{} ", m.len()).as_bytes());
+                    }
+                    want.extend_from_slice(&m);
+                    // The framing: "100 " before, or LF after; UDP: none (`|` marks datagrams).
+                    bytes += m.len() as u64 + [1, 4, 0][usize::from(octet) + 2 * usize::from(udp)];
+                    if !octet {
+                        want.push(if udp { b'|' } else { b'\n' });
+                    }
+                }
+                assert!(*stream == want, "octet {octet} udp {udp} conn {conn}");
+            }
+            assert_eq!(report.bytes, bytes, "octet {octet} udp {udp}");
+        }
+    }
+
+    #[test]
+    fn long_sequence_numbers_grow_the_line_past_a_small_size() {
+        let lines = LineMaker::new(LineFormat::Rfc3164, "a", 7);
+        for seq in [0, 9, 10, 99_999, u64::MAX] {
+            let mut m = b"keep".to_vec();
+            lines.append(seq, 10, &mut m);
+            let head = format!("<134>Nov 23 10:00:00 loggen a[7]: seq=7.{seq} ");
+            assert_eq!(&m[..4], b"keep");
+            assert_eq!(m[4..], *head.as_bytes());
+            assert_eq!(lines.len(seq, 10), head.len());
+        }
     }
 
     #[test]
