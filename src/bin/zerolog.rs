@@ -12,6 +12,8 @@ use zerolog::worker::{self, WorkerSpec};
 use zerolog::{logging, tcp_endpoint, Error};
 
 fn main() -> ExitCode {
+    // Before the first allocation that matters (see its documentation).
+    zerolog::process::tune_malloc();
     let cli = ZerologCli::parse();
     let log_config = match &cli.command {
         Element::Forwarder(a) => a.log_config.clone(),
