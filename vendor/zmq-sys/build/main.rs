@@ -2,16 +2,69 @@ pub fn configure() {
     println!("cargo:rerun-if-changed=build/main.rs");
     println!("cargo:rerun-if-env-changed=PROFILE");
 
+    // zerolog: what libzmq's own CMake build detects on Linux with glibc, and zeromq-src
+    // leaves out (it writes an empty platform.hpp). See ../README.md.
+    linux_platform_defines();
+
     // Note that by default `libzmq` builds without `libsodium` by instead
     // relying on `tweetnacl`. However since this `tweetnacl` [has never been
     // audited nor is ready for production](https://github.com/zeromq/libzmq/issues/3006),
     // we link against `libsodium` to enable `ZMQ_CURVE`.
     zeromq_src::Build::new()
         .with_libsodium(None)
-        // zerolog: the DRAFT API, for ZMQ_IN_BATCH_SIZE / ZMQ_OUT_BATCH_SIZE (the only change
-        // from zmq-sys 0.12.0 as published; see ../README.md).
+        // zerolog: the DRAFT API, for ZMQ_IN_BATCH_SIZE / ZMQ_OUT_BATCH_SIZE (see
+        // ../README.md).
         .enable_draft(true)
         .build();
+}
+
+/// Passes the defines to the C++ compiler through the CXXFLAGS variable that the `cc` crate
+/// reads for this target, after what the environment already put there.
+fn linux_platform_defines() {
+    let target = std::env::var("TARGET").unwrap();
+    if !(target.contains("linux") && target.ends_with("-gnu")) {
+        return;
+    }
+    const DEFINES: &[&str] = &[
+        // Mailbox wake-ups through an eventfd instead of a socketpair.
+        "ZMQ_HAVE_EVENTFD",
+        "ZMQ_HAVE_EVENTFD_CLOEXEC",
+        // Descriptors not inherited by the programs a worker runs.
+        "ZMQ_IOTHREAD_POLLER_USE_EPOLL_CLOEXEC",
+        "ZMQ_HAVE_SOCK_CLOEXEC",
+        "ZMQ_HAVE_O_CLOEXEC",
+        "HAVE_ACCEPT4",
+        // Named threads (ZMQbg/IO/0, ZMQbg/Reaper) in top -H, perf and /proc.
+        "ZMQ_HAVE_PTHREAD_SETNAME_2",
+        // Timers (reconnect, linger, send and receive timeouts) on the monotonic clock, not on
+        // gettimeofday, which jumps when the wall clock is set.
+        "HAVE_CLOCK_GETTIME",
+    ];
+    let underscored = target.replace('-', "_");
+    for name in [
+        format!("CXXFLAGS_{target}"),
+        format!("CXXFLAGS_{underscored}"),
+        "TARGET_CXXFLAGS".into(),
+        "CXXFLAGS".into(),
+    ] {
+        println!("cargo:rerun-if-env-changed={name}");
+    }
+    let before = [
+        format!("CXXFLAGS_{target}"),
+        format!("CXXFLAGS_{underscored}"),
+        "TARGET_CXXFLAGS".into(),
+        "CXXFLAGS".into(),
+    ]
+    .iter()
+    .find_map(|name| std::env::var(name).ok())
+    .unwrap_or_default();
+    let mut flags = before;
+    for d in DEFINES {
+        flags.push_str(" -D");
+        flags.push_str(d);
+    }
+    // The most specific name, which cc reads first. The build script is single-threaded.
+    std::env::set_var(format!("CXXFLAGS_{target}"), flags.trim_start());
 }
 
 fn main() {
