@@ -72,7 +72,8 @@ impl Signals {
 
     /// Whether SIGHUP arrived since the last call.
     pub fn take_hup(&self) -> bool {
-        self.hup.swap(false, Ordering::Relaxed)
+        // Checked per message by the worker: a plain load first, the locked swap only on a HUP.
+        self.hup.load(Ordering::Relaxed) && self.hup.swap(false, Ordering::Relaxed)
     }
 }
 

@@ -547,3 +547,45 @@ fn stdout_worker_prints_one_message_per_line() {
         .unwrap();
     assert!(!s.contains("INFO"), "logs must not go to stdout");
 }
+
+#[test]
+fn file_worker_reopens_its_file_on_sighup_as_logrotate_expects() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Pipeline::start(dir.path(), None, &[]);
+    let lines = |tag: &str, n: usize| -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| format!("<14>1 - host app - - - {tag}-{i}\n").into_bytes())
+            .collect()
+    };
+    let before = lines("before", 100);
+    send_tcp(p.backend_port(), &before);
+    p.wait_for_lines(100, DELIVERY_TIMEOUT);
+
+    // logrotate's default: rename the file, then signal the writer.
+    let rotated = dir.path().join("worker.out.1");
+    std::fs::rename(p.out(), &rotated).unwrap();
+    p.worker.proc.signal("HUP");
+    wait_until(Duration::from_secs(10), "the worker to reopen its file", || {
+        p.out().exists()
+    });
+
+    let after = lines("after", 50);
+    send_tcp(p.backend_port(), &after);
+    p.wait_for_lines(50, DELIVERY_TIMEOUT);
+    assert_eq!(
+        show(&std::fs::read(&rotated).unwrap()),
+        show(&before),
+        "the rotated file keeps what came before the signal, whole"
+    );
+    assert_eq!(
+        show(&std::fs::read(p.out()).unwrap()),
+        show(&after),
+        "the new file has what came after"
+    );
+    assert!(p.worker.proc.is_running(), "{}", p.describe());
+    assert!(
+        p.worker.proc.stderr_text().contains("reopened output file"),
+        "{}",
+        p.describe()
+    );
+}
