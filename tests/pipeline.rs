@@ -565,9 +565,11 @@ fn file_worker_reopens_its_file_on_sighup_as_logrotate_expects() {
     let rotated = dir.path().join("worker.out.1");
     std::fs::rename(p.out(), &rotated).unwrap();
     p.worker.proc.signal("HUP");
-    wait_until(Duration::from_secs(10), "the worker to reopen its file", || {
-        p.out().exists()
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "the worker to reopen its file",
+        || p.out().exists(),
+    );
 
     let after = lines("after", 50);
     send_tcp(p.backend_port(), &after);
