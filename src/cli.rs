@@ -189,10 +189,13 @@ pub struct ForwarderArgs {
 )]
 /// `zerolog receiver`'s arguments.
 pub struct ReceiverArgs {
-    /// Address of the running forwarder
-    pub forwarder_address: String,
+    /// Address of the running forwarder (may be left out, with its port, when --connect names
+    /// the publisher instead, e.g. ipc:///run/zerolog/pub.sock)
+    #[arg(requires = "forwarder_port", required_unless_present = "connect")]
+    pub forwarder_address: Option<String>,
     /// Frontend port of the running forwarder
-    pub forwarder_port: u16,
+    #[arg(requires = "forwarder_address")]
+    pub forwarder_port: Option<u16>,
     /// Topic prefix to subscribe to (repeatable; default: every message)
     #[arg(short = 't', long, value_name = "TOPIC")]
     pub topic: Vec<String>,
@@ -212,7 +215,8 @@ pub struct ReceiverArgs {
     /// Messages queued from the forwarder, and towards workers, before the receiver waits
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub hwm: i32,
-    /// Another publisher to subscribe to as well (repeatable; e.g. tcp://10.0.0.2:6001)
+    /// A publisher to subscribe to, besides or instead of FORWARDER_ADDRESS FORWARDER_PORT
+    /// (repeatable; e.g. tcp://10.0.0.2:6001 or ipc:///run/zerolog/pub.sock)
     #[arg(long, value_name = "ENDPOINT")]
     pub connect: Vec<String>,
     /// Only workers from this network or address may connect to a TCP output (repeatable,

@@ -420,6 +420,40 @@ fn a_burst_sent_right_at_startup_is_not_lost() {
 }
 
 #[test]
+fn a_pipeline_on_unix_sockets_delivers() {
+    // Both internal hops on ipc://: the receiver must be pointed at the forwarder's socket
+    // (zerolog 0.3's `receiver ADDRESS PORT` can only name a TCP one).
+    let dir = tempfile::tempdir().unwrap();
+    let z = Zerologd::start(
+        dir.path(),
+        r#"
+[forwarder]
+tcp = ["127.0.0.1:{B}"]
+publish = "ipc://{DIR}/pub.sock"
+
+[[receiver]]
+name = "all"
+output = "ipc://{DIR}/all.sock"
+
+[[worker]]
+name = "out"
+receiver = "all"
+command = ["file", "{DIR}/out.txt"]
+"#,
+    );
+    let out = dir.path().join("out.txt");
+    z.deliver(&out, "unix", 1000);
+    let lines = read_lines(&out);
+    assert_eq!(lines.len(), 1000);
+    assert!(lines
+        .iter()
+        .enumerate()
+        .all(|(i, l)| *l == format!("<13>app: unix {i}").into_bytes()));
+    z.proc.signal("TERM");
+    assert_eq!(z.proc.wait_exit(READY_TIMEOUT).code(), Some(0));
+}
+
+#[test]
 fn programs_run_as_their_configured_user_and_group() {
     let root = nix::unistd::geteuid().is_root().then_some(());
     if peer_or_skip("root privileges (to switch users)", root).is_none() {

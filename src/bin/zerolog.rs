@@ -128,7 +128,11 @@ fn receiver(a: ReceiverArgs) -> Result<(), Error> {
         (port, None) => tcp_endpoint(&a.bind, port.unwrap_or(6200)),
     };
     let config = ReceiverConfig {
-        connect: std::iter::once(tcp_endpoint(&a.forwarder_address, a.forwarder_port))
+        connect: a
+            .forwarder_address
+            .zip(a.forwarder_port)
+            .map(|(addr, port)| tcp_endpoint(&addr, port))
+            .into_iter()
             .chain(a.connect)
             .collect(),
         topics: a.topic.into_iter().map(String::into_bytes).collect(),

@@ -134,15 +134,16 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
                 port.to_string(),
             ]);
         }
-        let mut connects = r.connect.iter();
-        let first = connects
-            .next()
-            .and_then(|c| split_tcp_endpoint(c))
-            .unwrap_or_else(|| ("127.0.0.1".into(), 6001));
-        for extra in connects {
+        // A first TCP publisher goes as zerolog 0.3's `ADDRESS PORT`; any other (an ipc://
+        // one), and every further one, as --connect.
+        let first = r.connect.first().and_then(|c| split_tcp_endpoint(c));
+        let skip = usize::from(first.is_some());
+        for extra in &r.connect[skip..] {
             argv.extend(["--connect".into(), extra.clone()]);
         }
-        argv.extend([first.0, first.1.to_string()]);
+        if let Some((host, port)) = first {
+            argv.extend([host, port.to_string()]);
+        }
         specs.push(ProgramSpec {
             name: r.name.clone(),
             group: r.name.clone(),
@@ -237,5 +238,31 @@ mod tests {
         assert_eq!(w.argv[1], "worker");
         assert!(w.argv[4].starts_with("ipc://") && w.argv[4].ends_with("all.sock"));
         assert_eq!(w.argv[5], "stdout");
+    }
+
+    #[test]
+    fn a_receiver_of_an_ipc_publisher_connects_there() {
+        let t = Topology::parse(
+            "[forwarder]\npublish = \"ipc:///run/zl/pub.sock\"\n\
+             [[receiver]]\nname = \"r\"\n\
+             [[receiver]]\nname = \"two\"\nconnect = [\"ipc:///run/zl/pub.sock\", \"tcp://10.0.0.2:6001\"]\n",
+            Path::new("zerolog.toml"),
+        )
+        .unwrap();
+        let specs = program_specs(&t, Path::new("/usr/bin/zerolog"));
+        assert_eq!(specs[0].startup_args, vec!["--wait-subscribers", "2"]);
+        let tail = |i: usize, n: usize| specs[i].argv[specs[i].argv.len() - n..].to_vec();
+        // Not zerolog 0.3's `ADDRESS PORT`, which only names a TCP publisher.
+        assert_eq!(tail(1, 2), vec!["--connect", "ipc:///run/zl/pub.sock"]);
+        assert_eq!(
+            tail(2, 4),
+            vec![
+                "--connect",
+                "ipc:///run/zl/pub.sock",
+                "--connect",
+                "tcp://10.0.0.2:6001"
+            ]
+        );
+        assert!(!specs[1].argv.contains(&"6001".to_string()));
     }
 }
