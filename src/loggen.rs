@@ -113,14 +113,19 @@ impl LineMaker {
 
     /// Length of line `seq` made for `size`: `size`, or the header's length if longer.
     pub fn len(&self, seq: u64, size: usize) -> usize {
-        size.max(self.head.len() + digits(seq).len() + 1)
+        self.padded_len(&digits(seq), size)
+    }
+
+    fn padded_len(&self, seq_digits: &Digits, size: usize) -> usize {
+        size.max(self.head.len() + seq_digits.len() + 1)
     }
 
     /// Appends line `seq`, padded to `size` bytes, to `out`.
     pub fn append(&self, seq: u64, size: usize, out: &mut Vec<u8>) {
-        let end = out.len() + self.len(seq, size);
+        let seq_digits = digits(seq);
+        let end = out.len() + self.padded_len(&seq_digits, size);
         out.extend_from_slice(&self.head);
-        out.extend_from_slice(digits(seq).as_slice());
+        out.extend_from_slice(seq_digits.as_slice());
         out.push(b' ');
         // Byte i of the padding is PAD[(seq + i) % PAD.len()], copied a slice at a time up to
         // the pattern's end (a byte at a time with a division each was a tenth of loggen's CPU).

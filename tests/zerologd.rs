@@ -422,25 +422,11 @@ fn a_burst_sent_right_at_startup_is_not_lost() {
 #[test]
 fn a_pipeline_on_unix_sockets_delivers() {
     // Both internal hops on ipc://: the receiver must be pointed at the forwarder's socket
-    // (zerolog 0.3's `receiver ADDRESS PORT` can only name a TCP one).
+    // (zerolog 0.3's `receiver ADDRESS PORT` can only name a TCP one). BASIC's receiver
+    // output is already the default ipc socket in the runtime directory.
     let dir = tempfile::tempdir().unwrap();
-    let z = Zerologd::start(
-        dir.path(),
-        r#"
-[forwarder]
-tcp = ["127.0.0.1:{B}"]
-publish = "ipc://{DIR}/pub.sock"
-
-[[receiver]]
-name = "all"
-output = "ipc://{DIR}/all.sock"
-
-[[worker]]
-name = "out"
-receiver = "all"
-command = ["file", "{DIR}/out.txt"]
-"#,
-    );
+    let topology = BASIC.replace("tcp://127.0.0.1:{F}", "ipc://{DIR}/pub.sock");
+    let z = Zerologd::start(dir.path(), &topology);
     let out = dir.path().join("out.txt");
     z.deliver(&out, "unix", 1000);
     let lines = read_lines(&out);

@@ -40,25 +40,21 @@ fn linux_platform_defines() {
         // gettimeofday, which jumps when the wall clock is set.
         "HAVE_CLOCK_GETTIME",
     ];
+    // The variables cc reads, most specific first; it takes the first one set.
     let underscored = target.replace('-', "_");
-    for name in [
+    let names = [
         format!("CXXFLAGS_{target}"),
         format!("CXXFLAGS_{underscored}"),
         "TARGET_CXXFLAGS".into(),
         "CXXFLAGS".into(),
-    ] {
+    ];
+    for name in &names {
         println!("cargo:rerun-if-env-changed={name}");
     }
-    let before = [
-        format!("CXXFLAGS_{target}"),
-        format!("CXXFLAGS_{underscored}"),
-        "TARGET_CXXFLAGS".into(),
-        "CXXFLAGS".into(),
-    ]
-    .iter()
-    .find_map(|name| std::env::var(name).ok())
-    .unwrap_or_default();
-    let mut flags = before;
+    let mut flags = names
+        .iter()
+        .find_map(|name| std::env::var(name).ok())
+        .unwrap_or_default();
     for d in DEFINES {
         flags.push_str(" -D");
         flags.push_str(d);
