@@ -4,7 +4,7 @@ pub fn configure() {
 
     // zerolog: what libzmq's own CMake build detects on Linux with glibc, and zeromq-src
     // leaves out (it writes an empty platform.hpp). See ../README.md.
-    linux_platform_defines();
+    let lto = linux_platform_defines();
 
     // Note that by default `libzmq` builds without `libsodium` by instead
     // relying on `tweetnacl`. However since this `tweetnacl` [has never been
@@ -16,14 +16,23 @@ pub fn configure() {
         // ../README.md).
         .enable_draft(true)
         .build();
+
+    // zerolog: the objects carry GCC's LTO IR (next to the plain code); say so to the crates
+    // that link libzmq (DEP_ZMQ_LTO), which may then link their programs with `-flto`.
+    if lto {
+        println!("cargo:lto=gcc");
+    }
 }
 
 /// Passes the defines to the C++ compiler through the CXXFLAGS variable that the `cc` crate
-/// reads for this target, after what the environment already put there.
-fn linux_platform_defines() {
+/// reads for this target, after what the environment already put there. With GCC, also
+/// `-flto=auto -ffat-lto-objects`: the objects then link as usual (any linker), and a program
+/// linked with GCC's LTO gets libzmq's small hot functions (`msg_t::size`, the pipe reads and
+/// writes) inlined across its source files. Returns whether it did.
+fn linux_platform_defines() -> bool {
     let target = std::env::var("TARGET").unwrap();
     if !(target.contains("linux") && target.ends_with("-gnu")) {
-        return;
+        return false;
     }
     const DEFINES: &[&str] = &[
         // Mailbox wake-ups through an eventfd instead of a socketpair.
@@ -59,8 +68,14 @@ fn linux_platform_defines() {
         flags.push_str(" -D");
         flags.push_str(d);
     }
+    // The compiler cc will pick (CXX, CXX_<target>, or c++), as GCC or not.
+    let gcc = cc::Build::new().cpp(true).get_compiler().is_like_gnu();
+    if gcc {
+        flags.push_str(" -flto=auto -ffat-lto-objects");
+    }
     // The most specific name, which cc reads first. The build script is single-threaded.
     std::env::set_var(format!("CXXFLAGS_{target}"), flags.trim_start());
+    gcc
 }
 
 fn main() {
