@@ -2,13 +2,16 @@
 //! optimisation when the vendored libzmq was compiled for it (vendor/zmq-sys/README.md).
 //! libzmq's per-message path is many small functions in separate files (`msg_t::size`,
 //! `pipe_t::read`, `ypipe_t::flush` ...) that only LTO can inline into each other: it takes
-//! about 15 % off the CPU per message of the whole pipeline (bench/README.md). Test and bench
-//! binaries link as usual, from the plain code the objects also carry.
+//! about 15 % off the CPU per message of the whole pipeline (bench/README.md). Only in the
+//! release profile (what is installed and benchmarked): with the dev profile's full debug
+//! info, such a link takes about a minute. Test and bench binaries, and debug builds, link as
+//! usual, from the plain code the objects also carry.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    // Set by zmq-sys's build script (`links = "zmq"`), rerun when it changes.
-    if std::env::var("DEP_ZMQ_LTO").as_deref() == Ok("gcc") {
+    // DEP_ZMQ_LTO is set by zmq-sys's build script (`links = "zmq"`).
+    let release = std::env::var("PROFILE").as_deref() == Ok("release");
+    if release && std::env::var("DEP_ZMQ_LTO").as_deref() == Ok("gcc") {
         for kind in ["bins", "examples"] {
             // GCC's LTO needs its own linker plugin: the BFD linker, not the rust-lld that
             // rustc picks by default on x86_64 Linux since 1.90.
