@@ -11,7 +11,8 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     // DEP_ZMQ_LTO is set by zmq-sys's build script (`links = "zmq"`).
     let release = std::env::var("PROFILE").as_deref() == Ok("release");
-    if release && std::env::var("DEP_ZMQ_LTO").as_deref() == Ok("gcc") {
+    let lto = release && std::env::var("DEP_ZMQ_LTO").as_deref() == Ok("gcc");
+    if lto {
         for kind in ["bins", "examples"] {
             // GCC's LTO needs its own linker plugin: the BFD linker, not the rust-lld that
             // rustc picks by default on x86_64 Linux since 1.90.
@@ -19,4 +20,11 @@ fn main() {
             println!("cargo:rustc-link-arg-{kind}=-flto=auto");
         }
     }
+    // For `--version`, so that a benchmark result can be matched to the kind of build.
+    let link = if lto {
+        "libzmq: linked with GCC LTO"
+    } else {
+        "libzmq: linked without LTO"
+    };
+    println!("cargo:rustc-env=ZEROLOG_LIBZMQ_LINK={link}");
 }

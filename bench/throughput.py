@@ -823,6 +823,12 @@ def versions(py):
         out.append(f"zerolog {r.stdout.strip() or '?'}")
     except Exception:
         out.append("zerolog ?")
+    try:
+        # Its second line says how libzmq was linked in (with LTO or not).
+        v = subprocess.run([str(ZEROLOG), "--version"], capture_output=True, text=True, timeout=30)
+        out[-1] += f" ({v.stdout.splitlines()[1]})"
+    except Exception:
+        pass
     if shutil.which("rsyslogd"):
         try:
             v = subprocess.run(["rsyslogd", "-v"], capture_output=True, text=True, timeout=30)

@@ -21,10 +21,14 @@ pub fn zerologd_command() -> clap::Command {
     ZerologdCli::command()
 }
 
+/// `--version` (`-V` prints the first line only): the version, and how libzmq was built in.
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\n", env!("ZEROLOG_LIBZMQ_LINK"));
+
 #[derive(Parser)]
 #[command(
     name = "zerolog",
     version,
+    long_version = LONG_VERSION,
     about = "Log aggregation over ZeroMQ: forwarder, receiver and worker elements",
     long_about = "Log aggregation over ZeroMQ.\n\n\
         Syslog senders (rsyslog, syslog-ng, logger, apps) send to a forwarder over TCP or UDP; \
@@ -263,6 +267,7 @@ pub struct WorkerArgs {
 #[command(
     name = "zerologd",
     version,
+    long_version = LONG_VERSION,
     about = "Run a whole zerolog topology (forwarder, receivers, workers) and keep it running",
     long_about = "Run a whole zerolog topology and keep it running.\n\n\
         zerologd reads a topology file (see zerolog.toml.example), starts every element as a \

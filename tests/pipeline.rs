@@ -400,7 +400,20 @@ fn receiver_rejects_both_outputs_and_version_works() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("zerolog "));
+    let version = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = version.lines().collect();
+    assert_eq!(lines.len(), 2, "{version}");
+    assert_eq!(lines[0], concat!("zerolog ", env!("CARGO_PKG_VERSION")));
+    assert!(lines[1].starts_with("libzmq: "), "{version}");
+    // -V stays one line, for scripts that read the version.
+    let out = std::process::Command::new(zerolog_bin())
+        .arg("-V")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        concat!("zerolog ", env!("CARGO_PKG_VERSION"), "\n")
+    );
 
     for sub in ["forwarder", "receiver", "worker"] {
         let out = std::process::Command::new(zerolog_bin())
