@@ -123,7 +123,23 @@ impl LineMaker {
     /// Appends line `seq`, padded to `size` bytes, to `out`.
     pub fn append(&self, seq: u64, size: usize, out: &mut Vec<u8>) {
         let seq_digits = digits(seq);
-        let end = out.len() + self.padded_len(&seq_digits, size);
+        let len = self.padded_len(&seq_digits, size);
+        self.write(seq, &seq_digits, len, out);
+    }
+
+    /// Appends line `seq` as [`LineMaker::append`] does, after its octet count and a space
+    /// (RFC 6587 octet-counted framing).
+    pub fn append_octet_counted(&self, seq: u64, size: usize, out: &mut Vec<u8>) {
+        let seq_digits = digits(seq);
+        let len = self.padded_len(&seq_digits, size);
+        out.extend_from_slice(digits(len as u64).as_slice());
+        out.push(b' ');
+        self.write(seq, &seq_digits, len, out);
+    }
+
+    /// Writes line `seq` (`seq_digits` its digits, `len` its padded length) to `out`.
+    fn write(&self, seq: u64, seq_digits: &Digits, len: usize, out: &mut Vec<u8>) {
+        let end = out.len() + len;
         out.extend_from_slice(&self.head);
         out.extend_from_slice(seq_digits.as_slice());
         out.push(b' ');
@@ -277,8 +293,7 @@ fn send_one(
                 let now = Instant::now();
                 if due > now {
                     if let Out::Tcp(s) = &mut out {
-                        s.write_all(&buf).map_err(io("sending"))?;
-                        buf.clear();
+                        send_all(s, &mut buf).map_err(io("sending"))?;
                     }
                     std::thread::sleep(due - now);
                 }
@@ -288,18 +303,14 @@ fn send_one(
             Out::Tcp(s) => {
                 let before = buf.len();
                 if config.octet_counted {
-                    let len = lines.len(sent, config.size);
-                    buf.extend_from_slice(digits(len as u64).as_slice());
-                    buf.push(b' ');
-                    lines.append(sent, config.size, &mut buf);
+                    lines.append_octet_counted(sent, config.size, &mut buf);
                 } else {
                     lines.append(sent, config.size, &mut buf);
                     buf.push(b'\n');
                 }
                 bytes += (buf.len() - before) as u64;
                 if buf.len() >= SEND_BUF {
-                    s.write_all(&buf).map_err(io("sending"))?;
-                    buf.clear();
+                    send_all(s, &mut buf).map_err(io("sending"))?;
                 }
             }
             Out::Udp(s) => {
@@ -312,9 +323,16 @@ fn send_one(
         sent += 1;
     }
     if let Out::Tcp(mut s) = out {
-        s.write_all(&buf).map_err(io("sending"))?;
+        send_all(&mut s, &mut buf).map_err(io("sending"))?;
     }
     Ok((sent, bytes))
+}
+
+/// Writes out and empties the TCP send buffer.
+fn send_all(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    s.write_all(buf)?;
+    buf.clear();
+    Ok(())
 }
 
 /// TCP output is written in chunks of about this many bytes.

@@ -2,9 +2,9 @@ pub fn configure() {
     println!("cargo:rerun-if-changed=build/main.rs");
     println!("cargo:rerun-if-env-changed=PROFILE");
 
-    // zerolog: what libzmq's own CMake build detects on Linux with glibc, and zeromq-src
-    // leaves out (it writes an empty platform.hpp). See ../README.md.
-    let lto = linux_platform_defines();
+    // zerolog: on Linux with glibc, the platform defines and (with GCC) the LTO flags. See
+    // ../README.md.
+    let lto = linux_cxxflags();
 
     // Note that by default `libzmq` builds without `libsodium` by instead
     // relying on `tweetnacl`. However since this `tweetnacl` [has never been
@@ -24,12 +24,12 @@ pub fn configure() {
     }
 }
 
-/// Passes the defines to the C++ compiler through the CXXFLAGS variable that the `cc` crate
-/// reads for this target, after what the environment already put there. With GCC, also
+/// On Linux with glibc: what libzmq's own CMake build detects there and zeromq-src leaves out
+/// (it writes an empty platform.hpp), as `-D` flags; and, when the C++ compiler is GCC,
 /// `-flto=auto -ffat-lto-objects`: the objects then link as usual (any linker), and a program
 /// linked with GCC's LTO gets libzmq's small hot functions (`msg_t::size`, the pipe reads and
-/// writes) inlined across its source files. Returns whether it did.
-fn linux_platform_defines() -> bool {
+/// writes) inlined across its source files. Returns whether it added the LTO flags.
+fn linux_cxxflags() -> bool {
     let target = std::env::var("TARGET").unwrap();
     if !(target.contains("linux") && target.ends_with("-gnu")) {
         return false;
@@ -49,6 +49,19 @@ fn linux_platform_defines() -> bool {
         // gettimeofday, which jumps when the wall clock is set.
         "HAVE_CLOCK_GETTIME",
     ];
+    let mut flags: Vec<String> = DEFINES.iter().map(|d| format!("-D{d}")).collect();
+    // The compiler cc will pick (CXX, CXX_<target>, or c++), as GCC or not.
+    let lto = cc::Build::new().cpp(true).get_compiler().is_like_gnu();
+    if lto {
+        flags.extend(["-flto=auto".into(), "-ffat-lto-objects".into()]);
+    }
+    append_cxxflags(&target, &flags);
+    lto
+}
+
+/// Passes `flags` to the C++ compiler through the CXXFLAGS variable that the `cc` crate reads
+/// for `target`, after what the environment already put there.
+fn append_cxxflags(target: &str, flags: &[String]) {
     // The variables cc reads, most specific first; it takes the first one set.
     let underscored = target.replace('-', "_");
     let names = [
@@ -60,22 +73,16 @@ fn linux_platform_defines() -> bool {
     for name in &names {
         println!("cargo:rerun-if-env-changed={name}");
     }
-    let mut flags = names
+    let mut all = names
         .iter()
         .find_map(|name| std::env::var(name).ok())
         .unwrap_or_default();
-    for d in DEFINES {
-        flags.push_str(" -D");
-        flags.push_str(d);
-    }
-    // The compiler cc will pick (CXX, CXX_<target>, or c++), as GCC or not.
-    let gcc = cc::Build::new().cpp(true).get_compiler().is_like_gnu();
-    if gcc {
-        flags.push_str(" -flto=auto -ffat-lto-objects");
+    for f in flags {
+        all.push(' ');
+        all.push_str(f);
     }
     // The most specific name, which cc reads first. The build script is single-threaded.
-    std::env::set_var(format!("CXXFLAGS_{target}"), flags.trim_start());
-    gcc
+    std::env::set_var(&names[0], all.trim_start());
 }
 
 fn main() {
