@@ -8,8 +8,9 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use tracing::{debug, warn};
+use tracing::debug;
 
+use crate::events::{RateLimit, ZapDenied};
 use crate::zmqutil::zerr;
 use crate::Error;
 
@@ -62,6 +63,7 @@ pub fn protect(socket: &zmq::Socket, allow: &[IpNet]) -> Result<(), Error> {
 }
 
 fn serve(handler: zmq::Socket, allow: &[IpNet], denied: &dyn Fn()) {
+    let mut denials = RateLimit::per_second();
     loop {
         let frames = match handler.recv_multipart(0) {
             Ok(f) => f,
@@ -81,11 +83,7 @@ fn serve(handler: zmq::Socket, allow: &[IpNet], denied: &dyn Fn()) {
         if ok {
             debug!(peer = address, "ZAP: allowed");
         } else {
-            denied();
-            warn!(
-                peer = address,
-                "connection from an address not in the allowlist: refused (counted as zap_denied)"
-            );
+            ZapDenied { peer: address }.emit(denied, &mut denials);
         }
         let (code, text): (&[u8], &[u8]) = if ok {
             (b"200", b"OK")

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::defaults;
 use crate::framing::Framing;
 use crate::syslog::TopicTemplate;
 use crate::worker::OutputFraming;
@@ -66,10 +67,10 @@ pub enum Element {
 /// `zerolog loggen`'s arguments.
 pub struct LoggenArgs {
     /// Target address
-    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    #[arg(long, default_value = defaults::BIND_HOST, value_name = "ADDR")]
     pub host: IpAddr,
     /// Target port
-    #[arg(short = 'P', long, default_value_t = 6000)]
+    #[arg(short = 'P', long, default_value_t = defaults::INPUT_PORT)]
     pub port: u16,
     /// Send UDP datagrams (one message each) instead of TCP
     #[arg(long)]
@@ -119,16 +120,16 @@ pub struct LoggenArgs {
 /// `zerolog forwarder`'s arguments.
 pub struct ForwarderArgs {
     /// Frontend port: receivers subscribe here
-    #[arg(short = 'f', long, default_value_t = 6001, value_name = "FRONTEND")]
+    #[arg(short = 'f', long, default_value_t = defaults::PUBLISH_PORT, value_name = "FRONTEND")]
     pub frontend: u16,
     /// Backend port: logs are received here over TCP
-    #[arg(short = 'b', long, default_value_t = 6000, value_name = "BACKEND")]
+    #[arg(short = 'b', long, default_value_t = defaults::INPUT_PORT, value_name = "BACKEND")]
     pub backend: u16,
     /// Monitor port: a copy of every message is published here (lossy; off unless given)
     #[arg(short = 'm', long, value_name = "MONITOR")]
     pub monitor: Option<u16>,
     /// Address to listen and publish on; use 0.0.0.0 to accept from other hosts
-    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    #[arg(long, default_value = defaults::BIND_HOST, value_name = "ADDR")]
     pub bind: IpAddr,
     /// Also receive syslog datagrams on this UDP port (one message per datagram)
     #[arg(long, value_name = "PORT")]
@@ -150,7 +151,7 @@ pub struct ForwarderArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub wait_subscribers: usize,
     /// Messages queued per receiver before publishing blocks (and input is throttled)
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    #[arg(long, default_value_t = defaults::HWM, value_name = "N")]
     pub hwm: i32,
     /// Open TCP connections allowed per input; more are closed at once and counted
     #[arg(long, default_value_t = crate::forwarder::DEFAULT_MAX_CONNECTIONS, value_name = "N",
@@ -214,10 +215,10 @@ pub struct ReceiverArgs {
     #[arg(long, value_name = "OUTPUT_SOCKET")]
     pub output_socket: Option<PathBuf>,
     /// Address the TCP output binds to
-    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    #[arg(long, default_value = defaults::BIND_HOST, value_name = "ADDR")]
     pub bind: String,
     /// Messages queued from the forwarder, and towards workers, before the receiver waits
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    #[arg(long, default_value_t = defaults::HWM, value_name = "N")]
     pub hwm: i32,
     /// A publisher to subscribe to, besides or instead of FORWARDER_ADDRESS FORWARDER_PORT
     /// (repeatable; e.g. tcp://10.0.0.2:6001 or ipc:///run/zerolog/pub.sock)
@@ -254,6 +255,14 @@ pub struct WorkerArgs {
     /// Logging configuration file (TOML; see the README)
     #[arg(short = 'l', long, value_name = "LOG_CONFIG")]
     pub log_config: Option<PathBuf>,
+    /// What a multipart ZeroMQ message (e.g. [topic, message] from a PUSH peer) becomes:
+    /// frame (each frame a message of its own, as from a receiver), first or last (that frame
+    /// alone), joined (all frames joined by --join-separator)
+    #[arg(long, value_enum, default_value_t = ReceiveMode::Frame, value_name = "MODE")]
+    pub receive: ReceiveMode,
+    /// Separator of --receive joined
+    #[arg(long, default_value = " ", value_name = "TEXT")]
+    pub join_separator: String,
     /// ZeroMQ endpoint to receive messages from (e.g. tcp://127.0.0.1:6200)
     pub backend: String,
     /// stdout | file PATH | null | a program
@@ -261,6 +270,32 @@ pub struct WorkerArgs {
     /// Arguments of WORKER
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+/// `zerolog worker --receive`: how multipart messages are taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReceiveMode {
+    /// Each frame is a message.
+    Frame,
+    /// The first frame is the message.
+    First,
+    /// The last frame is the message.
+    Last,
+    /// All frames, joined, are the message.
+    Joined,
+}
+
+impl WorkerArgs {
+    /// The library's receive mode for these arguments.
+    pub fn receive_mode(&self) -> crate::worker::Receive {
+        use crate::worker::Receive;
+        match self.receive {
+            ReceiveMode::Frame => Receive::Frame,
+            ReceiveMode::First => Receive::FirstFrame,
+            ReceiveMode::Last => Receive::LastFrame,
+            ReceiveMode::Joined => Receive::Joined(self.join_separator.clone().into_bytes()),
+        }
+    }
 }
 
 #[derive(Parser)]

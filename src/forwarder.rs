@@ -60,6 +60,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
+use crate::events::{BadInput, BadInputCounters, Blocked, ConnectionRefused, RateLimit};
 use crate::framing::{Framer, FramerStats, Framing, DEFAULT_MAX_SIZE};
 use crate::stats::ForwarderStats;
 use crate::syslog::{self, TopicTemplate};
@@ -109,7 +110,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 impl Default for ForwarderConfig {
     fn default() -> Self {
         ForwarderConfig {
-            tcp: vec![SocketAddr::from(([127, 0, 0, 1], 6000))],
+            tcp: vec![SocketAddr::from((
+                [127, 0, 0, 1],
+                crate::defaults::INPUT_PORT,
+            ))],
             udp: Vec::new(),
             publish: "tcp://127.0.0.1:6001".into(),
             monitor: None,
@@ -117,7 +121,7 @@ impl Default for ForwarderConfig {
             max_message_size: DEFAULT_MAX_SIZE,
             topic_template: TopicTemplate::default(),
             wait_subscribers: 0,
-            send_hwm: 10_000,
+            send_hwm: crate::defaults::HWM,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: None,
             udp_recv_buffer: None,
@@ -401,7 +405,7 @@ async fn accept_loop(
 ) {
     // Connections open on this input (the limit is per input).
     let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut last_refusal_log: Option<Instant> = None;
+    let mut refusals = RateLimit::per_second();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -411,11 +415,8 @@ async fn accept_loop(
                     if open.load(Relaxed) >= config.max_connections {
                         // Closing at once tells the sender to come back later; the open
                         // connections are not touched.
-                        stats.connections_refused().fetch_add(1, Relaxed);
-                        if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                            last_refusal_log = Some(Instant::now());
-                            warn!(%peer, max_connections = config.max_connections, "connection refused: the input has max_connections open (counted as connections_refused)");
-                        }
+                        ConnectionRefused { peer, max_connections: config.max_connections }
+                            .emit(stats.connections_refused(), &mut refusals);
                         drop(stream);
                         continue;
                     }
@@ -446,31 +447,30 @@ fn account(
     now: FramerStats,
     last: &mut FramerStats,
     peer: SocketAddr,
-    last_warn: &mut Option<Instant>,
+    limit: &mut RateLimit,
     max: usize,
 ) {
     stats
         .messages_received()
         .fetch_add(now.messages - last.messages, Relaxed);
-    let truncated = now.truncated - last.truncated;
-    let malformed = now.malformed_counts - last.malformed_counts;
-    let incomplete = now.incomplete - last.incomplete;
-    stats.truncated().fetch_add(truncated, Relaxed);
-    stats.malformed_frames().fetch_add(malformed, Relaxed);
-    stats.incomplete().fetch_add(incomplete, Relaxed);
-    if truncated + malformed + incomplete > 0
-        && last_warn.is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
-    {
-        *last_warn = Some(Instant::now());
-        warn!(
-            %peer,
-            truncated_total = now.truncated,
-            malformed_octet_counts_total = now.malformed_counts,
-            incomplete_total = now.incomplete,
-            max_message_size = max,
-            "bad input on connection (oversized messages are truncated; a malformed octet count switches the connection to LF framing)"
-        );
+    BadInput {
+        peer,
+        truncated: (now.truncated - last.truncated, now.truncated),
+        malformed: (
+            now.malformed_counts - last.malformed_counts,
+            now.malformed_counts,
+        ),
+        incomplete: (now.incomplete - last.incomplete, now.incomplete),
+        max_message_size: max,
     }
+    .emit(
+        BadInputCounters {
+            truncated: stats.truncated(),
+            malformed: stats.malformed_frames(),
+            incomplete: stats.incomplete(),
+        },
+        limit,
+    );
     *last = now;
 }
 
@@ -484,7 +484,7 @@ async fn connection(
 ) {
     let mut framer = Framer::new(config.framing, config.max_message_size);
     let mut last = FramerStats::default();
-    let mut last_warn = None;
+    let mut bad_input = RateLimit::per_second();
     let template = &config.topic_template;
     // Set once a stop is requested: from then on the connection is read until it is quiet
     // (the rest of a burst may still sit in the sender's socket) or the drain time is up.
@@ -559,7 +559,7 @@ async fn connection(
             framer.stats(),
             &mut last,
             peer,
-            &mut last_warn,
+            &mut bad_input,
             config.max_message_size,
         );
         if !batch.is_empty() && tx.send(batch).await.is_err() {
@@ -740,7 +740,7 @@ fn publish_one(
 ) -> Result<(), Error> {
     // Only a blocked publish looks at the clock.
     let mut blocked_since: Option<Instant> = None;
-    let mut last_log: Option<Instant> = None;
+    let mut blocked_log = RateLimit::new(Duration::from_secs(10));
     loop {
         if subs.total == 0 && *stop.borrow() {
             // Stopping with no receiver left: nothing can take this message. Count it.
@@ -778,14 +778,11 @@ fn publish_one(
             }
             Err(zmq::Error::EAGAIN) => {
                 let since = *blocked_since.get_or_insert_with(Instant::now);
-                let last = *last_log.get_or_insert(since);
-                if last.elapsed() >= Duration::from_secs(10) {
-                    last_log = Some(Instant::now());
-                    warn!(
-                        blocked_s = since.elapsed().as_secs(),
-                        "publishing blocked: a receiver is not keeping up (input is throttled, nothing dropped)"
-                    );
+                Blocked {
+                    since,
+                    what: "publishing blocked: a receiver is not keeping up (input is throttled, nothing dropped)",
                 }
+                .emit(&mut blocked_log);
                 // A receiver may have gone away meanwhile; its unsubscription unblocks us.
                 read_subscriptions(xpub, subs, 0)?;
             }

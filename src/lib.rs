@@ -129,10 +129,14 @@
 
 pub mod access;
 pub mod cli;
+pub mod defaults;
+pub mod endpoint;
+pub mod events;
 pub mod forwarder;
 pub mod framing;
 pub mod loggen;
 pub mod logging;
+pub mod notify;
 pub mod process;
 pub mod receiver;
 pub mod signals;

@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
+use crate::events::{Blocked, RateLimit};
 use crate::signals::{self, Signals};
 use crate::stats::ReceiverStats;
 use crate::zmqutil::{self, zerr, RawMsg, RawSocket};
@@ -70,7 +71,7 @@ impl Default for ReceiverConfig {
             connect: vec!["tcp://127.0.0.1:6001".into()],
             topics: Vec::new(),
             output: "tcp://127.0.0.1:6200".into(),
-            hwm: 10_000,
+            hwm: crate::defaults::HWM,
             allow: Vec::new(),
         }
     }
@@ -230,7 +231,7 @@ impl Receiver {
     ) -> Result<(), Error> {
         // The clock is read only once a send has had to wait, not per message.
         let mut since: Option<Instant> = None;
-        let mut last_log: Option<Instant> = None;
+        let mut blocked_log = RateLimit::new(BLOCKED_LOG_INTERVAL);
         loop {
             // A message that could not go out yet stays here while paused (a leaving worker
             // must not get it), unless a stop asks to drain.
@@ -241,20 +242,20 @@ impl Receiver {
                     return Ok(());
                 }
                 Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => {
-                    let since = *since.get_or_insert_with(Instant::now);
-                    if last_log.get_or_insert(since).elapsed() >= Duration::from_secs(10) {
-                        last_log = Some(Instant::now());
-                        warn!(
-                            blocked_s = since.elapsed().as_secs(),
-                            "no worker is taking messages (all busy or none connected); holding"
-                        );
+                    Blocked {
+                        since: *since.get_or_insert_with(Instant::now),
+                        what: "no worker is taking messages (all busy or none connected); holding",
                     }
+                    .emit(&mut blocked_log);
                 }
                 Err(e) => return Err(zerr("pushing to workers")(e)),
             }
         }
     }
 }
+
+/// How long a push must have waited before it is logged, and how often then.
+const BLOCKED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The longest a pause lasts: zerologd resumes a receiver as soon as the worker it waits for
 /// has exited, so a pause this long means zerologd is gone or stuck; better to go on.

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -26,6 +26,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
+use crate::endpoint::{Endpoint, Host, MAX_IPC_PATH};
 use crate::framing::Framing;
 use crate::syslog::TopicTemplate;
 use crate::worker::OutputFraming;
@@ -143,9 +144,9 @@ pub struct ForwarderSection {
     /// Key `udp`, default `[]`.
     pub udp: Vec<SocketAddr>,
     /// Key `publish`: ZeroMQ bind endpoint, default `tcp://127.0.0.1:6001`.
-    pub publish: String,
+    pub publish: Endpoint,
     /// Key `monitor`: ZeroMQ bind endpoint of the lossy monitor PUB.
-    pub monitor: Option<String>,
+    pub monitor: Option<Endpoint>,
     /// Key `framing`: `auto` (default), `lf` or `octet-counted`.
     pub framing: Framing,
     /// Default [`crate::framing::DEFAULT_MAX_SIZE`]; 1 byte to 1 GiB.
@@ -173,11 +174,11 @@ pub struct ReceiverSection {
     pub name: String,
     /// Key `topic` (a string or a list); `[]` means every topic.
     pub topics: Vec<String>,
-    /// Publisher endpoints, normalised to `tcp://HOST:PORT` (or `ipc://PATH`). Default: the
-    /// local forwarder's publish endpoint (a wildcard bind address replaced by loopback).
-    pub connect: Vec<String>,
+    /// Publisher endpoints. Default: the local forwarder's publish endpoint (a wildcard bind
+    /// address replaced by loopback).
+    pub connect: Vec<Endpoint>,
     /// Bind endpoint for workers, default `ipc://<runtime_dir>/<name>.sock`.
-    pub output: String,
+    pub output: Endpoint,
     /// Default 10000.
     pub hwm: i32,
     /// Key `allow`: networks workers may connect from (TCP output); default any.
@@ -407,9 +408,6 @@ fn home_of(key: &str) -> Option<&'static str> {
 
 const MAX_MESSAGE_SIZE: i64 = 1 << 30;
 const MAX_NUMPROCS: i64 = 1024;
-const DEFAULT_HWM: i32 = 10_000;
-/// `sun_path` holds 108 bytes including the terminating NUL.
-const MAX_IPC_PATH: usize = 107;
 
 // ---------------------------------------------------------------------------------------------
 // Error collection and value access
@@ -810,122 +808,6 @@ fn absolute_path(s: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// A host as bound: `None` is a wildcard (`*`, `0.0.0.0`, `::`), which clashes with any address.
-type BindHost = Option<String>;
-
-fn bind_host(host: &str) -> BindHost {
-    if host == "*" {
-        return None;
-    }
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    match bare.parse::<IpAddr>() {
-        Ok(ip) if ip.is_unspecified() => None,
-        Ok(ip) => Some(ip.to_string()),
-        Err(_) if bare.eq_ignore_ascii_case("localhost") => Some("127.0.0.1".into()),
-        Err(_) => Some(bare.to_ascii_lowercase()),
-    }
-}
-
-/// Splits `HOST:PORT`; IPv6 hosts must be bracketed.
-fn split_host_port(s: &str) -> Result<(&str, u16), String> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .ok_or_else(|| format!("\"{s}\" has no port: expected HOST:PORT"))?;
-    if host.is_empty() {
-        return Err(format!("\"{s}\" has no host: expected HOST:PORT"));
-    }
-    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
-        return Err(format!(
-            "\"{s}\": write IPv6 addresses in brackets, e.g. tcp://[::1]:6001"
-        ));
-    }
-    let port = port
-        .parse::<u16>()
-        .map_err(|_| format!("\"{s}\": invalid port \"{port}\""))?;
-    Ok((host, port))
-}
-
-/// A ZeroMQ endpoint this host binds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum BindEndpoint {
-    Tcp { host: String, port: u16 },
-    Ipc(String),
-}
-
-/// Parses a bind endpoint: `tcp://HOST:PORT` (HOST may be `*`; the port must be known, so not
-/// 0) or `ipc://PATH`.
-fn parse_bind_endpoint(s: &str) -> Result<BindEndpoint, String> {
-    if let Some(rest) = s.strip_prefix("tcp://") {
-        let (host, port) = split_host_port(rest)?;
-        if port == 0 {
-            return Err(format!(
-                "\"{s}\": port 0 is not allowed here: peers must know the port"
-            ));
-        }
-        Ok(BindEndpoint::Tcp {
-            host: host.to_owned(),
-            port,
-        })
-    } else if let Some(path) = s.strip_prefix("ipc://") {
-        if path.is_empty() {
-            return Err(format!("\"{s}\" has no path"));
-        }
-        if path.len() > MAX_IPC_PATH {
-            return Err(format!(
-                "ipc path \"{path}\" is {} bytes long; a Unix socket path may have at most {MAX_IPC_PATH}",
-                path.len()
-            ));
-        }
-        Ok(BindEndpoint::Ipc(path.to_owned()))
-    } else {
-        Err(format!(
-            "invalid endpoint \"{s}\": expected tcp://ADDR:PORT or ipc://PATH"
-        ))
-    }
-}
-
-/// Normalises a publisher a receiver connects to: `tcp://HOST:PORT`, `HOST:PORT` or
-/// `ipc://PATH`.
-fn parse_connect(s: &str) -> Result<String, String> {
-    if let Some(path) = s.strip_prefix("ipc://") {
-        return if path.is_empty() {
-            Err(format!("\"{s}\" has no path"))
-        } else {
-            Ok(s.to_owned())
-        };
-    }
-    let rest = s.strip_prefix("tcp://").unwrap_or(s);
-    if rest.contains("://") {
-        return Err(format!(
-            "invalid endpoint \"{s}\": expected tcp://HOST:PORT, HOST:PORT or ipc://PATH"
-        ));
-    }
-    let (host, port) = split_host_port(rest)?;
-    if host == "*" {
-        return Err(format!("\"{s}\": cannot connect to `*`; name a host"));
-    }
-    if port == 0 {
-        return Err(format!("\"{s}\": cannot connect to port 0"));
-    }
-    Ok(format!("tcp://{host}:{port}"))
-}
-
-/// Where a receiver connects to reach a publish endpoint bound here: wildcard addresses become
-/// loopback.
-fn connect_to_bound(publish: &str) -> String {
-    match parse_bind_endpoint(publish) {
-        Ok(BindEndpoint::Tcp { host, port }) => match host.as_str() {
-            "*" | "0.0.0.0" => format!("tcp://127.0.0.1:{port}"),
-            "::" | "[::]" => format!("tcp://[::1]:{port}"),
-            _ => publish.to_owned(),
-        },
-        _ => publish.to_owned(),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Cross-checks
 
@@ -937,8 +819,10 @@ enum Proto {
 
 #[derive(Debug)]
 enum BindTarget {
-    Port(Proto, BindHost, u16),
-    Ipc(String),
+    /// A ZeroMQ endpoint or a unix socket path (TCP counts as TCP).
+    Endpoint(Endpoint),
+    /// A UDP port.
+    Udp(SocketAddr),
 }
 
 /// Something this host binds, for the duplicate check.
@@ -952,15 +836,9 @@ struct Bind {
 }
 
 impl Bind {
-    fn endpoint(ep: &BindEndpoint, key: String, line: usize, default: bool) -> Bind {
-        let target = match ep {
-            BindEndpoint::Tcp { host, port } => {
-                BindTarget::Port(Proto::Tcp, bind_host(host), *port)
-            }
-            BindEndpoint::Ipc(path) => BindTarget::Ipc(path.clone()),
-        };
+    fn endpoint(ep: &Endpoint, key: String, line: usize, default: bool) -> Bind {
         Bind {
-            target,
+            target: BindTarget::Endpoint(ep.clone()),
             key,
             line,
             default,
@@ -968,10 +846,15 @@ impl Bind {
     }
 
     fn socket(proto: Proto, addr: SocketAddr, key: String, line: usize) -> Bind {
-        let ip = addr.ip();
-        let host = (!ip.is_unspecified()).then(|| ip.to_string());
+        let target = match proto {
+            Proto::Tcp => BindTarget::Endpoint(Endpoint::Tcp {
+                host: Host::Ip(addr.ip()),
+                port: addr.port(),
+            }),
+            Proto::Udp => BindTarget::Udp(addr),
+        };
         Bind {
-            target: BindTarget::Port(proto, host, addr.port()),
+            target,
             key,
             line,
             default: false,
@@ -984,21 +867,25 @@ impl Bind {
             return None;
         }
         match (&self.target, &other.target) {
-            (BindTarget::Port(p1, h1, port1), BindTarget::Port(p2, h2, port2))
-                if p1 == p2 && port1 == port2 && *port1 != 0 =>
-            {
-                let same = match (h1, h2) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => true,
-                };
-                let proto = if *p1 == Proto::Tcp { "TCP" } else { "UDP" };
-                same.then(|| format!("{proto} port {port1}"))
-            }
-            (BindTarget::Ipc(a), BindTarget::Ipc(b)) if Path::new(a) == Path::new(b) => {
-                Some(format!("ipc path {a}"))
+            (BindTarget::Endpoint(a), BindTarget::Endpoint(b)) if a.clashes(b) => Some(match a {
+                Endpoint::Tcp { port, .. } => format!("TCP port {port}"),
+                Endpoint::Ipc(path) => format!("ipc path {}", path.display()),
+            }),
+            (BindTarget::Udp(a), BindTarget::Udp(b)) => {
+                let (a, b) = (udp_as_endpoint(a), udp_as_endpoint(b));
+                a.clashes(&b)
+                    .then(|| format!("UDP port {}", a.port().unwrap_or(0)))
             }
             _ => None,
         }
+    }
+}
+
+/// A UDP address, compared as TCP ones are (same port, same host or a wildcard).
+fn udp_as_endpoint(addr: &SocketAddr) -> Endpoint {
+    Endpoint::Tcp {
+        host: Host::Ip(addr.ip()),
+        port: addr.port(),
     }
 }
 
@@ -1068,14 +955,14 @@ fn build(ctx: &mut Ctx<'_>, root: &toml_edit::Table, source: &Path) -> Topology 
     let forwarder =
         single_table(ctx, &top, "forwarder").map(|s| forwarder_section(ctx, &s, &mut binds));
 
-    let default_connect = forwarder.as_ref().map(|f| connect_to_bound(&f.publish));
+    let default_connect = forwarder.as_ref().map(|f| f.publish.connect_target());
     let mut receivers = Vec::new();
     for s in table_array(ctx, &top, "receiver") {
         receivers.push(receiver_section(
             ctx,
             s,
             &daemon,
-            default_connect.as_deref(),
+            default_connect.as_ref(),
             &mut names,
             &mut binds,
         ));
@@ -1227,12 +1114,12 @@ fn daemon_section(ctx: &mut Ctx<'_>, top: &Section<'_>, binds: &mut Vec<Bind>) -
             ),
         );
     }
-    binds.push(Bind {
-        target: BindTarget::Ipc(path),
+    binds.push(Bind::endpoint(
+        &Endpoint::Ipc(control_socket.clone()),
         key,
         line,
         default,
-    });
+    ));
     DaemonSection {
         runtime_dir,
         control_socket,
@@ -1336,7 +1223,7 @@ fn settings_section(ctx: &mut Ctx<'_>, s: &Section<'_>) -> ProcessSettings {
 fn hwm(ctx: &mut Ctx<'_>, s: &Section<'_>) -> i32 {
     s.field(ctx, "hwm")
         .and_then(|f| ctx.int_in(&f, 1, i64::from(i32::MAX)))
-        .unwrap_or(DEFAULT_HWM)
+        .unwrap_or(crate::defaults::HWM)
 }
 
 fn socket_addrs(
@@ -1380,16 +1267,16 @@ fn bind_endpoint(
     s: &Section<'_>,
     key: &str,
     binds: &mut Vec<Bind>,
-) -> Option<String> {
+) -> Option<Endpoint> {
     let f = s.field(ctx, key)?;
     let text = ctx.string(&f)?;
-    match parse_bind_endpoint(&text) {
+    match Endpoint::parse_bind(&text) {
         Ok(ep) => {
             binds.push(Bind::endpoint(&ep, f.key.clone(), f.line, false));
-            Some(text)
+            Some(ep)
         }
         Err(message) => {
-            ctx.error(f.line, &f.key, message);
+            ctx.error(f.line, &f.key, message.to_string());
             None
         }
     }
@@ -1406,7 +1293,7 @@ fn forwarder_section(
         Some(addrs) => addrs,
         None if tcp_given => Vec::new(),
         None => {
-            let addr = SocketAddr::from(([127, 0, 0, 1], 6000));
+            let addr = SocketAddr::from(([127, 0, 0, 1], crate::defaults::INPUT_PORT));
             binds.push(Bind::socket(Proto::Tcp, addr, s.key_path("tcp"), s.line));
             vec![addr]
         }
@@ -1425,14 +1312,11 @@ fn forwarder_section(
         );
     }
     let publish = bind_endpoint(ctx, s, "publish", binds).unwrap_or_else(|| {
+        let ep = Endpoint::tcp(crate::defaults::BIND_HOST, crate::defaults::PUBLISH_PORT);
         if s.field(ctx, "publish").is_none() {
-            let ep = BindEndpoint::Tcp {
-                host: "127.0.0.1".into(),
-                port: 6001,
-            };
             binds.push(Bind::endpoint(&ep, s.key_path("publish"), s.line, false));
         }
-        "tcp://127.0.0.1:6001".to_owned()
+        ep
     });
     let monitor = bind_endpoint(ctx, s, "monitor", binds);
     let framing = s
@@ -1502,7 +1386,7 @@ fn receiver_section(
     ctx: &mut Ctx<'_>,
     mut s: Section<'_>,
     daemon: &DaemonSection,
-    default_connect: Option<&str>,
+    default_connect: Option<&Endpoint>,
     names: &mut Vec<Name>,
     binds: &mut Vec<Bind>,
 ) -> ReceiverSection {
@@ -1524,17 +1408,17 @@ fn receiver_section(
                 );
             }
             list.into_iter()
-                .filter_map(|(text, line)| match parse_connect(&text) {
+                .filter_map(|(text, line)| match Endpoint::parse_connect(&text) {
                     Ok(ep) => Some(ep),
                     Err(message) => {
-                        ctx.error(line, &f.key, message);
+                        ctx.error(line, &f.key, message.to_string());
                         None
                     }
                 })
                 .collect()
         }
         None => match default_connect {
-            Some(ep) => vec![ep.to_owned()],
+            Some(ep) => vec![ep.clone()],
             None => {
                 ctx.error(
                     s.line,
@@ -1545,25 +1429,32 @@ fn receiver_section(
             }
         },
     };
+    // Only a topology with errors, never returned, keeps the placeholder.
+    let placeholder = || Endpoint::Ipc(PathBuf::new());
     let output = match s.field(ctx, "output") {
-        Some(_) => bind_endpoint(ctx, &s, "output", binds).unwrap_or_default(),
+        Some(_) => bind_endpoint(ctx, &s, "output", binds).unwrap_or_else(placeholder),
         None => match &name {
             Some(name) => {
                 let path = daemon.runtime_dir.join(format!("{name}.sock"));
-                let ep = format!("ipc://{}", path.display());
-                match parse_bind_endpoint(&ep) {
-                    Ok(bind) => {
-                        binds.push(Bind::endpoint(&bind, s.key_path("output"), s.line, true))
+                let text = format!("ipc://{}", path.display());
+                match Endpoint::parse_bind(&text) {
+                    Ok(ep) => {
+                        binds.push(Bind::endpoint(&ep, s.key_path("output"), s.line, true));
+                        ep
                     }
-                    Err(message) => ctx.error(
-                        s.line,
-                        s.key_path("output"),
-                        format!("default output: {message}; set output or a shorter runtime_dir"),
-                    ),
+                    Err(message) => {
+                        ctx.error(
+                            s.line,
+                            s.key_path("output"),
+                            format!(
+                                "default output: {message}; set output or a shorter runtime_dir"
+                            ),
+                        );
+                        placeholder()
+                    }
                 }
-                ep
             }
-            None => String::new(),
+            None => placeholder(),
         },
     };
     let hwm = hwm(ctx, &s);
@@ -1697,6 +1588,10 @@ fn check_command(command: &[String], kind: WorkerKind, cwd: Option<&Path>) -> Re
 mod tests {
     use super::*;
 
+    fn ep(s: &str) -> Endpoint {
+        s.parse().unwrap()
+    }
+
     fn parse(text: &str) -> Result<Topology, ConfigErrors> {
         Topology::parse(text, Path::new("test.toml"))
     }
@@ -1810,8 +1705,8 @@ command = ["file", "/tmp/archive.log"]
                 "[::1]:7000".parse().unwrap(),
             ],
             udp: vec!["0.0.0.0:7514".parse().unwrap()],
-            publish: "tcp://*:7001".into(),
-            monitor: Some("ipc:///tmp/zl-test/monitor.sock".into()),
+            publish: ep("tcp://*:7001"),
+            monitor: Some(ep("ipc:///tmp/zl-test/monitor.sock")),
             framing: Framing::OctetCounted,
             max_message_size: 131072,
             topic_template: TopicTemplate::parse("{hostname}.{app}").unwrap(),
@@ -1847,8 +1742,8 @@ command = ["file", "/tmp/archive.log"]
                 ReceiverSection {
                     name: "nginx".into(),
                     topics: vec!["nginx".into()],
-                    connect: vec!["tcp://127.0.0.1:7001".into()],
-                    output: "tcp://127.0.0.1:7200".into(),
+                    connect: vec![ep("tcp://127.0.0.1:7001")],
+                    output: ep("tcp://127.0.0.1:7200"),
                     hwm: 20,
                     allow: vec!["10.0.0.0/8".parse().unwrap()],
                     settings: ProcessSettings::default(),
@@ -1857,12 +1752,12 @@ command = ["file", "/tmp/archive.log"]
                     name: "rest".into(),
                     topics: vec!["".into(), "kernel".into()],
                     connect: vec![
-                        "tcp://otherhost:6001".into(),
-                        "tcp://[::1]:6001".into(),
-                        "ipc:///tmp/zl-test/pub.sock".into()
+                        ep("tcp://otherhost:6001"),
+                        ep("tcp://[::1]:6001"),
+                        ep("ipc:///tmp/zl-test/pub.sock")
                     ],
-                    output: "ipc:///tmp/zl-test/rest.sock".into(),
-                    hwm: DEFAULT_HWM,
+                    output: ep("ipc:///tmp/zl-test/rest.sock"),
+                    hwm: crate::defaults::HWM,
                     allow: vec![],
                     settings: ProcessSettings::default(),
                 },
@@ -1918,21 +1813,21 @@ command = ["file", "/tmp/archive.log"]
         let f = t.forwarder.expect("forwarder");
         assert_eq!(f.tcp, vec![SocketAddr::from(([127, 0, 0, 1], 6000))]);
         assert!(f.udp.is_empty());
-        assert_eq!(f.publish, "tcp://127.0.0.1:6001");
+        assert_eq!(f.publish, ep("tcp://127.0.0.1:6001"));
         assert_eq!(f.monitor, None);
         assert_eq!(f.framing, Framing::Auto);
         assert_eq!(f.max_message_size, crate::framing::DEFAULT_MAX_SIZE);
         assert_eq!(f.topic_template, TopicTemplate::default());
-        assert_eq!(f.hwm, DEFAULT_HWM);
+        assert_eq!(f.hwm, crate::defaults::HWM);
         assert_eq!(f.settings, ProcessSettings::default());
         assert_eq!(t.receivers.len(), 1);
         let r = &t.receivers[0];
         assert_eq!(r.name, "all");
         assert!(r.topics.is_empty());
-        assert_eq!(r.connect, vec!["tcp://127.0.0.1:6001".to_owned()]);
+        assert_eq!(r.connect, vec![ep("tcp://127.0.0.1:6001")]);
         assert_eq!(
             r.output,
-            format!("ipc://{}/all.sock", runtime_dir.display())
+            ep(&format!("ipc://{}/all.sock", runtime_dir.display()))
         );
         assert_eq!(t.workers.len(), 1);
         let w = &t.workers[0];
@@ -2271,13 +2166,10 @@ command = ["null"]
         assert!(t.forwarder.is_none());
         assert_eq!(
             t.receivers[0].connect,
-            vec![
-                "tcp://log1.example.com:6001".to_owned(),
-                "tcp://10.0.0.2:6001".to_owned()
-            ]
+            vec![ep("tcp://log1.example.com:6001"), ep("tcp://10.0.0.2:6001")]
         );
-        assert_eq!(t.receivers[1].connect, vec!["tcp://log2:6001".to_owned()]);
-        assert_eq!(t.receivers[0].output, "ipc:///tmp/zl-test/edge.sock");
+        assert_eq!(t.receivers[1].connect, vec![ep("tcp://log2:6001")]);
+        assert_eq!(t.receivers[0].output, ep("ipc:///tmp/zl-test/edge.sock"));
     }
 
     #[test]

@@ -352,6 +352,8 @@ pub enum Receive {
     /// The last frame of a multipart message is the message; the others (a topic, say) are
     /// dropped. `[topic, message]` becomes `message`; a single frame is kept whole.
     LastFrame,
+    /// The first frame of a multipart message is the message; the others are dropped.
+    FirstFrame,
 }
 
 /// Connects a worker to a backend and drives it: the configurable form of [`run_worker`].
@@ -472,31 +474,10 @@ impl Runner {
             &self.backend,
             &self.receive,
             self.hwm,
-            &mut Dyn(worker),
+            worker,
             &signals,
             &self.stats,
         )
-    }
-}
-
-/// Adapts any `W: Worker + ?Sized` to `&mut dyn Worker`.
-struct Dyn<'a, W: ?Sized>(&'a mut W);
-
-impl<W: Worker + ?Sized> Worker for Dyn<'_, W> {
-    fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.0.process(msg)
-    }
-    fn flush(&mut self) -> Result<(), Error> {
-        self.0.flush()
-    }
-    fn tick(&mut self) -> Result<(), Error> {
-        self.0.tick()
-    }
-    fn reopen(&mut self) -> Result<(), Error> {
-        self.0.reopen()
-    }
-    fn stop(&mut self) -> Result<(), Error> {
-        self.0.stop()
     }
 }
 
@@ -533,25 +514,21 @@ const DEFAULT_HWM: i32 = 1000;
 /// [`Runner`] and [`run_worker`] are the same loop with defaults.
 pub fn run(
     backend: &str,
+    receive: &Receive,
     worker: &mut dyn Worker,
     signals: &Signals,
     stats: &WorkerStats,
 ) -> Result<(), Error> {
-    run_inner(
-        backend,
-        &Receive::Frame,
-        DEFAULT_HWM,
-        worker,
-        signals,
-        stats,
-    )
+    run_inner(backend, receive, DEFAULT_HWM, worker, signals, stats)
 }
 
-fn run_inner(
+// Generic rather than `&mut dyn Worker`, so every method of `W` (`buffered` included) is
+// the one called, with no adapter to forget one.
+fn run_inner<W: Worker + ?Sized>(
     backend: &str,
     receive: &Receive,
     hwm: i32,
-    worker: &mut dyn Worker,
+    worker: &mut W,
     signals: &Signals,
     stats: &WorkerStats,
 ) -> Result<(), Error> {
@@ -568,6 +545,7 @@ fn run_inner(
     pull.set_rcvhwm(hwm).map_err(zerr("setting hwm"))?;
     zmqutil::connect(&pull, backend)?;
     info!(backend, "worker connected");
+    crate::notify::ready();
     let result = pump(&pull, receive, worker, signals, stats);
     let stopped = worker.stop();
     count_processed(stats, worker);
@@ -588,12 +566,12 @@ fn recv_more(pull: &zmq::Socket) -> Result<zmq::Message, Error> {
 }
 
 /// Hands one received message to the worker, shaped as `receive` says.
-fn process_one(
+fn process_one<W: Worker + ?Sized>(
     pull: &zmq::Socket,
     receive: &Receive,
     msg: zmq::Message,
     joined: &mut Vec<u8>,
-    worker: &mut dyn Worker,
+    worker: &mut W,
 ) -> Result<usize, Error> {
     match receive {
         Receive::Frame => worker.process(&msg).map(|()| msg.len()),
@@ -618,23 +596,30 @@ fn process_one(
             }
             worker.process(&last).map(|()| last.len())
         }
+        Receive::FirstFrame => {
+            let mut rest = recv_more(pull)?;
+            while rest.get_more() {
+                rest = recv_more(pull)?;
+            }
+            worker.process(&msg).map(|()| msg.len())
+        }
     }
 }
 
 /// Sets `processed` from the identity `received = processed + failed + held`, where held is
 /// what the worker still holds ([`Worker::buffered`]). Only the thread running `pump` writes
 /// these counters.
-fn count_processed(stats: &WorkerStats, worker: &dyn Worker) {
+fn count_processed<W: Worker + ?Sized>(stats: &WorkerStats, worker: &W) {
     let done = stats.received().load(Relaxed) - stats.failed().load(Relaxed);
     stats
         .processed()
         .store(done.saturating_sub(worker.buffered()), Relaxed);
 }
 
-fn pump(
+fn pump<W: Worker + ?Sized>(
     pull: &zmq::Socket,
     receive: &Receive,
-    worker: &mut dyn Worker,
+    worker: &mut W,
     signals: &Signals,
     stats: &WorkerStats,
 ) -> Result<(), Error> {
@@ -963,7 +948,10 @@ impl ProgramWorker {
     /// Starts `program` with `args`, its stdin a pipe this worker writes messages to in `framing`.
     pub fn spawn(program: &Path, args: &[String], framing: OutputFraming) -> Result<Self, Error> {
         let mut cmd = Command::new(program);
-        cmd.args(args).stdin(Stdio::piped());
+        // Readiness is this worker's to notify, not its program's.
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .env_remove(crate::notify::NOTIFY_SOCKET_ENV);
         crate::process::die_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|source| Error::Spawn {
             program: program.to_path_buf(),

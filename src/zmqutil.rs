@@ -83,11 +83,7 @@ pub fn last_endpoint(socket: &zmq::Socket) -> String {
 
 /// Formats a TCP endpoint for `addr:port`, bracketing IPv6 addresses.
 pub fn tcp_endpoint(addr: &str, port: u16) -> String {
-    if addr.contains(':') && !addr.starts_with('[') {
-        format!("tcp://[{addr}]:{port}")
-    } else {
-        format!("tcp://{addr}:{port}")
-    }
+    crate::endpoint::Endpoint::tcp(addr, port).to_string()
 }
 
 /// Wraps a zmq error with what we were doing.

@@ -2,11 +2,9 @@
 //! outside it is refused (and counted) before it gets a message; an allowed one works.
 //! 127.0.0.2 stands for another host: libzmq connects from it with `tcp://SOURCE:0;HOST:PORT`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn sub(ctx: &zmq::Context, endpoint: &str) -> zmq::Socket {
     let s = ctx.socket(zmq::SUB).unwrap();

@@ -3,8 +3,6 @@
 //! no line is delivered twice or altered, and what was lost is accounted for by the counters,
 //! hop by hop: each hop's loss is what was inside, or queued towards, a killed process.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpStream;
@@ -12,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::zerologd::*;
-use common::*;
+use crate::common::zerologd::*;
+use crate::common::*;
 
 const TOPOLOGY: &str = r#"
 [forwarder]

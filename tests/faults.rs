@@ -3,15 +3,13 @@
 //! Every message sent is delivered exactly once, the sender is throttled by TCP rather than
 //! dropped, and memory stays bounded.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::load::*;
-use common::zerologd::*;
-use common::*;
+use crate::common::load::*;
+use crate::common::zerologd::*;
+use crate::common::*;
 
 /// Resident set size (VmRSS) of `pid`, in kB; 0 once it is gone.
 fn rss_kb(pid: u32) -> u64 {

@@ -3,15 +3,13 @@
 //! numbered lines (`seq=CONN.N`) at a steady rate while the operation happens; every line must
 //! reach a worker exactly once.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::load::*;
-use common::zerologd::*;
-use common::*;
+use crate::common::load::*;
+use crate::common::zerologd::*;
+use crate::common::*;
 
 /// Two stdin workers, each appending to a file of its own (`out.PID`), so a restarted worker
 /// process writes a new file and nothing is interleaved. A worker that does not stop within

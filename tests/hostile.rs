@@ -6,13 +6,11 @@
 //! order and without waiting for the slow one. (The framer and the header scanner are also
 //! fuzzed: `fuzz/run.sh`.)
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const MAX: usize = 4096;
 

@@ -5,12 +5,10 @@
 //! (`.ci/run` creates it). Without one these tests print `SKIP:` and pass, unless
 //! `ZEROLOG_REQUIRE_INTEROP=1`.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn python_or_skip() -> Option<PathBuf> {
     let name = format!(
@@ -270,16 +268,14 @@ env = {{ ZL_TEST_OUT = "{out}", PYTHONDONTWRITEBYTECODE = "1" }}
         out = out.display(),
     );
     let config = write_file(dir, "zerolog.toml", &topology);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerologd"));
-    cmd.args(["-c", config.to_str().unwrap()])
-        .env("ZEROLOG_RUNTIME_DIR", dir.join("run"));
-    let z = Proc::spawn(dir, "zerologd", cmd);
-    z.wait_for_stderr("pipeline ready", READY_TIMEOUT);
+    let zd = crate::common::zerologd::Zerologd::spawn(dir, "zerologd", &config, backend);
+    zd.wait_ready();
+    let z = &zd.proc;
     // The Python workers may connect after this burst: the receiver holds messages until a
     // worker takes them, so nothing is lost either way.
     let lines = syslog_lines(5_000, "under-zerologd");
     send_tcp(backend, &lf_joined(&lines));
-    wait_for_line_count(&out, lines.len(), DELIVERY_TIMEOUT, &[&z]);
+    wait_for_line_count(&out, lines.len(), DELIVERY_TIMEOUT, &[z]);
     let mut got = read_lines(&out);
     // Two workers append to one file: compare as sets (each line exactly once).
     got.sort();

@@ -2,14 +2,12 @@
 //! `examples/count_worker.rs`) against a real pipeline and under zerologd, and the runner's
 //! receive modes.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use zerolog::signals::Signals;
 use zerolog::worker::{Receive, Runner, Worker};
 
@@ -162,15 +160,13 @@ command = ["{worker}", "{{backend}}", "{db}"]
         db = db.display(),
     );
     let config = write_file(dir, "zerolog.toml", &topology);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerologd"));
-    cmd.args(["-c", config.to_str().unwrap()])
-        .env("ZEROLOG_RUNTIME_DIR", dir.join("run"));
-    let z = Proc::spawn(dir, "zerologd", cmd);
-    z.wait_for_stderr("pipeline ready", READY_TIMEOUT);
+    let zd = crate::common::zerologd::Zerologd::spawn(dir, "zerologd", &config, backend);
+    zd.wait_ready();
+    let z = &zd.proc;
 
     let msgs = messages(2_000, "under-zerologd");
     send_tcp(backend, &lf_joined(&msgs));
-    let got = wait_for_rows(&db, msgs.len(), &[&z]);
+    let got = wait_for_rows(&db, msgs.len(), &[z]);
     assert_eq!(got, as_rows(&msgs), "rows differ\n{}", z.describe());
 
     z.signal("TERM");
@@ -307,6 +303,68 @@ fn runner_receive_modes() {
         receive_with(Receive::LastFrame, 3),
         v(&["c", "c", "single"])
     );
+    assert_eq!(
+        receive_with(Receive::FirstFrame, 3),
+        v(&["a", "a", "single"])
+    );
+}
+
+/// `zerolog worker --receive`: a PUSH peer sending `[topic, message]` straight to the
+/// command-line worker gets its messages written without their topics (`last`), or with the
+/// topic as a line of its own (`frame`, the default, as zerolog 0.3 does).
+#[test]
+fn the_command_line_worker_takes_the_receive_modes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let run = |mode: &str| -> Vec<String> {
+        let out = dir.join(format!("{mode}.out"));
+        let (endpoint, sender) = push_peer(|push| {
+            for i in 0..3 {
+                push.send_multipart([&b"nginx"[..], format!("line {i}").as_bytes()], 0)
+                    .unwrap();
+            }
+        });
+        let w = zerolog(
+            dir,
+            &format!("worker-{mode}"),
+            &[
+                "worker",
+                "--receive",
+                mode,
+                "--join-separator",
+                ": ",
+                &endpoint,
+                "file",
+                out.to_str().unwrap(),
+            ],
+        );
+        sender.join().unwrap();
+        let want = if mode == "frame" { 6 } else { 3 };
+        wait_for_line_count(&out, want, DELIVERY_TIMEOUT, &[&w]);
+        w.signal("TERM");
+        assert_eq!(
+            w.wait_exit(READY_TIMEOUT).code(),
+            Some(0),
+            "{}",
+            w.describe()
+        );
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(run("last"), s(&["line 0", "line 1", "line 2"]));
+    assert_eq!(run("first"), s(&["nginx", "nginx", "nginx"]));
+    assert_eq!(
+        run("joined"),
+        s(&["nginx: line 0", "nginx: line 1", "nginx: line 2"])
+    );
+    assert_eq!(
+        run("frame"),
+        s(&["nginx", "line 0", "nginx", "line 1", "nginx", "line 2"])
+    );
 }
 
 /// A worker error ends the run: it is returned, `stop` is still called, the message counts as
@@ -338,4 +396,51 @@ fn runner_returns_the_worker_error() {
     sender.join().unwrap();
     assert!(worker.stopped);
     assert_eq!(stats.failed().load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+/// A worker that holds messages (uncommitted rows, a batch) has them counted as held, not as
+/// processed, when it runs through `Runner::run`: the runner asks the worker's own `buffered`.
+#[test]
+fn runner_counts_what_the_worker_holds_as_not_processed() {
+    struct Holds {
+        batch: Vec<Vec<u8>>,
+        signals: Signals,
+    }
+    impl Worker for Holds {
+        fn process(&mut self, msg: &[u8]) -> Result<(), zerolog::Error> {
+            self.batch.push(msg.to_vec());
+            if self.batch.len() == 5 {
+                self.signals.request_stop();
+            }
+            Ok(())
+        }
+        fn buffered(&self) -> u64 {
+            self.batch.len() as u64
+        }
+    }
+    let (endpoint, sender) = push_peer(|push| {
+        for i in 0..5 {
+            push.send(format!("m{i}").as_bytes(), 0).unwrap();
+        }
+    });
+    let signals = Signals::none();
+    let mut worker = Holds {
+        batch: Vec::new(),
+        signals: signals.clone(),
+    };
+    let runner = Runner::new(endpoint).signals(signals);
+    let stats = runner.stats();
+    runner.run(&mut worker).expect("runner");
+    sender.join().unwrap();
+    assert_eq!(worker.batch.len(), 5);
+    assert_eq!(
+        stats.snapshot(),
+        [
+            ("received", 5),
+            ("bytes_received", 10),
+            ("processed", 0),
+            ("failed", 0)
+        ],
+        "held messages reported as processed"
+    );
 }

@@ -1,13 +1,11 @@
 //! End-to-end behaviour of forwarder -> receiver -> worker with the real `zerolog` binary:
 //! whole messages, no silent loss under back-pressure, bad input, and the command line.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn rfc5424_line(seq: usize) -> Vec<u8> {
     // Varied lengths and a leading digit in some bodies, so framing is really exercised.

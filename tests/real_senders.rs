@@ -9,12 +9,10 @@
 //! - `logger -T` sends `<13>1 TIMESTAMP HOST TAG - - [timeQuality ...] MSG` + LF; with
 //!   `--octet-count` it sends `LEN SP MSG` without LF, and an LF inside MSG is sent as is.
 
-mod common;
-
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 const BURST: usize = 10_000;
 

@@ -1,66 +1,11 @@
 //! zerologd under a service manager (systemd `Type=notify`), with a fake notify socket: the
 //! test binds the datagram socket systemd would, and points `NOTIFY_SOCKET` at it.
 
-mod common;
-
-use std::os::unix::net::UnixDatagram;
-use std::path::Path;
+use crate::common::notify::NotifySocket;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
-
-/// The notify socket a service manager listens on.
-struct NotifySocket(UnixDatagram);
-
-impl NotifySocket {
-    fn bind(path: &Path) -> NotifySocket {
-        let sock = UnixDatagram::bind(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        NotifySocket(sock)
-    }
-
-    /// The next datagram, or `None` if none arrives within 100 ms.
-    fn recv(&self) -> Option<String> {
-        let mut buf = [0u8; 4096];
-        match self.0.recv(&mut buf) {
-            Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                None
-            }
-            Err(e) => panic!("recv on the notify socket: {e}"),
-        }
-    }
-
-    /// Receives datagrams until one has the line `want`; returns that one and those before it.
-    fn until(&self, want: &str, timeout: Duration, z: &Proc) -> (String, Vec<String>) {
-        let start = Instant::now();
-        let mut before = Vec::new();
-        while start.elapsed() < timeout {
-            if let Some(msg) = self.recv() {
-                if msg.lines().any(|l| l == want) {
-                    return (msg, before);
-                }
-                before.push(msg);
-            }
-            assert!(
-                z.is_running(),
-                "zerologd exited before sending {want}:\n{}",
-                z.describe()
-            );
-        }
-        panic!(
-            "no {want} on the notify socket after {timeout:?} (got {before:?}):\n{}",
-            z.describe()
-        );
-    }
-}
+use crate::common::*;
 
 #[test]
 fn ready_after_the_forwarder_reads_input_watchdog_pings_stopping_on_sigterm() {
@@ -188,4 +133,193 @@ fn without_notify_socket_nothing_is_sent_and_the_pipeline_runs() {
         z.describe()
     );
     assert!(!z.stderr_text().contains("notify"), "{}", z.stderr_text());
+}
+
+/// Readiness is a protocol, not log text: with `RUST_LOG=error` for zerologd and every child,
+/// zerologd still says READY=1 once the forwarder reads input, shows each program ready, and
+/// a restarted forwarder reports ready again.
+#[test]
+fn readiness_does_not_depend_on_the_log_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (backend, out) = (free_port(), d.join("out.txt"));
+    let config = write_file(
+        d,
+        "zerolog.toml",
+        &format!(
+            r#"
+[forwarder]
+tcp = ["127.0.0.1:{backend}"]
+publish = "tcp://127.0.0.1:{}"
+
+[[receiver]]
+name = "all"
+
+[[worker]]
+name = "out"
+receiver = "all"
+command = ["file", "{}"]
+restart_backoff = "50ms"
+"#,
+            free_port(),
+            out.display()
+        ),
+    );
+    let notify = NotifySocket::bind(&d.join("notify.sock"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerologd"));
+    cmd.args(["-c", config.to_str().unwrap()])
+        .env("ZEROLOG_RUNTIME_DIR", d.join("run"))
+        .env("RUST_LOG", "error")
+        .env("NOTIFY_SOCKET", notify.path());
+    let z = Proc::spawn(d, "zerologd", cmd);
+    notify.until("READY=1", READY_TIMEOUT, &z);
+    send_tcp(backend, b"<13>app: quiet one\n");
+    wait_for_line_count(&out, 1, DELIVERY_TIMEOUT, &[&z]);
+
+    let status = |name: &str| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_zerologd"))
+            .args(["-c", config.to_str().unwrap(), "status", "--json"])
+            .env("ZEROLOG_RUNTIME_DIR", d.join("run"))
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["programs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    for name in ["forwarder", "all", "out:0"] {
+        assert_eq!(status(name)["ready"], true, "{name}: {}", status(name));
+    }
+    let old = status("forwarder")["pid"].as_i64().unwrap() as i32;
+    kill9(old);
+    wait_until(READY_TIMEOUT, "the restarted forwarder ready", || {
+        let p = status("forwarder");
+        p["ready"] == true && p["pid"] != old
+    });
+    send_tcp(backend, b"<13>app: quiet two\n");
+    wait_for_line_count(&out, 2, DELIVERY_TIMEOUT, &[&z]);
+    // Nothing was logged: the level held, and readiness came anyway.
+    assert!(!z.stderr_text().contains("INFO"), "{}", z.stderr_text());
+    z.signal("TERM");
+    assert_eq!(
+        z.wait_exit(READY_TIMEOUT).code(),
+        Some(0),
+        "{}",
+        z.describe()
+    );
+}
+
+/// A receiver that connects to `localhost` is one the forwarder waits for: while it cannot
+/// start (its output port is taken), the forwarder reads no input and zerologd is not ready.
+#[test]
+fn a_receiver_connecting_to_localhost_is_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (publish, taken) = (
+        free_port(),
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+    );
+    let config = write_file(
+        d,
+        "zerolog.toml",
+        &format!(
+            r#"
+[forwarder]
+tcp = ["127.0.0.1:{}"]
+publish = "tcp://127.0.0.1:{publish}"
+
+[[receiver]]
+name = "all"
+connect = ["localhost:{publish}"]
+output = "tcp://127.0.0.1:{}"
+restart_backoff = "50ms"
+max_restarts = 1000
+
+[[worker]]
+name = "w"
+receiver = "all"
+command = ["null"]
+"#,
+            free_port(),
+            taken.local_addr().unwrap().port()
+        ),
+    );
+    let z = crate::common::zerologd::Zerologd::spawn(d, "zerologd", &config, 0);
+    wait_until(READY_TIMEOUT, "the receiver crash-looping", || {
+        z.try_program_json("all")
+            .is_some_and(|p| p["restarts"].as_u64().unwrap_or(0) >= 3)
+    });
+    let early = z.notify.recv();
+    assert!(
+        !early.as_deref().unwrap_or("").contains("READY=1"),
+        "zerologd said READY=1 with no receiver subscribed: {early:?}"
+    );
+    assert_eq!(
+        z.program_json("forwarder")["ready"],
+        false,
+        "the forwarder reads input before its only receiver subscribed"
+    );
+    // Once the port is free the receiver starts, subscribes, and the pipeline is ready.
+    drop(taken);
+    z.wait_ready();
+    assert_eq!(z.program_json("forwarder")["ready"], true);
+}
+
+/// zerologd waits for its reaper process before it exits: once zerologd has exited, no
+/// process it started is left. A subreaper above it (here a Python parent) would adopt one.
+#[test]
+fn nothing_of_zerologd_outlives_its_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = write_file(
+        d,
+        "zerolog.toml",
+        &format!(
+            "[forwarder]\ntcp = [\"127.0.0.1:{}\"]\npublish = \"tcp://127.0.0.1:{}\"\n\
+             [[receiver]]\nname = \"all\"\n\
+             [[worker]]\nname = \"w\"\nreceiver = \"all\"\ncommand = [\"null\"]\n",
+            free_port(),
+            free_port()
+        ),
+    );
+    // The parent becomes a subreaper, starts zerologd, says its pid, waits for it, then looks
+    // for any other child it inherited (alive or a zombie).
+    let script = r#"
+import ctypes, os, subprocess, sys
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+p = subprocess.Popen(sys.argv[1:])
+print(p.pid, flush=True)
+p.wait()
+try:
+    pid, _ = os.waitpid(-1, os.WNOHANG)
+    print("left behind" if pid == 0 else "left behind (exited after zerologd)", flush=True)
+except ChildProcessError:
+    print("nothing left", flush=True)
+"#;
+    let notify = NotifySocket::bind(&d.join("notify.sock"));
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script, env!("CARGO_BIN_EXE_zerologd"), "-c"])
+        .arg(&config)
+        .env("ZEROLOG_RUNTIME_DIR", d.join("run"))
+        .env("NOTIFY_SOCKET", notify.path());
+    let parent = Proc::spawn(d, "subreaper", cmd);
+    notify.until("READY=1", READY_TIMEOUT, &parent);
+    let zpid: i32 = parent.stdout_text().trim().parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(zpid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(
+        parent.wait_exit(READY_TIMEOUT).code(),
+        Some(0),
+        "{}",
+        parent.describe()
+    );
+    let lines: Vec<String> = parent.stdout_text().lines().map(str::to_owned).collect();
+    assert_eq!(lines[1], "nothing left", "{}", parent.describe());
 }

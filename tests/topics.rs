@@ -2,9 +2,7 @@
 //! nginx's logs and nothing else, whatever the syslog flavour; a line that is not syslog has
 //! topic `-`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn receivers_get_only_their_topic() {

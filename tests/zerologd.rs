@@ -1,14 +1,12 @@
 //! zerologd with real processes: start order, restarts and backoff, FATAL, drain on SIGTERM,
 //! no orphans after kill -9, reload, control commands, config errors, the embedded default.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::zerologd::*;
-use common::*;
+use crate::common::zerologd::*;
+use crate::common::*;
 
 fn alive(pid: i32) -> bool {
     // A zombie is not alive; /proc/PID/stat's third field is the state.
@@ -48,12 +46,10 @@ fn kill_9_of_each_element_is_restarted_and_the_pipeline_delivers_again() {
         let new = z.wait_new_pid(name, old);
         eprintln!("{name}: {old} -> {new} in {:?}", t.elapsed());
         if name == "forwarder" {
-            // Running is not reading yet: wait for the new forwarder to say so.
+            // Running is not reading yet: wait for the new forwarder to notify READY=1.
             wait_until(READY_TIMEOUT, "restarted forwarder ready", || {
-                z.proc
-                    .stderr_text()
-                    .lines()
-                    .any(|l| l.contains("forwarder ready") && l.contains(&format!("pid={new}")))
+                let p = z.program_json("forwarder");
+                p["pid"] == new && p["ready"] == true
             });
         }
         // Messages sent while the rest of the pipeline has not yet noticed the death (ZeroMQ
@@ -166,7 +162,7 @@ fn kill_9_of_zerologd_leaves_no_orphans_and_a_new_one_binds_again() {
     );
     // A new zerologd binds the same ports and control socket and delivers.
     let z2 = Zerologd::spawn(dir.path(), "zerologd-2", &z.config, z.backend);
-    z2.proc.wait_for_stderr("pipeline ready", READY_TIMEOUT);
+    z2.wait_ready();
     z2.deliver(&dir.path().join("out.txt"), "again", 100);
 }
 

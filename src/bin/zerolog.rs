@@ -86,7 +86,7 @@ fn forwarder(a: ForwarderArgs) -> Result<(), Error> {
     rt.block_on(async {
         let fwd = Forwarder::bind(config).await?;
         tracing::info!(publish = fwd.publish_endpoint(), "forwarder bound");
-        fwd.run(shutdown_signal(), || {}).await
+        fwd.run(shutdown_signal(), zerolog::notify::ready).await
     })
 }
 
@@ -125,7 +125,7 @@ fn install_signals() -> Result<Signals, Error> {
 fn receiver(a: ReceiverArgs) -> Result<(), Error> {
     let output = match (a.output_port, a.output_socket) {
         (_, Some(path)) => format!("ipc://{}", path.display()),
-        (port, None) => tcp_endpoint(&a.bind, port.unwrap_or(6200)),
+        (port, None) => tcp_endpoint(&a.bind, port.unwrap_or(zerolog::defaults::OUTPUT_PORT)),
     };
     let config = ReceiverConfig {
         connect: a
@@ -148,6 +148,7 @@ fn receiver(a: ReceiverArgs) -> Result<(), Error> {
         output = receiver.output_endpoint(),
         "receiver ready"
     );
+    zerolog::notify::ready();
     receiver.run(&signals)
 }
 
@@ -156,7 +157,7 @@ fn worker(a: WorkerArgs) -> Result<(), Error> {
     let signals = install_signals()?;
     let mut w = spec.start(a.framing)?;
     let stats = worker::new_stats();
-    worker::run(&a.backend, w.as_mut(), &signals, &stats)
+    worker::run(&a.backend, &a.receive_mode(), w.as_mut(), &signals, &stats)
 }
 
 fn loggen(a: LoggenArgs) -> Result<(), Error> {

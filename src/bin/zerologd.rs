@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use zerolog::cli::{Ctl, ZerologdCli};
-use zerolog::supervisor::control;
+use zerolog::supervisor::control::{self, Reply, Request};
 use zerolog::supervisor::daemon::Daemon;
 use zerolog::supervisor::programs::{program_specs, zerolog_binary};
 use zerolog::topology::Topology;
@@ -71,21 +71,24 @@ fn client(cmd: Ctl, config: Option<&PathBuf>, socket: Option<PathBuf>) -> ExitCo
     // The socket is found even when the file has since become invalid (a reload is how an
     // operator learns that), so only the [zerologd] section is looked at.
     let socket = socket.unwrap_or_else(|| Topology::control_socket_of(config.map(|p| p.as_path())));
-    let line = match cmd {
-        Ctl::Status { json: false } => "status".to_string(),
-        Ctl::Status { json: true } => "status --json".to_string(),
-        Ctl::Start { name } => format!("start {name}"),
-        Ctl::Stop { name } => format!("stop {name}"),
-        Ctl::Restart { name } => format!("restart {name}"),
-        Ctl::Reload => "reload".to_string(),
+    let (request, json) = match cmd {
+        Ctl::Status { json } => (Request::Status, json),
+        Ctl::Start { name } => (Request::Start { name }, false),
+        Ctl::Stop { name } => (Request::Stop { name }, false),
+        Ctl::Restart { name } => (Request::Restart { name }, false),
+        Ctl::Reload => (Request::Reload, false),
     };
-    match control::request(&socket, &line) {
-        Ok(answer) if answer.starts_with("error:") => {
-            eprint!("{answer}");
+    match control::request(&socket, &request) {
+        Ok(reply @ Reply::Error { .. }) => {
+            eprint!("{}", reply.text());
             ExitCode::from(1)
         }
-        Ok(answer) => {
-            print!("{answer}");
+        Ok(Reply::Status { programs }) if json => {
+            print!("{}", control::format_status_json(&programs));
+            ExitCode::SUCCESS
+        }
+        Ok(reply) => {
+            print!("{}", reply.text());
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -1,26 +1,134 @@
-//! The control socket: a unix socket (mode 0600) that takes one request line and answers.
+//! The control socket: a unix socket (mode 0600) that takes one request and answers it, each
+//! a JSON object on one line. [`Request`] and [`Reply`] are the protocol, shared by zerologd
+//! and its client (`zerologd status`, `start NAME`, ...).
 //!
-//! Requests: `status`, `status --json`, `start NAME`, `stop NAME`, `restart NAME`, `reload`.
-//! NAME is a program (`forwarder`, a receiver, `worker:N`) or a whole worker group. An answer
-//! that starts with `error:` means the request failed.
+//! NAME is a program (`forwarder`, a receiver, `worker:N`) or a whole worker group.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use super::state::ProgramStatus;
+use serde::{Deserialize, Serialize};
 
-/// Sends one request to a running zerologd and returns its answer.
-pub fn request(socket: &Path, line: &str) -> std::io::Result<String> {
+use super::state::{ProgramStatus, ReloadSummary};
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// Every program's state and counters.
+    Status,
+    /// Start a program or group (also clears FATAL).
+    Start {
+        /// Program or group.
+        name: String,
+    },
+    /// Stop a program or group; it stays stopped until started.
+    Stop {
+        /// Program or group.
+        name: String,
+    },
+    /// Restart a program or group gracefully.
+    Restart {
+        /// Program or group.
+        name: String,
+    },
+    /// Re-read the topology file and apply the difference.
+    Reload,
+}
+
+/// What zerologd answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// Every program, in stop order.
+    Status {
+        /// One row per program.
+        programs: Vec<ProgramStatus>,
+    },
+    /// `start`: how many processes were started.
+    Started {
+        /// Program or group.
+        name: String,
+        /// Processes started.
+        processes: usize,
+    },
+    /// `stop`: the stop signal went out.
+    Stopping {
+        /// Program or group.
+        name: String,
+    },
+    /// `restart`: the program stops, then starts again.
+    Restarting {
+        /// Program or group.
+        name: String,
+    },
+    /// `reload`: what changed.
+    Reloaded {
+        /// Started, restarted, stopped, unchanged.
+        summary: ReloadSummary,
+    },
+    /// The request failed; nothing was done.
+    Error {
+        /// Why, for the operator.
+        message: String,
+    },
+}
+
+impl Reply {
+    /// The answer as the operator reads it (the status table for `status`).
+    pub fn text(&self) -> String {
+        match self {
+            Reply::Status { programs } => format_status(programs),
+            Reply::Started { name, processes } => {
+                format!("{name}: {processes} process(es) started\n")
+            }
+            Reply::Stopping { name } => format!("{name}: stopping\n"),
+            Reply::Restarting { name } => format!("{name}: restarting\n"),
+            Reply::Reloaded { summary: s } => format!(
+                "reloaded: started {:?}, restarted {:?}, stopped {:?}, {} unchanged\n",
+                s.started, s.restarted, s.stopped, s.unchanged
+            ),
+            Reply::Error { message } => format!("error: {message}\n"),
+        }
+    }
+}
+
+/// Sends one request to a running zerologd and returns its reply.
+pub fn request(socket: &Path, request: &Request) -> std::io::Result<Reply> {
     let mut stream = UnixStream::connect(socket)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut line = serde_json::to_string(request)?;
+    line.push('\n');
     stream.write_all(line.as_bytes())?;
-    stream.write_all(b"\n")?;
     stream.shutdown(std::net::Shutdown::Write)?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
-    Ok(answer)
+    serde_json::from_str(answer.trim_end()).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("unreadable reply ({e}): {answer:?}"),
+        )
+    })
+}
+
+/// Reads a request line; a malformed one is an error reply for the client.
+pub fn parse_request(line: &str) -> Result<Request, Reply> {
+    serde_json::from_str(line.trim()).map_err(|e| Reply::Error {
+        message: format!(
+            "malformed request ({e}): expected a JSON object such as {{\"request\":\"status\"}}"
+        ),
+    })
+}
+
+/// The reply as sent: one JSON object and a newline.
+pub fn encode_reply(reply: &Reply) -> String {
+    let mut s = serde_json::to_string(reply).unwrap_or_else(|e| {
+        format!(r#"{{"reply":"error","message":"cannot encode the reply: {e}"}}"#)
+    });
+    s.push('\n');
+    s
 }
 
 fn format_uptime(s: f64) -> String {
@@ -79,4 +187,49 @@ pub fn format_status_json(rows: &[ProgramStatus]) -> String {
     let mut s = serde_json::json!({ "programs": rows }).to_string();
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_replies_round_trip() {
+        for r in [
+            Request::Status,
+            Request::Start { name: "db".into() },
+            Request::Stop {
+                name: "db:1".into(),
+            },
+            Request::Restart {
+                name: "forwarder".into(),
+            },
+            Request::Reload,
+        ] {
+            let line = serde_json::to_string(&r).unwrap();
+            assert_eq!(parse_request(&line).unwrap(), r);
+        }
+        assert_eq!(
+            serde_json::to_string(&Request::Stop { name: "w".into() }).unwrap(),
+            r#"{"request":"stop","name":"w"}"#
+        );
+        let reply = Reply::Started {
+            name: "db".into(),
+            processes: 2,
+        };
+        let back: Reply = serde_json::from_str(encode_reply(&reply).trim()).unwrap();
+        assert_eq!(back.text(), "db: 2 process(es) started\n");
+    }
+
+    #[test]
+    fn a_malformed_request_is_answered_with_what_was_expected() {
+        let Err(Reply::Error { message }) = parse_request("status") else {
+            panic!("accepted");
+        };
+        assert!(message.contains(r#"{"request":"status"}"#), "{message}");
+        let Err(Reply::Error { message }) = parse_request(r#"{"request":"launch"}"#) else {
+            panic!("accepted");
+        };
+        assert!(message.contains("launch"), "{message}");
+    }
 }

@@ -32,7 +32,7 @@ pub struct Counters {
 }
 
 /// One program's counters for `zerologd status` and the metrics.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ProgramCounters {
     /// `forwarder`, `receiver` or `worker` (zerolog elements only).
     pub element: String,

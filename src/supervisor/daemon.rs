@@ -24,10 +24,11 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tracing::{error, info, warn};
 
-use super::control;
+use super::control::{self, Reply, Request};
 use super::counters::Counters;
 use super::metrics::MetricsServer;
 use super::programs::{program_specs, zerolog_binary};
+use super::readiness::NotifyServer;
 use super::reaper::Reaper;
 use super::state::{Action, ExitInfo, ProgramSpec, Supervisor, Tier};
 use crate::topology::Topology;
@@ -46,6 +47,14 @@ pub enum DaemonError {
     /// A zerologd already answers on this topology's control socket.
     #[error("another zerologd is already running (control socket {0} answers)")]
     AlreadyRunning(PathBuf),
+    /// The notify socket, on which children report readiness, cannot be bound.
+    #[error("cannot bind notify socket {path}: {source}")]
+    NotifySocket {
+        /// The socket's path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The control socket cannot be bound.
     #[error("cannot bind control socket {path}: {source}")]
     ControlSocket {
@@ -74,8 +83,6 @@ pub enum DaemonError {
 
 /// Longest line taken from a child's output before it is logged anyway.
 const MAX_LINE: usize = 64 * 1024;
-/// Marker the forwarder logs once it reads input.
-const FORWARDER_READY: &str = "forwarder ready, reading input";
 
 struct Pipe {
     file: File,
@@ -103,6 +110,8 @@ pub struct Daemon {
     zerolog: PathBuf,
     control_path: PathBuf,
     listener: UnixListener,
+    /// Where children say `READY=1`.
+    notify: NotifyServer,
     clients: Vec<Client>,
     pipes: Vec<Pipe>,
     wake: UnixStream,
@@ -138,6 +147,12 @@ impl Daemon {
         })?;
         let control_path = topology.daemon.control_socket.clone();
         let listener = bind_control(&control_path)?;
+        let notify_path = runtime.join("notify.sock");
+        let notify =
+            NotifyServer::bind(&notify_path).map_err(|source| DaemonError::NotifySocket {
+                path: notify_path,
+                source,
+            })?;
 
         // This process adopts orphaned descendants, so none escape being reaped.
         if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
@@ -182,6 +197,7 @@ impl Daemon {
             zerolog,
             control_path,
             listener,
+            notify,
             clients: Vec::new(),
             pipes: Vec::new(),
             wake,
@@ -198,8 +214,8 @@ impl Daemon {
         })
     }
 
-    /// Called once the pipeline reads input (the forwarder said so, or there is none), after
-    /// READY=1 went to the service manager.
+    /// Called once the pipeline reads input (the forwarder notified READY=1, or there is no
+    /// forwarder), after READY=1 went to the service manager.
     pub fn on_ready(&mut self, f: impl FnMut() + 'static) {
         self.on_ready = Some(Box::new(f));
     }
@@ -233,6 +249,8 @@ impl Daemon {
             }
         }
         let _ = std::fs::remove_file(&self.control_path);
+        // The reaper goes before zerologd does: systemd sees no process of the service left.
+        drop(self.reaper.take());
         info!("zerologd stopped");
         Ok(())
     }
@@ -265,10 +283,11 @@ impl Daemon {
         let ms = u16::try_from(timeout.as_millis())
             .unwrap_or(u16::MAX)
             .max(1);
-        let (wake_ready, listener_ready, client_ready, pipe_ready) = {
-            let mut fds = Vec::with_capacity(2 + self.clients.len() + self.pipes.len());
+        let (wake_ready, listener_ready, notify_ready, client_ready, pipe_ready) = {
+            let mut fds = Vec::with_capacity(3 + self.clients.len() + self.pipes.len());
             fds.push(PollFd::new(self.wake.as_fd(), PollFlags::POLLIN));
             fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(self.notify.socket().as_fd(), PollFlags::POLLIN));
             for c in &self.clients {
                 fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
             }
@@ -292,8 +311,9 @@ impl Daemon {
             (
                 ready[0],
                 ready[1],
-                ready[2..2 + nc].to_vec(),
-                ready[2 + nc..].to_vec(),
+                ready[2],
+                ready[3..3 + nc].to_vec(),
+                ready[3 + nc..].to_vec(),
             )
         };
         if wake_ready {
@@ -308,6 +328,9 @@ impl Daemon {
                     log_child_line(&p.program, p.pid, &p.buf);
                 }
             }
+        }
+        if notify_ready {
+            self.read_notifications();
         }
         if listener_ready {
             while let Ok((stream, _)) = self.listener.accept() {
@@ -326,11 +349,23 @@ impl Daemon {
         Ok(())
     }
 
+    /// Takes the children's notifications: the pipeline is ready once the forwarder is.
+    fn read_notifications(&mut self) {
+        for n in self.notify.take() {
+            if !n.ready() {
+                continue;
+            }
+            if self.sup.notified_ready(n.pid).as_deref() == Some("forwarder") && !self.ready {
+                self.ready = true;
+                self.mark_ready();
+            }
+        }
+    }
+
     /// Reads what a child wrote and logs complete lines. Returns false at end of file.
     fn read_pipe(&mut self, i: usize) -> bool {
         let mut chunk = [0u8; 16 * 1024];
-        let mut forwarder_ready = false;
-        let open = loop {
+        loop {
             let p = &mut self.pipes[i];
             match p.file.read(&mut chunk) {
                 Ok(0) => break false,
@@ -339,11 +374,6 @@ impl Daemon {
                     let mut start = 0;
                     while let Some(pos) = memchr::memchr(b'\n', &p.buf[start..]) {
                         let line = &p.buf[start..start + pos];
-                        if p.program == "forwarder"
-                            && memchr::memmem::find(line, FORWARDER_READY.as_bytes()).is_some()
-                        {
-                            forwarder_ready = true;
-                        }
                         log_child_line(&p.program, p.pid, line);
                         start += pos + 1;
                     }
@@ -357,12 +387,7 @@ impl Daemon {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => break false,
             }
-        };
-        if forwarder_ready && !self.ready {
-            self.ready = true;
-            self.mark_ready();
         }
-        open
     }
 
     fn read_client(&mut self, i: usize) {
@@ -381,48 +406,44 @@ impl Daemon {
             return;
         }
         let mut client = self.clients.swap_remove(i);
-        let line = String::from_utf8_lossy(&client.buf);
-        let request = line.lines().next().unwrap_or("").trim().to_string();
-        let response = self.handle_request(&request);
+        let text = String::from_utf8_lossy(&client.buf);
+        let line = text.lines().next().unwrap_or("");
+        let reply = match control::parse_request(line) {
+            Ok(request) => self.handle_request(request),
+            Err(reply) => reply,
+        };
         client.stream.set_nonblocking(false).ok();
         client
             .stream
             .set_write_timeout(Some(Duration::from_secs(2)))
             .ok();
-        let _ = client.stream.write_all(response.as_bytes());
+        let _ = client
+            .stream
+            .write_all(control::encode_reply(&reply).as_bytes());
     }
 
-    fn handle_request(&mut self, request: &str) -> String {
+    fn handle_request(&mut self, request: Request) -> Reply {
         let now = Instant::now();
-        let (cmd, arg) = match request.split_once(' ') {
-            Some((c, a)) => (c, a.trim()),
-            None => (request, ""),
+        let result = match request {
+            Request::Status => Ok(Reply::Status {
+                programs: self.status(now),
+            }),
+            Request::Start { name } => self.sup.start(&name).map(|a| {
+                let processes = a.len();
+                self.execute(a);
+                Reply::Started { name, processes }
+            }),
+            Request::Stop { name } => self.sup.stop(&name, now).map(|a| {
+                self.execute(a);
+                Reply::Stopping { name }
+            }),
+            Request::Restart { name } => self.sup.restart(&name, now).map(|a| {
+                self.execute(a);
+                Reply::Restarting { name }
+            }),
+            Request::Reload => self.reload().map(|summary| Reply::Reloaded { summary }),
         };
-        let result = match (cmd, arg) {
-            ("status", "") => Ok(control::format_status(&self.status(now))),
-            ("status", "--json") => Ok(control::format_status_json(&self.status(now))),
-            ("start", name) if !name.is_empty() => self.sup.start(name).map(|a| {
-                let n = a.len();
-                self.execute(a);
-                format!("{name}: {n} process(es) started\n")
-            }),
-            ("stop", name) if !name.is_empty() => self.sup.stop(name, now).map(|a| {
-                self.execute(a);
-                format!("{name}: stopping\n")
-            }),
-            ("restart", name) if !name.is_empty() => self.sup.restart(name, now).map(|a| {
-                self.execute(a);
-                format!("{name}: restarting\n")
-            }),
-            ("reload", "") => self.reload(),
-            _ => Err(format!(
-                "unknown request '{request}': expected status [--json], start NAME, stop NAME, restart NAME, reload"
-            )),
-        };
-        match result {
-            Ok(text) => text,
-            Err(e) => format!("error: {e}\n"),
-        }
+        result.unwrap_or_else(|message| Reply::Error { message })
     }
 
     /// Every program's state, with its counters.
@@ -436,7 +457,7 @@ impl Daemon {
 
     /// Re-reads the topology file and applies the difference. An invalid file changes
     /// nothing.
-    fn reload(&mut self) -> Result<String, String> {
+    fn reload(&mut self) -> Result<super::state::ReloadSummary, String> {
         let Some(path) = self.config_path.clone() else {
             return Err("running the embedded default topology: nothing to reload".into());
         };
@@ -461,10 +482,7 @@ impl Daemon {
             "topology reloaded"
         );
         self.execute(actions);
-        Ok(format!(
-            "reloaded: started {:?}, restarted {:?}, stopped {:?}, {} unchanged\n",
-            summary.started, summary.restarted, summary.stopped, summary.unchanged
-        ))
+        Ok(summary)
     }
 
     /// Handles signals, reaps children and runs timers. Returns true when it is time to exit.
@@ -592,7 +610,7 @@ impl Daemon {
         };
         let stats_file = self.counters.file_of(name);
         self.counters.starting(name);
-        match spawn_process(&spec, &stats_file) {
+        match spawn_process(&spec, &stats_file, self.notify.path()) {
             Ok((pid, out, err)) => {
                 if let Some(r) = self.reaper.as_mut() {
                     r.watch(pid);
@@ -638,18 +656,22 @@ fn bind_control(path: &Path) -> Result<UnixListener, DaemonError> {
 
 /// Starts one program in its own process group, with a parent-death signal, its output on
 /// pipes, and the configured user, group, directory and environment.
-fn spawn_process(spec: &ProgramSpec, stats_file: &Path) -> Result<(i32, OwnedFd, OwnedFd), String> {
+fn spawn_process(
+    spec: &ProgramSpec,
+    stats_file: &Path,
+    notify: &Path,
+) -> Result<(i32, OwnedFd, OwnedFd), String> {
     let (argv, startup_args, env, settings) =
         (&spec.argv, &spec.startup_args, &spec.env, &spec.settings);
     let (program, args) = argv.split_first().ok_or("empty command")?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .args(startup_args)
-        // The service manager's notify socket and watchdog are zerologd's, not its programs'.
-        .env_remove("NOTIFY_SOCKET")
+        // The service manager's watchdog is zerologd's; its notify socket, zerologd's own.
         .env_remove("WATCHDOG_USEC")
         .env_remove("WATCHDOG_PID")
         .envs(env)
+        .env(crate::notify::NOTIFY_SOCKET_ENV, notify)
         .env(crate::stats::STATS_FILE_ENV, stats_file)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -78,7 +78,7 @@ pub fn render(rows: &[ProgramStatus]) -> String {
     out.push_str("# HELP zerolog_program_up Whether the program runs (1) or not (0).\n");
     out.push_str("# TYPE zerolog_program_up gauge\n");
     for r in rows {
-        let up = u8::from(r.state == "RUNNING");
+        let up = u8::from(r.state == super::state::ProgramState::Running);
         out.push_str(&format!("zerolog_program_up{{{}}} {up}\n", labels(r)));
     }
     out.push_str("# HELP zerolog_program_restarts_total Times zerologd restarted the program.\n");

@@ -10,5 +10,6 @@ pub mod counters;
 pub mod daemon;
 pub mod metrics;
 pub mod programs;
+pub mod readiness;
 pub mod reaper;
 pub mod state;

@@ -2,39 +2,15 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::endpoint::Endpoint;
 use crate::supervisor::state::{ProgramSpec, Tier};
 use crate::topology::{Topology, WorkerKind};
 
-/// Splits `tcp://HOST:PORT` (or `HOST:PORT`) into host and port; IPv6 hosts lose their brackets.
-pub fn split_tcp_endpoint(endpoint: &str) -> Option<(String, u16)> {
-    let rest = endpoint.strip_prefix("tcp://").unwrap_or(endpoint);
-    let (host, port) = rest.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Some((host.to_string(), port.parse().ok()?))
-}
-
-/// Whether a receiver connecting to `connect` reaches a forwarder publishing on `publish`.
-fn reaches(connect: &str, publish: &str) -> bool {
-    match (split_tcp_endpoint(connect), split_tcp_endpoint(publish)) {
-        (Some((ch, cp)), Some((ph, pp))) => {
-            cp == pp && (ch == ph || matches!(ph.as_str(), "0.0.0.0" | "*" | "::"))
-        }
-        _ => connect == publish,
-    }
-}
-
-/// The endpoint a worker connects to for a receiver bound on `output`.
-pub fn backend_for(output: &str) -> String {
-    match split_tcp_endpoint(output) {
-        Some((host, port)) if output.starts_with("tcp://") => {
-            let host = match host.as_str() {
-                "0.0.0.0" | "*" => "127.0.0.1".to_string(),
-                "::" => "::1".to_string(),
-                _ => host,
-            };
-            crate::tcp_endpoint(&host, port)
-        }
-        _ => output.to_string(),
+/// A host as a command-line argument: an IPv6 address without its brackets.
+fn bare_host(host: &crate::endpoint::Host) -> String {
+    match host {
+        crate::endpoint::Host::Ip(ip) => ip.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -72,9 +48,9 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
         for a in &f.udp {
             argv.extend(["--listen-udp".into(), a.to_string()]);
         }
-        argv.extend(["--publish-endpoint".into(), f.publish.clone()]);
+        argv.extend(["--publish-endpoint".into(), f.publish.to_string()]);
         if let Some(m) = &f.monitor {
-            argv.extend(["--monitor-endpoint".into(), m.clone()]);
+            argv.extend(["--monitor-endpoint".into(), m.to_string()]);
         }
         argv.extend([
             "--framing".into(),
@@ -100,7 +76,7 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
         let expected: usize = topology
             .receivers
             .iter()
-            .filter(|r| r.connect.iter().any(|c| reaches(c, &f.publish)))
+            .filter(|r| r.connect.iter().any(|c| c.reaches(&f.publish)))
             .map(|r| r.topics.len().max(1))
             .sum();
         specs.push(ProgramSpec {
@@ -112,6 +88,7 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
             settings: f.settings.clone(),
             startup_args: vec!["--wait-subscribers".into(), expected.to_string()],
             upstream: None,
+            notifies: true,
         });
     }
 
@@ -124,22 +101,28 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
         for net in &r.allow {
             argv.extend(["--allow".into(), net.to_string()]);
         }
-        if let Some(path) = r.output.strip_prefix("ipc://") {
-            argv.extend(["--output-socket".into(), path.to_string()]);
-        } else if let Some((host, port)) = split_tcp_endpoint(&r.output) {
-            argv.extend([
-                "--bind".into(),
-                host,
-                "--output-port".into(),
-                port.to_string(),
-            ]);
+        match &r.output {
+            Endpoint::Ipc(path) => {
+                argv.extend(["--output-socket".into(), path.display().to_string()]);
+            }
+            Endpoint::Tcp { host, port } => {
+                argv.extend([
+                    "--bind".into(),
+                    bare_host(host),
+                    "--output-port".into(),
+                    port.to_string(),
+                ]);
+            }
         }
         // A first TCP publisher goes as zerolog 0.3's `ADDRESS PORT`; any other (an ipc://
         // one), and every further one, as --connect.
-        let first = r.connect.first().and_then(|c| split_tcp_endpoint(c));
+        let first = r.connect.first().and_then(|c| match c {
+            Endpoint::Tcp { host, port } => Some((bare_host(host), *port)),
+            Endpoint::Ipc(_) => None,
+        });
         let skip = usize::from(first.is_some());
         for extra in &r.connect[skip..] {
-            argv.extend(["--connect".into(), extra.clone()]);
+            argv.extend(["--connect".into(), extra.to_string()]);
         }
         if let Some((host, port)) = first {
             argv.extend([host, port.to_string()]);
@@ -153,6 +136,7 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
             settings: r.settings.clone(),
             startup_args: vec![],
             upstream: None,
+            notifies: true,
         });
     }
 
@@ -160,7 +144,7 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
         let Some(receiver) = topology.receivers.iter().find(|r| r.name == w.receiver) else {
             continue;
         };
-        let backend = backend_for(&receiver.output);
+        let backend = receiver.output.connect_target().to_string();
         for i in 0..w.numprocs {
             let name = format!("{}:{i}", w.name);
             let mut env = base_env(&w.settings, &name);
@@ -193,6 +177,8 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
                 settings: w.settings.clone(),
                 startup_args: vec![],
                 upstream: Some(receiver.name.clone()),
+                // A program of the operator's may notify, but need not.
+                notifies: w.kind == WorkerKind::Stdin,
             });
         }
     }
@@ -204,22 +190,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints() {
-        assert_eq!(
-            split_tcp_endpoint("tcp://127.0.0.1:6001"),
-            Some(("127.0.0.1".into(), 6001))
-        );
-        assert_eq!(
-            split_tcp_endpoint("tcp://[::1]:6001"),
-            Some(("::1".into(), 6001))
-        );
-        assert!(reaches("tcp://127.0.0.1:6001", "tcp://0.0.0.0:6001"));
-        assert!(!reaches("tcp://10.0.0.2:6001", "tcp://127.0.0.1:6001"));
-        assert_eq!(backend_for("tcp://0.0.0.0:6200"), "tcp://127.0.0.1:6200");
-        assert_eq!(
-            backend_for("ipc:///run/zerolog/all.sock"),
-            "ipc:///run/zerolog/all.sock"
-        );
+    fn a_receiver_connecting_to_localhost_counts_as_a_subscriber() {
+        let t = Topology::parse(
+            "[forwarder]\npublish = \"tcp://127.0.0.1:7001\"\n\
+             [[receiver]]\nname = \"r\"\nconnect = [\"localhost:7001\"]\n\
+             [[receiver]]\nname = \"any\"\nconnect = [\"tcp://127.0.0.1:7001\"]\n\
+             [[receiver]]\nname = \"elsewhere\"\nconnect = [\"tcp://localhost:7002\"]\n",
+            Path::new("zerolog.toml"),
+        )
+        .unwrap();
+        let specs = program_specs(&t, Path::new("/usr/bin/zerolog"));
+        assert_eq!(specs[0].startup_args, vec!["--wait-subscribers", "2"]);
+    }
+
+    #[test]
+    fn workers_of_a_wildcard_receiver_connect_to_loopback() {
+        let t = Topology::parse(
+            "[forwarder]\n[[receiver]]\nname = \"r\"\noutput = \"tcp://0.0.0.0:7200\"\n\
+             [[worker]]\nname = \"w\"\nreceiver = \"r\"\ncommand = [\"null\"]\n",
+            Path::new("zerolog.toml"),
+        )
+        .unwrap();
+        let specs = program_specs(&t, Path::new("/usr/bin/zerolog"));
+        let w = specs.iter().find(|s| s.name == "w:0").unwrap();
+        assert_eq!(w.env["ZEROLOG_BACKEND"], "tcp://127.0.0.1:7200");
+        let r = specs.iter().find(|s| s.name == "r").unwrap();
+        assert!(r.argv.windows(2).any(|a| a == ["--bind", "0.0.0.0"]));
     }
 
     #[test]

@@ -12,11 +12,14 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::sys::signal::{killpg, signal, SigHandler, Signal};
+use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult, Pid};
 
-/// zerologd's end of the pipe to its reaper.
+/// zerologd's end of the pipe to its reaper. Dropping it ends the reaper and waits for it, so
+/// no process of the service outlives zerologd's exit.
 pub struct Reaper {
-    pipe: File,
+    pipe: Option<File>,
+    pid: Pid,
 }
 
 impl Reaper {
@@ -30,10 +33,11 @@ impl Reaper {
                 drop(write);
                 reaper_main(read)
             }
-            ForkResult::Parent { .. } => {
+            ForkResult::Parent { child } => {
                 drop(read);
                 Ok(Reaper {
-                    pipe: File::from(write),
+                    pipe: Some(File::from(write)),
+                    pid: child,
                 })
             }
         }
@@ -54,7 +58,18 @@ impl Reaper {
         record[0] = op;
         record[1..].copy_from_slice(&pgid.to_le_bytes());
         // A 5-byte write to a pipe is atomic; if the reaper is gone there is nothing to do.
-        let _ = self.pipe.write_all(&record);
+        if let Some(pipe) = self.pipe.as_mut() {
+            let _ = pipe.write_all(&record);
+        }
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        // End of file tells the reaper to kill what is still listed and exit; then reap it
+        // (ECHILD if the daemon loop already did).
+        drop(self.pipe.take());
+        while let Err(nix::errno::Errno::EINTR) = waitpid(self.pid, None) {}
     }
 }
 

@@ -30,7 +30,9 @@ use tracing::{error, info, warn};
 use crate::topology::{ProcessSettings, RestartPolicy};
 
 /// Stop order: lower tiers stop first; start order is the reverse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     /// The forwarder: stops first, starts last.
@@ -62,6 +64,9 @@ pub struct ProgramSpec {
     /// For a worker: the receiver program it takes messages from. That receiver is paused
     /// while the worker stops outside a shutdown, so nothing is pushed to it as it leaves.
     pub upstream: Option<String>,
+    /// Whether it reports readiness (`READY=1` on zerologd's notify socket): zerolog's own
+    /// elements do. One that does not counts as ready once started.
+    pub notifies: bool,
 }
 
 impl ProgramSpec {
@@ -76,7 +81,7 @@ impl ProgramSpec {
 }
 
 /// How a process ended.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExitInfo {
     /// Exit code, when it exited.
     pub code: Option<i32>,
@@ -125,16 +130,55 @@ pub enum State {
     Fatal,
 }
 
-impl State {
-    /// The state's name as `zerologd status` shows it (`RUNNING`, `BACKOFF`, ...).
-    pub fn name(&self) -> &'static str {
+/// A program's state as status, metrics and JSON show it: [`State`] without its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ProgramState {
+    /// Not running and not wanted.
+    Stopped,
+    /// Running.
+    Running,
+    /// Waiting to restart.
+    Backoff,
+    /// Stop signal sent.
+    Stopping,
+    /// Ended by itself; its policy says not to restart.
+    Exited,
+    /// Crashed too often in a row.
+    Fatal,
+}
+
+impl ProgramState {
+    /// The name `zerologd status` shows (`RUNNING`, `BACKOFF`, ...).
+    pub fn as_str(self) -> &'static str {
         match self {
-            State::Stopped => "STOPPED",
-            State::Running { .. } => "RUNNING",
-            State::Backoff { .. } => "BACKOFF",
-            State::Stopping { .. } => "STOPPING",
-            State::Exited => "EXITED",
-            State::Fatal => "FATAL",
+            ProgramState::Stopped => "STOPPED",
+            ProgramState::Running => "RUNNING",
+            ProgramState::Backoff => "BACKOFF",
+            ProgramState::Stopping => "STOPPING",
+            ProgramState::Exited => "EXITED",
+            ProgramState::Fatal => "FATAL",
+        }
+    }
+}
+
+impl std::fmt::Display for ProgramState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so the status table's widths apply.
+        f.pad(self.as_str())
+    }
+}
+
+impl State {
+    /// The state as status shows it.
+    pub fn name(&self) -> ProgramState {
+        match self {
+            State::Stopped => ProgramState::Stopped,
+            State::Running { .. } => ProgramState::Running,
+            State::Backoff { .. } => ProgramState::Backoff,
+            State::Stopping { .. } => ProgramState::Stopping,
+            State::Exited => ProgramState::Exited,
+            State::Fatal => ProgramState::Fatal,
         }
     }
 
@@ -166,6 +210,8 @@ struct Program {
     restarts: u32,
     starts: u32,
     last_exit: Option<ExitInfo>,
+    /// Whether the running process said it is ready (or needs not say).
+    ready: bool,
 }
 
 /// Something the daemon loop must do.
@@ -187,7 +233,7 @@ pub enum Action {
 }
 
 /// One row of `zerologd status`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ProgramStatus {
     /// The program's name (`forwarder`, a receiver's name, `worker:N`).
     pub name: String,
@@ -195,12 +241,14 @@ pub struct ProgramStatus {
     pub group: String,
     /// Its tier.
     pub tier: Tier,
-    /// [`State::name`] of its state.
-    pub state: &'static str,
+    /// Its state.
+    pub state: ProgramState,
     /// Its pid, when running or stopping.
     pub pid: Option<i32>,
     /// Seconds since it started, when running.
     pub uptime_s: Option<f64>,
+    /// Whether it runs and said it is ready (`READY=1`), or runs and needs not say.
+    pub ready: bool,
     /// How many times it was restarted.
     pub restarts: u32,
     /// How it last ended, if it did.
@@ -211,7 +259,7 @@ pub struct ProgramStatus {
 }
 
 /// The result of a reload, for the operator.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReloadSummary {
     /// Programs that are new in the topology, started.
     pub started: Vec<String>,
@@ -254,6 +302,7 @@ impl Supervisor {
                 restarts: 0,
                 starts: 0,
                 last_exit: None,
+                ready: false,
             },
         );
     }
@@ -300,8 +349,30 @@ impl Supervisor {
             }
             p.starts += 1;
             p.state = State::Running { pid, since: now };
+            p.ready = !p.spec.notifies;
             info!(program = name, pid, "started");
         }
+    }
+
+    /// The process `pid` said `READY=1`. Returns its program's name, if it is one of ours
+    /// and running.
+    pub fn notified_ready(&mut self, pid: i32) -> Option<String> {
+        let p = self
+            .programs
+            .values_mut()
+            .find(|p| matches!(p.state, State::Running { pid: q, .. } if q == pid))?;
+        if !p.ready {
+            p.ready = true;
+            info!(program = p.spec.name, pid, "ready");
+        }
+        Some(p.spec.name.clone())
+    }
+
+    /// Whether `name` runs and is ready.
+    pub fn is_ready(&self, name: &str) -> bool {
+        self.programs
+            .get(name)
+            .is_some_and(|p| p.ready && matches!(p.state, State::Running { .. }))
     }
 
     /// The daemon could not start the program (counts as an immediate failure).
@@ -744,6 +815,7 @@ impl Supervisor {
                     }
                     _ => None,
                 },
+                ready: p.ready && matches!(p.state, State::Running { .. }),
                 restarts: p.restarts,
                 last_exit: p.last_exit.clone(),
                 counters: None,
@@ -798,6 +870,7 @@ mod tests {
             settings: settings(),
             startup_args: vec![],
             upstream: (tier == Tier::Worker).then(|| "all".to_string()),
+            notifies: true,
         }
     }
 
@@ -881,7 +954,7 @@ mod tests {
         s.shutdown(t0);
         s.exited(100, ok_exit(), t0);
         s.exited(200, ok_exit(), t0);
-        assert_eq!(s.state("w:0").unwrap().name(), "STOPPING");
+        assert_eq!(s.state("w:0").unwrap().name(), ProgramState::Stopping);
         assert_eq!(s.sync_pauses(), vec![], "the receiver stopped first");
     }
 
@@ -919,12 +992,12 @@ mod tests {
         // FATAL is visible and leaves the others alone.
         let st = s.status(now);
         let w = st.iter().find(|r| r.name == "w:0").unwrap();
-        assert_eq!(w.state, "FATAL");
+        assert_eq!(w.state, ProgramState::Fatal);
         assert_eq!(w.restarts, 5);
         assert!(st
             .iter()
             .filter(|r| r.name != "w:0")
-            .all(|r| r.state == "RUNNING"));
+            .all(|r| r.state == ProgramState::Running));
         // An operator can start it again.
         assert_eq!(s.start("w").unwrap(), vec![Action::Spawn("w:0".into())]);
     }

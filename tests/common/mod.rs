@@ -25,6 +25,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod load;
+pub mod notify;
 pub mod zerologd;
 
 /// How long a process gets to log its readiness line.
@@ -324,6 +325,14 @@ pub fn zerolog(dir: &Path, name: &str, args: &[&str]) -> Proc {
     Proc::spawn(dir, name, cmd)
 }
 
+/// Spawns `zerolog ARGS...` with a notify socket of the test's, on which it says READY=1.
+pub fn zerolog_notified(dir: &Path, name: &str, args: &[&str]) -> (Proc, notify::NotifySocket) {
+    let notify = notify::NotifySocket::bind(&dir.join(format!("{name}-notify.sock")));
+    let mut cmd = Command::new(zerolog_bin());
+    cmd.args(args).env("NOTIFY_SOCKET", notify.path());
+    (Proc::spawn(dir, name, cmd), notify)
+}
+
 /// Waits until `path` has at least `n` complete lines; on timeout panics with the count reached
 /// and the state of `procs`.
 pub fn wait_for_line_count(path: &Path, n: usize, timeout: Duration, procs: &[&Proc]) {
@@ -378,6 +387,7 @@ pub struct Forwarder {
     pub proc: Proc,
     pub backend_port: u16,
     pub frontend_port: u16,
+    notify: notify::NotifySocket,
 }
 
 impl Forwarder {
@@ -393,16 +403,18 @@ impl Forwarder {
         );
         let mut args = vec!["forwarder", "-b", &b, "-f", &f, "--wait-subscribers", &w];
         args.extend_from_slice(extra);
+        let (proc, notify) = zerolog_notified(dir, name, &args);
         Forwarder {
-            proc: zerolog(dir, name, &args),
+            proc,
             backend_port,
             frontend_port,
+            notify,
         }
     }
 
-    /// Waits for `forwarder ready` (it then reads its input port).
+    /// Waits for its READY=1 (it then reads its input port).
     pub fn wait_ready(&self) {
-        self.proc.wait_for_stderr("forwarder ready", READY_TIMEOUT);
+        self.notify.until("READY=1", READY_TIMEOUT, &self.proc);
     }
 }
 
@@ -413,7 +425,7 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Starts a receiver on `127.0.0.1:forwarder_port` and waits for `receiver ready`.
+    /// Starts a receiver on `127.0.0.1:forwarder_port` and waits for its READY=1.
     pub fn start(dir: &Path, name: &str, forwarder_port: u16, topic: Option<&str>) -> Receiver {
         let output_port = free_port();
         let (o, f) = (output_port.to_string(), forwarder_port.to_string());
@@ -422,8 +434,8 @@ impl Receiver {
             args.extend_from_slice(&["-t", topic]);
         }
         args.extend_from_slice(&["--output-port", &o, "127.0.0.1", &f]);
-        let proc = zerolog(dir, name, &args);
-        proc.wait_for_stderr("receiver ready", READY_TIMEOUT);
+        let (proc, notify) = zerolog_notified(dir, name, &args);
+        notify.until("READY=1", READY_TIMEOUT, &proc);
         Receiver { proc, output_port }
     }
 

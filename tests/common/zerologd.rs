@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use super::notify::NotifySocket;
 use super::*;
 
 pub fn zerologd_bin() -> &'static str {
@@ -17,28 +18,37 @@ pub struct Zerologd {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub backend: u16,
+    /// The notify socket zerologd reports to, as it would to systemd.
+    pub notify: NotifySocket,
 }
 
 impl Zerologd {
     /// Writes `topology` (with `{B}` = TCP input port, `{F}` = publish port, `{DIR}` = temp dir)
-    /// and starts zerologd on it; waits for "pipeline ready".
+    /// and starts zerologd on it; waits for its READY=1.
     pub fn start(dir: &Path, topology: &str) -> Zerologd {
         let backend = free_port();
         let config = write_file(dir, "zerolog.toml", &Self::expand(dir, topology, backend));
         let z = Self::spawn(dir, "zerologd", &config, backend);
-        z.proc.wait_for_stderr("pipeline ready", READY_TIMEOUT);
+        z.wait_ready();
         z
     }
 
     /// Like [`Zerologd::start`] without waiting for readiness (a forwarder whose receivers
-    /// run elsewhere only reads input once they subscribe).
+    /// run elsewhere only reads input once they subscribe): waits until the forwarder runs.
     pub fn start_unready(dir: &Path, topology: &str) -> Zerologd {
         let backend = free_port();
         let config = write_file(dir, "zerolog.toml", &Self::expand(dir, topology, backend));
         let z = Self::spawn(dir, "zerologd", &config, backend);
-        z.proc
-            .wait_for_stderr("started program=\"forwarder\"", READY_TIMEOUT);
+        wait_until(READY_TIMEOUT, "the forwarder running", || {
+            z.try_program_json("forwarder")
+                .is_some_and(|p| p["state"] == "RUNNING")
+        });
         z
+    }
+
+    /// Waits for READY=1 on the notify socket: the pipeline reads input.
+    pub fn wait_ready(&self) {
+        self.notify.until("READY=1", READY_TIMEOUT, &self.proc);
     }
 
     pub fn expand(dir: &Path, topology: &str, backend: u16) -> String {
@@ -55,15 +65,18 @@ impl Zerologd {
     }
 
     pub fn spawn(dir: &Path, name: &str, config: &Path, backend: u16) -> Zerologd {
+        let notify = NotifySocket::bind(&dir.join(format!("{name}-notify.sock")));
         let mut cmd = Command::new(zerologd_bin());
         cmd.args(["-c", config.to_str().unwrap()])
             .env("ZEROLOG_RUNTIME_DIR", dir.join("run"))
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            .env("NOTIFY_SOCKET", notify.path());
         Zerologd {
             proc: Proc::spawn(dir, name, cmd),
             dir: dir.to_path_buf(),
             config: config.to_path_buf(),
             backend,
+            notify,
         }
     }
 
@@ -86,6 +99,17 @@ impl Zerologd {
         let (code, out, err) = self.ctl(&["status", "--json"]);
         assert_eq!(code, 0, "status failed: {err}");
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json: {e}: {out}"))
+    }
+
+    /// One program's entry of `zerologd status --json`, if zerologd answers and has it.
+    pub fn try_program_json(&self, name: &str) -> Option<serde_json::Value> {
+        let (code, out, _) = self.ctl(&["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).ok().filter(|_| code == 0)?;
+        v["programs"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
     }
 
     /// One program's entry of `zerologd status --json`.

@@ -1,0 +1,17 @@
+//! The integration tests: one binary (one link of the static libzmq), a module per area.
+//! Each drives the real `zerolog` and `zerologd` binaries; `common` is their harness.
+
+mod common;
+
+mod access;
+mod crash;
+mod faults;
+mod graceful;
+mod hostile;
+mod interop_python;
+mod library;
+mod pipeline;
+mod real_senders;
+mod sd_notify;
+mod topics;
+mod zerologd;
