@@ -3,14 +3,20 @@
 //! (`cargo run -p zerolog-assets -- OUTDIR`, see `packaging/assets`).
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::defaults;
+use crate::element::ElementConfig;
+use crate::forwarder::ForwarderConfig;
 use crate::framing::Framing;
+use crate::receiver::ReceiverConfig;
 use crate::syslog::TopicTemplate;
 use crate::worker::OutputFraming;
+use crate::worker::WorkerConfig;
+use crate::Error;
 
 /// The `zerolog` command (the pipeline elements), as clap builds it from [`ZerologCli`].
 pub fn zerolog_command() -> clap::Command {
@@ -183,6 +189,10 @@ pub struct ForwarderArgs {
     /// Logging configuration file (TOML; see the README). RUST_LOG overrides its level
     #[arg(short = 'l', long, value_name = "LOG_CONFIG")]
     pub log_config: Option<PathBuf>,
+    /// Take every setting from FILE (JSON, as zerologd writes it under its runtime directory)
+    /// instead of from flags
+    #[arg(long, value_name = "FILE", exclusive = true)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -196,7 +206,7 @@ pub struct ForwarderArgs {
 pub struct ReceiverArgs {
     /// Address of the running forwarder (may be left out, with its port, when --connect names
     /// the publisher instead, e.g. ipc:///run/zerolog/pub.sock)
-    #[arg(requires = "forwarder_port", required_unless_present = "connect")]
+    #[arg(requires = "forwarder_port", required_unless_present_any = ["connect", "config"])]
     pub forwarder_address: Option<String>,
     /// Frontend port of the running forwarder
     #[arg(requires = "forwarder_address")]
@@ -228,6 +238,10 @@ pub struct ReceiverArgs {
     /// e.g. 10.0.0.0/8); default: any
     #[arg(long, value_name = "NET", value_parser = crate::access::parse_net)]
     pub allow: Vec<ipnet::IpNet>,
+    /// Take every setting from FILE (JSON, as zerologd writes it under its runtime directory)
+    /// instead of from flags
+    #[arg(long, value_name = "FILE", exclusive = true)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -264,12 +278,18 @@ pub struct WorkerArgs {
     #[arg(long, default_value = " ", value_name = "TEXT")]
     pub join_separator: String,
     /// ZeroMQ endpoint to receive messages from (e.g. tcp://127.0.0.1:6200)
-    pub backend: String,
+    #[arg(required_unless_present = "config")]
+    pub backend: Option<String>,
     /// stdout | file PATH | null | a program
-    pub worker: String,
+    #[arg(required_unless_present = "config")]
+    pub worker: Option<String>,
     /// Arguments of WORKER
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+    /// Take every setting from FILE (JSON, as zerologd writes it under its runtime directory)
+    /// instead of from flags
+    #[arg(long, value_name = "FILE", exclusive = true)]
+    pub config: Option<PathBuf>,
 }
 
 /// `zerolog worker --receive`: how multipart messages are taken.
@@ -285,16 +305,116 @@ pub enum ReceiveMode {
     Joined,
 }
 
+/// Reads the element configuration of `--config`, which must be for `element`.
+fn config_file<T>(
+    path: &Path,
+    element: &str,
+    pick: impl FnOnce(ElementConfig) -> Option<T>,
+) -> Result<T, Error> {
+    let config = ElementConfig::load(path).map_err(Error::ConfigFile)?;
+    let found = config.element();
+    pick(config).ok_or_else(|| {
+        Error::Usage(format!(
+            "{} is a {found} configuration, not a {element} one",
+            path.display()
+        ))
+    })
+}
+
+impl ForwarderArgs {
+    /// The forwarder's configuration: the file of `--config`, or zerolog 0.3's flags.
+    pub fn into_config(self) -> Result<ForwarderConfig, Error> {
+        if let Some(path) = &self.config {
+            return config_file(path, "forwarder", |c| match c {
+                ElementConfig::Forwarder(f) => Some(f),
+                _ => None,
+            });
+        }
+        let bind = self.bind.to_string();
+        let mut tcp = self.listen;
+        if tcp.is_empty() {
+            tcp.push(SocketAddr::new(self.bind, self.backend));
+        }
+        let mut udp = self.listen_udp;
+        udp.extend(self.udp.map(|p| SocketAddr::new(self.bind, p)));
+        Ok(ForwarderConfig {
+            tcp,
+            udp,
+            publish: self
+                .publish_endpoint
+                .unwrap_or_else(|| crate::tcp_endpoint(&bind, self.frontend)),
+            monitor: self
+                .monitor_endpoint
+                .or_else(|| self.monitor.map(|p| crate::tcp_endpoint(&bind, p))),
+            framing: self.framing,
+            max_message_size: self.max_message_size,
+            topic_template: self.topic_template,
+            wait_subscribers: self.wait_subscribers,
+            send_hwm: self.hwm,
+            max_connections: self.max_connections,
+            idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
+            udp_recv_buffer: self.udp_recv_buffer,
+            allow: self.allow,
+        })
+    }
+}
+
+impl ReceiverArgs {
+    /// The receiver's configuration: the file of `--config`, or zerolog 0.3's arguments.
+    pub fn into_config(self) -> Result<ReceiverConfig, Error> {
+        if let Some(path) = &self.config {
+            return config_file(path, "receiver", |c| match c {
+                ElementConfig::Receiver(r) => Some(r),
+                _ => None,
+            });
+        }
+        let output = match (self.output_port, self.output_socket) {
+            (_, Some(path)) => format!("ipc://{}", path.display()),
+            (port, None) => crate::tcp_endpoint(&self.bind, port.unwrap_or(defaults::OUTPUT_PORT)),
+        };
+        Ok(ReceiverConfig {
+            connect: self
+                .forwarder_address
+                .zip(self.forwarder_port)
+                .map(|(addr, port)| crate::tcp_endpoint(&addr, port))
+                .into_iter()
+                .chain(self.connect)
+                .collect(),
+            topics: self.topic.into_iter().map(String::into_bytes).collect(),
+            output,
+            hwm: self.hwm,
+            allow: self.allow,
+        })
+    }
+}
+
 impl WorkerArgs {
-    /// The library's receive mode for these arguments.
-    pub fn receive_mode(&self) -> crate::worker::Receive {
+    /// The worker's configuration: the file of `--config`, or the command line.
+    pub fn into_config(self) -> Result<WorkerConfig, Error> {
+        if let Some(path) = &self.config {
+            return config_file(path, "worker", |c| match c {
+                ElementConfig::Worker(w) => Some(w),
+                _ => None,
+            });
+        }
         use crate::worker::Receive;
-        match self.receive {
+        let receive = match self.receive {
             ReceiveMode::Frame => Receive::Frame,
             ReceiveMode::First => Receive::FirstFrame,
             ReceiveMode::Last => Receive::LastFrame,
-            ReceiveMode::Joined => Receive::Joined(self.join_separator.clone().into_bytes()),
-        }
+            ReceiveMode::Joined => Receive::Joined(self.join_separator.into_bytes()),
+        };
+        // clap requires both unless --config is given.
+        let missing = || Error::Usage("BACKEND and WORKER are required".into());
+        let mut command = vec![self.worker.ok_or_else(missing)?];
+        command.extend(self.args);
+        Ok(WorkerConfig {
+            backend: self.backend.ok_or_else(missing)?,
+            command,
+            directory: self.directory,
+            framing: self.framing,
+            receive,
+        })
     }
 }
 

@@ -67,10 +67,12 @@ use crate::syslog::{self, TopicTemplate};
 use crate::zmqutil::{self, zerr};
 use crate::Error;
 
-/// Everything a forwarder needs to know. Build it in code or from the command line. The
-/// default is the command's: TCP on 127.0.0.1:6000, publish on `tcp://127.0.0.1:6001`, `auto`
-/// framing, 64 KiB messages, topic `{app}`.
-#[derive(Debug, Clone)]
+/// Everything a forwarder needs to know: built in code, from the command line, or read from
+/// the file zerologd hands it ([`crate::element::ElementConfig`]). The default is the
+/// command's: TCP on 127.0.0.1:6000, publish on `tcp://127.0.0.1:6001`, `auto` framing, 64 KiB
+/// messages, topic `{app}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ForwarderConfig {
     /// TCP addresses to accept syslog on.
     pub tcp: Vec<SocketAddr>,
@@ -85,6 +87,7 @@ pub struct ForwarderConfig {
     /// Longer messages are truncated to this many bytes (and counted).
     pub max_message_size: usize,
     /// How each message's topic is derived from its syslog header (default `{app}`).
+    #[serde(with = "crate::as_text")]
     pub topic_template: TopicTemplate,
     /// Subscriptions to wait for before reading any input (slow-joiner protection).
     pub wait_subscribers: usize,
@@ -115,7 +118,7 @@ impl Default for ForwarderConfig {
                 crate::defaults::INPUT_PORT,
             ))],
             udp: Vec::new(),
-            publish: "tcp://127.0.0.1:6001".into(),
+            publish: crate::tcp_endpoint(crate::defaults::BIND_HOST, crate::defaults::PUBLISH_PORT),
             monitor: None,
             framing: Framing::Auto,
             max_message_size: DEFAULT_MAX_SIZE,

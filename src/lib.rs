@@ -128,8 +128,10 @@
 #![warn(missing_docs)]
 
 pub mod access;
+mod as_text;
 pub mod cli;
 pub mod defaults;
+pub mod element;
 pub mod endpoint;
 pub mod events;
 pub mod forwarder;
@@ -231,6 +233,9 @@ pub enum Error {
         /// The exit code the worker passes on (see [`worker::exit_code_for`]).
         code: i32,
     },
+    /// The configuration file of `--config` cannot be read or is invalid.
+    #[error(transparent)]
+    ConfigFile(element::ConfigFileError),
     /// Invalid arguments (a built-in worker given the wrong arguments, say).
     #[error("invalid arguments: {0}")]
     Usage(String),

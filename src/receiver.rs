@@ -51,7 +51,8 @@ use crate::Error;
 /// Everything a receiver needs to know: `zerolog receiver`'s arguments, in code. The default
 /// is the command's: connect to `tcp://127.0.0.1:6001`, every topic, output
 /// `tcp://127.0.0.1:6200`, queues of 10,000 messages.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ReceiverConfig {
     /// Publisher endpoints to connect the SUB socket to (one per forwarder).
     pub connect: Vec<String>,
@@ -68,9 +69,12 @@ pub struct ReceiverConfig {
 impl Default for ReceiverConfig {
     fn default() -> Self {
         ReceiverConfig {
-            connect: vec!["tcp://127.0.0.1:6001".into()],
+            connect: vec![crate::tcp_endpoint(
+                crate::defaults::BIND_HOST,
+                crate::defaults::PUBLISH_PORT,
+            )],
             topics: Vec::new(),
-            output: "tcp://127.0.0.1:6200".into(),
+            output: crate::tcp_endpoint(crate::defaults::BIND_HOST, crate::defaults::OUTPUT_PORT),
             hwm: crate::defaults::HWM,
             allow: Vec::new(),
         }

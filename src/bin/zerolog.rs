@@ -5,11 +5,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use zerolog::cli::{Element, ForwarderArgs, LoggenArgs, ReceiverArgs, WorkerArgs, ZerologCli};
-use zerolog::forwarder::{Forwarder, ForwarderConfig};
-use zerolog::receiver::{Receiver, ReceiverConfig};
+use zerolog::forwarder::Forwarder;
+use zerolog::receiver::Receiver;
 use zerolog::signals::Signals;
-use zerolog::worker::{self, WorkerSpec};
-use zerolog::{logging, tcp_endpoint, Error};
+use zerolog::{logging, Error};
 
 fn main() -> ExitCode {
     // Before the first allocation that matters (see its documentation).
@@ -36,7 +35,7 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e}");
             let code = match e {
-                Error::Usage(_) | Error::ProgramNotFound { .. } => 2,
+                Error::Usage(_) | Error::ProgramNotFound { .. } | Error::ConfigFile(_) => 2,
                 Error::ProgramDied { code, .. } => code.clamp(1, 255),
                 _ => 1,
             };
@@ -46,32 +45,7 @@ fn main() -> ExitCode {
 }
 
 fn forwarder(a: ForwarderArgs) -> Result<(), Error> {
-    let bind = a.bind.to_string();
-    let mut tcp = a.listen;
-    if tcp.is_empty() {
-        tcp.push(SocketAddr::new(a.bind, a.backend));
-    }
-    let mut udp = a.listen_udp;
-    udp.extend(a.udp.map(|p| SocketAddr::new(a.bind, p)));
-    let config = ForwarderConfig {
-        tcp,
-        udp,
-        publish: a
-            .publish_endpoint
-            .unwrap_or_else(|| tcp_endpoint(&bind, a.frontend)),
-        monitor: a
-            .monitor_endpoint
-            .or_else(|| a.monitor.map(|p| tcp_endpoint(&bind, p))),
-        framing: a.framing,
-        max_message_size: a.max_message_size,
-        topic_template: a.topic_template,
-        wait_subscribers: a.wait_subscribers,
-        send_hwm: a.hwm,
-        max_connections: a.max_connections,
-        idle_timeout: (a.idle_timeout > 0).then(|| std::time::Duration::from_secs(a.idle_timeout)),
-        udp_recv_buffer: a.udp_recv_buffer,
-        allow: a.allow,
-    };
+    let config = a.into_config()?;
     raise_fd_limit();
     // One thread reads and frames every connection; the publisher has its own. On a machine
     // where the pipeline's processes share a few cores, work-stealing threads only add
@@ -123,23 +97,7 @@ fn install_signals() -> Result<Signals, Error> {
 }
 
 fn receiver(a: ReceiverArgs) -> Result<(), Error> {
-    let output = match (a.output_port, a.output_socket) {
-        (_, Some(path)) => format!("ipc://{}", path.display()),
-        (port, None) => tcp_endpoint(&a.bind, port.unwrap_or(zerolog::defaults::OUTPUT_PORT)),
-    };
-    let config = ReceiverConfig {
-        connect: a
-            .forwarder_address
-            .zip(a.forwarder_port)
-            .map(|(addr, port)| tcp_endpoint(&addr, port))
-            .into_iter()
-            .chain(a.connect)
-            .collect(),
-        topics: a.topic.into_iter().map(String::into_bytes).collect(),
-        output,
-        hwm: a.hwm,
-        allow: a.allow,
-    };
+    let config = a.into_config()?;
     let signals = install_signals()?;
     let receiver = Receiver::bind(&config)?;
     tracing::info!(
@@ -153,11 +111,8 @@ fn receiver(a: ReceiverArgs) -> Result<(), Error> {
 }
 
 fn worker(a: WorkerArgs) -> Result<(), Error> {
-    let spec = WorkerSpec::resolve(&a.worker, &a.args, a.directory.as_deref())?;
-    let signals = install_signals()?;
-    let mut w = spec.start(a.framing)?;
-    let stats = worker::new_stats();
-    worker::run(&a.backend, &a.receive_mode(), w.as_mut(), &signals, &stats)
+    let config = a.into_config()?;
+    config.run(&install_signals()?)
 }
 
 fn loggen(a: LoggenArgs) -> Result<(), Error> {

@@ -44,6 +44,11 @@ fn main() -> ExitCode {
         );
         for s in specs {
             println!("  {:<20} {}", s.name, s.argv.join(" "));
+            // What the element's --config file will say.
+            if let Some((config, _)) = &s.config {
+                let json = serde_json::to_value(config).unwrap_or_default();
+                println!("  {:<20} {}", "", json["config"]);
+            }
         }
         return ExitCode::SUCCESS;
     }

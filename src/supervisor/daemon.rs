@@ -661,12 +661,15 @@ fn spawn_process(
     stats_file: &Path,
     notify: &Path,
 ) -> Result<(i32, OwnedFd, OwnedFd), String> {
-    let (argv, startup_args, env, settings) =
-        (&spec.argv, &spec.startup_args, &spec.env, &spec.settings);
+    let (argv, env, settings) = (&spec.argv, &spec.env, &spec.settings);
+    if let Some((config, path)) = &spec.config {
+        config
+            .save(path)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     let (program, args) = argv.split_first().ok_or("empty command")?;
     let mut cmd = Command::new(program);
     cmd.args(args)
-        .args(startup_args)
         // The service manager's watchdog is zerologd's; its notify socket, zerologd's own.
         .env_remove("WATCHDOG_USEC")
         .env_remove("WATCHDOG_PID")

@@ -2,17 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::endpoint::Endpoint;
+use crate::element::ElementConfig;
+use crate::forwarder::ForwarderConfig;
+use crate::receiver::ReceiverConfig;
 use crate::supervisor::state::{ProgramSpec, Tier};
-use crate::topology::{Topology, WorkerKind};
-
-/// A host as a command-line argument: an IPv6 address without its brackets.
-fn bare_host(host: &crate::endpoint::Host) -> String {
-    match host {
-        crate::endpoint::Host::Ip(ip) => ip.to_string(),
-        other => other.to_string(),
-    }
-}
+use crate::topology::{ForwarderSection, ProcessSettings, ReceiverSection, Topology, WorkerKind};
+use crate::worker::{Receive, WorkerConfig};
 
 /// Finds the `zerolog` binary: the configured path, else next to this executable, else PATH.
 pub fn zerolog_binary(configured: Option<&Path>) -> PathBuf {
@@ -29,7 +24,48 @@ pub fn zerolog_binary(configured: Option<&Path>) -> PathBuf {
     PathBuf::from("zerolog")
 }
 
-/// The processes of a topology, with their command lines.
+/// Where zerologd writes the configuration of program `name`.
+pub fn config_path(topology: &Topology, name: &str) -> PathBuf {
+    topology
+        .daemon
+        .runtime_dir
+        .join("config")
+        .join(format!("{name}.json"))
+}
+
+/// The forwarder's configuration. Every field is named (no `..Default::default()`), so a new
+/// option of the forwarder cannot be forgotten here.
+fn forwarder_config(f: &ForwarderSection, wait_subscribers: usize) -> ForwarderConfig {
+    ForwarderConfig {
+        tcp: f.tcp.clone(),
+        udp: f.udp.clone(),
+        publish: f.publish.to_string(),
+        monitor: f.monitor.as_ref().map(ToString::to_string),
+        framing: f.framing,
+        max_message_size: f.max_message_size,
+        topic_template: f.topic_template.clone(),
+        wait_subscribers,
+        send_hwm: f.hwm,
+        max_connections: f.max_connections,
+        idle_timeout: f.idle_timeout,
+        udp_recv_buffer: f.udp_recv_buffer,
+        allow: f.allow.clone(),
+    }
+}
+
+fn receiver_config(r: &ReceiverSection) -> ReceiverConfig {
+    ReceiverConfig {
+        connect: r.connect.iter().map(ToString::to_string).collect(),
+        topics: r.topics.iter().map(|t| t.as_bytes().to_vec()).collect(),
+        output: r.output.to_string(),
+        hwm: r.hwm,
+        allow: r.allow.clone(),
+    }
+}
+
+/// The processes of a topology: zerolog's elements run as `zerolog ELEMENT --config FILE`
+/// (the file written at spawn from [`ProgramSpec::config`]), `type = "zmq"` workers as their
+/// own command.
 pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
     let bin = zerolog.display().to_string();
     let mut specs = Vec::new();
@@ -39,39 +75,28 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
         env.insert("ZEROLOG_PROGRAM".into(), name.into());
         env
     };
+    let element = |name: &str, tier: Tier, config: ElementConfig, settings: &ProcessSettings| {
+        let path = config_path(topology, name);
+        let argv = vec![
+            bin.clone(),
+            config.element().into(),
+            "--config".into(),
+            path.display().to_string(),
+        ];
+        ProgramSpec {
+            name: name.into(),
+            group: name.into(),
+            tier,
+            argv,
+            env: base_env(settings, name),
+            settings: settings.clone(),
+            config: Some((config, path)),
+            upstream: None,
+            notifies: true,
+        }
+    };
 
     if let Some(f) = &topology.forwarder {
-        let mut argv = vec![bin.clone(), "forwarder".into()];
-        for a in &f.tcp {
-            argv.extend(["--listen".into(), a.to_string()]);
-        }
-        for a in &f.udp {
-            argv.extend(["--listen-udp".into(), a.to_string()]);
-        }
-        argv.extend(["--publish-endpoint".into(), f.publish.to_string()]);
-        if let Some(m) = &f.monitor {
-            argv.extend(["--monitor-endpoint".into(), m.to_string()]);
-        }
-        argv.extend([
-            "--framing".into(),
-            f.framing.to_string(),
-            "--max-message-size".into(),
-            f.max_message_size.to_string(),
-            "--topic-template".into(),
-            f.topic_template.to_string(),
-            "--hwm".into(),
-            f.hwm.to_string(),
-            "--max-connections".into(),
-            f.max_connections.to_string(),
-            "--idle-timeout".into(),
-            f.idle_timeout.map_or(0, |d| d.as_secs().max(1)).to_string(),
-        ]);
-        if let Some(size) = f.udp_recv_buffer {
-            argv.extend(["--udp-recv-buffer".into(), size.to_string()]);
-        }
-        for net in &f.allow {
-            argv.extend(["--allow".into(), net.to_string()]);
-        }
         // One subscription per topic of each receiver that connects to this forwarder.
         let expected: usize = topology
             .receivers
@@ -79,65 +104,13 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
             .filter(|r| r.connect.iter().any(|c| c.reaches(&f.publish)))
             .map(|r| r.topics.len().max(1))
             .sum();
-        specs.push(ProgramSpec {
-            name: "forwarder".into(),
-            group: "forwarder".into(),
-            tier: Tier::Forwarder,
-            argv,
-            env: base_env(&f.settings, "forwarder"),
-            settings: f.settings.clone(),
-            startup_args: vec!["--wait-subscribers".into(), expected.to_string()],
-            upstream: None,
-            notifies: true,
-        });
+        let config = ElementConfig::Forwarder(forwarder_config(f, expected));
+        specs.push(element("forwarder", Tier::Forwarder, config, &f.settings));
     }
 
     for r in &topology.receivers {
-        let mut argv = vec![bin.clone(), "receiver".into()];
-        for t in &r.topics {
-            argv.extend(["-t".into(), t.clone()]);
-        }
-        argv.extend(["--hwm".into(), r.hwm.to_string()]);
-        for net in &r.allow {
-            argv.extend(["--allow".into(), net.to_string()]);
-        }
-        match &r.output {
-            Endpoint::Ipc(path) => {
-                argv.extend(["--output-socket".into(), path.display().to_string()]);
-            }
-            Endpoint::Tcp { host, port } => {
-                argv.extend([
-                    "--bind".into(),
-                    bare_host(host),
-                    "--output-port".into(),
-                    port.to_string(),
-                ]);
-            }
-        }
-        // A first TCP publisher goes as zerolog 0.3's `ADDRESS PORT`; any other (an ipc://
-        // one), and every further one, as --connect.
-        let first = r.connect.first().and_then(|c| match c {
-            Endpoint::Tcp { host, port } => Some((bare_host(host), *port)),
-            Endpoint::Ipc(_) => None,
-        });
-        let skip = usize::from(first.is_some());
-        for extra in &r.connect[skip..] {
-            argv.extend(["--connect".into(), extra.to_string()]);
-        }
-        if let Some((host, port)) = first {
-            argv.extend([host, port.to_string()]);
-        }
-        specs.push(ProgramSpec {
-            name: r.name.clone(),
-            group: r.name.clone(),
-            tier: Tier::Receiver,
-            argv,
-            env: base_env(&r.settings, &r.name),
-            settings: r.settings.clone(),
-            startup_args: vec![],
-            upstream: None,
-            notifies: true,
-        });
+        let config = ElementConfig::Receiver(receiver_config(r));
+        specs.push(element(&r.name, Tier::Receiver, config, &r.settings));
     }
 
     for w in &topology.workers {
@@ -147,39 +120,39 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
         let backend = receiver.output.connect_target().to_string();
         for i in 0..w.numprocs {
             let name = format!("{}:{i}", w.name);
-            let mut env = base_env(&w.settings, &name);
-            env.insert("ZEROLOG_BACKEND".into(), backend.clone());
-            env.insert("ZEROLOG_PROCESS_NUM".into(), i.to_string());
-            let argv = match w.kind {
+            let mut spec = match w.kind {
                 WorkerKind::Stdin => {
-                    let mut argv = vec![
-                        bin.clone(),
-                        "worker".into(),
-                        "--framing".into(),
-                        w.framing.to_string(),
-                        backend.clone(),
-                    ];
-                    argv.extend(w.command.iter().cloned());
-                    argv
+                    let config = ElementConfig::Worker(WorkerConfig {
+                        backend: backend.clone(),
+                        command: w.command.clone(),
+                        directory: None,
+                        framing: w.framing,
+                        receive: Receive::Frame,
+                    });
+                    element(&name, Tier::Worker, config, &w.settings)
                 }
-                WorkerKind::Zmq => w
-                    .command
-                    .iter()
-                    .map(|a| a.replace("{backend}", &backend))
-                    .collect(),
-            };
-            specs.push(ProgramSpec {
-                name,
-                group: w.name.clone(),
-                tier: Tier::Worker,
-                argv,
-                env,
-                settings: w.settings.clone(),
-                startup_args: vec![],
-                upstream: Some(receiver.name.clone()),
                 // A program of the operator's may notify, but need not.
-                notifies: w.kind == WorkerKind::Stdin,
-            });
+                WorkerKind::Zmq => ProgramSpec {
+                    name: name.clone(),
+                    group: String::new(),
+                    tier: Tier::Worker,
+                    argv: w
+                        .command
+                        .iter()
+                        .map(|a| a.replace("{backend}", &backend))
+                        .collect(),
+                    env: base_env(&w.settings, &name),
+                    settings: w.settings.clone(),
+                    config: None,
+                    upstream: None,
+                    notifies: false,
+                },
+            };
+            spec.group = w.name.clone();
+            spec.upstream = Some(receiver.name.clone());
+            spec.env.insert("ZEROLOG_BACKEND".into(), backend.clone());
+            spec.env.insert("ZEROLOG_PROCESS_NUM".into(), i.to_string());
+            specs.push(spec);
         }
     }
     specs
@@ -188,77 +161,214 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn specs(text: &str) -> Vec<ProgramSpec> {
+        let t = Topology::parse(text, Path::new("zerolog.toml")).unwrap();
+        program_specs(&t, Path::new("/usr/bin/zerolog"))
+    }
+
+    /// What each element is handed, read back as the child reads its file.
+    fn received(specs: &[ProgramSpec]) -> Vec<(String, Option<ElementConfig>)> {
+        specs
+            .iter()
+            .map(|s| {
+                let config = s.config.as_ref().map(|(c, path)| {
+                    assert_eq!(
+                        s.argv[2..],
+                        ["--config".to_string(), path.display().to_string()]
+                    );
+                    ElementConfig::from_json(&c.to_json()).expect("the child reads it")
+                });
+                (s.name.clone(), config)
+            })
+            .collect()
+    }
+
+    fn forwarder(specs: &[ProgramSpec]) -> ForwarderConfig {
+        match &received(specs)[0].1 {
+            Some(ElementConfig::Forwarder(f)) => f.clone(),
+            other => panic!("not a forwarder: {other:?}"),
+        }
+    }
+
+    /// Every key of every element section, set to something other than its default, reaches the
+    /// element: a renamed or dropped option fails here, not at a production start. The expected
+    /// configurations name every field, so a new field must be added here too.
+    #[test]
+    fn every_option_of_every_section_reaches_its_element() {
+        let specs = specs(
+            r#"
+[zerologd]
+runtime_dir = "/run/zl-test"
+
+[forwarder]
+tcp = ["127.0.0.1:7000", "[::1]:7000"]
+udp = ["127.0.0.1:7514"]
+publish = "tcp://*:7001"
+monitor = "ipc:///run/zl-test/monitor.sock"
+framing = "octet-counted"
+max_message_size = 1000
+topic_template = "{hostname}.{app}"
+hwm = 77
+max_connections = 12
+idle_timeout = "1500ms"
+udp_recv_buffer = 65536
+allow = ["10.0.0.0/8", "127.0.0.1"]
+
+[[receiver]]
+name = "web"
+topic = ["nginx", "apache"]
+connect = ["localhost:7001", "ipc:///run/zl-test/other.sock"]
+output = "tcp://0.0.0.0:7200"
+hwm = 55
+allow = ["192.168.0.0/16"]
+
+[[worker]]
+name = "out"
+receiver = "web"
+command = ["file", "/var/log/zl-test.log"]
+numprocs = 2
+framing = "nul"
+
+[[worker]]
+name = "own"
+receiver = "web"
+type = "zmq"
+command = ["/bin/true", "--from", "{backend}"]
+"#,
+        );
+        let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+        let want_forwarder = ForwarderConfig {
+            tcp: vec![
+                "127.0.0.1:7000".parse().unwrap(),
+                "[::1]:7000".parse().unwrap(),
+            ],
+            udp: vec!["127.0.0.1:7514".parse().unwrap()],
+            publish: "tcp://*:7001".into(),
+            monitor: Some("ipc:///run/zl-test/monitor.sock".into()),
+            framing: crate::framing::Framing::OctetCounted,
+            max_message_size: 1000,
+            topic_template: "{hostname}.{app}".parse().unwrap(),
+            // Two topics of the one receiver that reaches it.
+            wait_subscribers: 2,
+            send_hwm: 77,
+            max_connections: 12,
+            idle_timeout: Some(Duration::from_millis(1500)),
+            udp_recv_buffer: Some(65536),
+            allow: vec![net("10.0.0.0/8"), net("127.0.0.1/32")],
+        };
+        let want_receiver = ReceiverConfig {
+            connect: vec![
+                "tcp://localhost:7001".into(),
+                "ipc:///run/zl-test/other.sock".into(),
+            ],
+            topics: vec![b"nginx".to_vec(), b"apache".to_vec()],
+            output: "tcp://0.0.0.0:7200".into(),
+            hwm: 55,
+            allow: vec![net("192.168.0.0/16")],
+        };
+        let want_worker = WorkerConfig {
+            backend: "tcp://127.0.0.1:7200".into(),
+            command: vec!["file".into(), "/var/log/zl-test.log".into()],
+            directory: None,
+            framing: crate::worker::OutputFraming::Nul,
+            receive: Receive::Frame,
+        };
+        assert_eq!(
+            received(&specs),
+            vec![
+                (
+                    "forwarder".into(),
+                    Some(ElementConfig::Forwarder(want_forwarder))
+                ),
+                ("web".into(), Some(ElementConfig::Receiver(want_receiver))),
+                (
+                    "out:0".into(),
+                    Some(ElementConfig::Worker(want_worker.clone()))
+                ),
+                ("out:1".into(), Some(ElementConfig::Worker(want_worker))),
+                ("own:0".into(), None),
+            ]
+        );
+        assert_eq!(
+            specs[0].config.as_ref().unwrap().1,
+            Path::new("/run/zl-test/config/forwarder.json")
+        );
+        assert_eq!(specs[0].argv[..2], ["/usr/bin/zerolog", "forwarder"]);
+        let own = &specs[4];
+        assert_eq!(own.argv, ["/bin/true", "--from", "tcp://127.0.0.1:7200"]);
+        assert_eq!(own.env["ZEROLOG_BACKEND"], "tcp://127.0.0.1:7200");
+        assert!(!own.notifies && specs[2].notifies);
+    }
 
     #[test]
     fn a_receiver_connecting_to_localhost_counts_as_a_subscriber() {
-        let t = Topology::parse(
+        let specs = specs(
             "[forwarder]\npublish = \"tcp://127.0.0.1:7001\"\n\
              [[receiver]]\nname = \"r\"\nconnect = [\"localhost:7001\"]\n\
              [[receiver]]\nname = \"any\"\nconnect = [\"tcp://127.0.0.1:7001\"]\n\
              [[receiver]]\nname = \"elsewhere\"\nconnect = [\"tcp://localhost:7002\"]\n",
-            Path::new("zerolog.toml"),
-        )
-        .unwrap();
-        let specs = program_specs(&t, Path::new("/usr/bin/zerolog"));
-        assert_eq!(specs[0].startup_args, vec!["--wait-subscribers", "2"]);
+        );
+        assert_eq!(forwarder(&specs).wait_subscribers, 2);
     }
 
     #[test]
     fn workers_of_a_wildcard_receiver_connect_to_loopback() {
-        let t = Topology::parse(
+        let specs = specs(
             "[forwarder]\n[[receiver]]\nname = \"r\"\noutput = \"tcp://0.0.0.0:7200\"\n\
              [[worker]]\nname = \"w\"\nreceiver = \"r\"\ncommand = [\"null\"]\n",
-            Path::new("zerolog.toml"),
-        )
-        .unwrap();
-        let specs = program_specs(&t, Path::new("/usr/bin/zerolog"));
+        );
         let w = specs.iter().find(|s| s.name == "w:0").unwrap();
         assert_eq!(w.env["ZEROLOG_BACKEND"], "tcp://127.0.0.1:7200");
-        let r = specs.iter().find(|s| s.name == "r").unwrap();
-        assert!(r.argv.windows(2).any(|a| a == ["--bind", "0.0.0.0"]));
     }
 
     #[test]
-    fn default_topology_command_lines() {
+    fn default_topology() {
         let t = Topology::embedded_default();
         let specs = program_specs(&t, Path::new("/usr/bin/zerolog"));
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, vec!["forwarder", "all", "stdout:0"]);
-        let fwd = &specs[0];
-        assert_eq!(fwd.startup_args, vec!["--wait-subscribers", "1"]);
-        assert!(fwd
-            .argv
-            .windows(2)
-            .any(|w| w == ["--listen", "127.0.0.1:6000"]));
-        let w = &specs[2];
-        assert_eq!(w.argv[1], "worker");
-        assert!(w.argv[4].starts_with("ipc://") && w.argv[4].ends_with("all.sock"));
-        assert_eq!(w.argv[5], "stdout");
+        let f = forwarder(&specs);
+        assert_eq!(f.wait_subscribers, 1);
+        assert_eq!(f.tcp, ["127.0.0.1:6000".parse().unwrap()]);
+        let Some(ElementConfig::Worker(w)) = &received(&specs)[2].1 else {
+            panic!("stdout:0 is no worker");
+        };
+        assert!(w.backend.starts_with("ipc://") && w.backend.ends_with("all.sock"));
+        assert_eq!(w.command, ["stdout"]);
     }
 
     #[test]
     fn a_receiver_of_an_ipc_publisher_connects_there() {
-        let t = Topology::parse(
+        let specs = specs(
             "[forwarder]\npublish = \"ipc:///run/zl/pub.sock\"\n\
              [[receiver]]\nname = \"r\"\n\
              [[receiver]]\nname = \"two\"\nconnect = [\"ipc:///run/zl/pub.sock\", \"tcp://10.0.0.2:6001\"]\n",
-            Path::new("zerolog.toml"),
-        )
-        .unwrap();
-        let specs = program_specs(&t, Path::new("/usr/bin/zerolog"));
-        assert_eq!(specs[0].startup_args, vec!["--wait-subscribers", "2"]);
-        let tail = |i: usize, n: usize| specs[i].argv[specs[i].argv.len() - n..].to_vec();
-        // Not zerolog 0.3's `ADDRESS PORT`, which only names a TCP publisher.
-        assert_eq!(tail(1, 2), vec!["--connect", "ipc:///run/zl/pub.sock"]);
-        assert_eq!(
-            tail(2, 4),
-            vec![
-                "--connect",
-                "ipc:///run/zl/pub.sock",
-                "--connect",
-                "tcp://10.0.0.2:6001"
-            ]
         );
-        assert!(!specs[1].argv.contains(&"6001".to_string()));
+        assert_eq!(forwarder(&specs).wait_subscribers, 2);
+        let connect = |i: usize| match &received(&specs)[i].1 {
+            Some(ElementConfig::Receiver(r)) => r.connect.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(connect(1), ["ipc:///run/zl/pub.sock"]);
+        assert_eq!(
+            connect(2),
+            ["ipc:///run/zl/pub.sock", "tcp://10.0.0.2:6001"]
+        );
+    }
+
+    #[test]
+    fn a_changed_subscription_count_alone_is_the_same_program() {
+        let one = "[forwarder]\n[[receiver]]\nname = \"a\"\n";
+        let two = "[forwarder]\n[[receiver]]\nname = \"a\"\n[[receiver]]\nname = \"b\"\n";
+        let (a, b) = (specs(one), specs(two));
+        assert_ne!(
+            forwarder(&a).wait_subscribers,
+            forwarder(&b).wait_subscribers
+        );
+        assert!(a[0].same_program(&b[0]));
+        let hwm = specs("[forwarder]\nhwm = 5\n[[receiver]]\nname = \"a\"\n");
+        assert!(!a[0].same_program(&hwm[0]));
     }
 }

@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use tracing::{error, info, warn};
 
+use std::path::PathBuf;
+
+use crate::element::ElementConfig;
 use crate::topology::{ProcessSettings, RestartPolicy};
 
 /// Stop order: lower tiers stop first; start order is the reverse.
@@ -58,9 +61,9 @@ pub struct ProgramSpec {
     pub env: BTreeMap<String, String>,
     /// Restart and stop settings.
     pub settings: ProcessSettings,
-    /// Arguments appended at spawn that do not make it a different program: a reload that
-    /// changes only these does not restart it (the forwarder's subscription count).
-    pub startup_args: Vec<String>,
+    /// For zerolog's own elements: the configuration to write, and where, before spawning
+    /// (`--config FILE` in `argv`).
+    pub config: Option<(ElementConfig, PathBuf)>,
     /// For a worker: the receiver program it takes messages from. That receiver is paused
     /// while the worker stops outside a shutdown, so nothing is pushed to it as it leaves.
     pub upstream: Option<String>,
@@ -72,7 +75,13 @@ pub struct ProgramSpec {
 impl ProgramSpec {
     /// Whether a running instance of `self` can stay when the topology now says `other`.
     pub fn same_program(&self, other: &ProgramSpec) -> bool {
+        let restart_config = |s: &ProgramSpec| {
+            s.config
+                .as_ref()
+                .map(|(c, path)| (c.without_startup(), path.clone()))
+        };
         self.argv == other.argv
+            && restart_config(self) == restart_config(other)
             && self.env == other.env
             && self.settings == other.settings
             && self.tier == other.tier
@@ -777,7 +786,9 @@ impl Supervisor {
         for spec in specs {
             match self.programs.get_mut(&spec.name) {
                 Some(p) if p.spec.same_program(&spec) => {
-                    p.spec.startup_args = spec.startup_args;
+                    // What changed needs no restart (the forwarder's subscription count): it
+                    // is for the next start.
+                    p.spec.config = spec.config;
                     summary.unchanged += 1;
                 }
                 Some(p) => {
@@ -868,7 +879,13 @@ mod tests {
             argv: vec!["prog".into(), name.into()],
             env: BTreeMap::new(),
             settings: settings(),
-            startup_args: vec![],
+            config: (tier == Tier::Forwarder).then(|| {
+                let config = crate::forwarder::ForwarderConfig::default();
+                (
+                    ElementConfig::Forwarder(config),
+                    PathBuf::from("/run/f.json"),
+                )
+            }),
             upstream: (tier == Tier::Worker).then(|| "all".to_string()),
             notifies: true,
         }
@@ -1094,7 +1111,9 @@ mod tests {
         let t0 = Instant::now();
         let mut s = running(t0);
         let mut fwd = spec("forwarder", Tier::Forwarder);
-        fwd.startup_args = vec!["--wait-subscribers".into(), "3".into()];
+        if let Some((ElementConfig::Forwarder(f), _)) = &mut fwd.config {
+            f.wait_subscribers = 3;
+        }
         let mut recv = spec("all", Tier::Receiver);
         recv.argv.push("--hwm=5".into());
         let new = vec![

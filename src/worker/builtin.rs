@@ -1,0 +1,680 @@
+//! The built-in workers of `zerolog worker` (stdout, file, null, a program fed on stdin) and
+//! how the command line names them.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::stats::WorkerStats;
+use crate::Error;
+
+use crate::signals::Signals;
+
+use super::{OutputFraming, Receive, Worker};
+
+/// Size at which an output buffer is written out even while messages keep coming.
+const OUT_BUFFER: usize = 64 * 1024;
+
+/// An output buffer that knows how many messages it holds (for [`Worker::buffered`]): a
+/// message counts as processed only once its bytes have been written to the file, stdout or
+/// the program's stdin, so a worker killed with messages in here shows them as lost.
+struct MsgBuf<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+    held: u64,
+}
+
+impl<W: Write> MsgBuf<W> {
+    fn new(inner: W) -> Self {
+        MsgBuf {
+            inner,
+            buf: Vec::with_capacity(OUT_BUFFER),
+            held: 0,
+        }
+    }
+
+    fn push(&mut self, framing: OutputFraming, msg: &[u8]) -> io::Result<()> {
+        framing.write(&mut self.buf, msg)?;
+        self.held += 1;
+        if self.buf.len() >= OUT_BUFFER {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            // On an error what is left stays held (and counted as such); the worker then fails.
+            self.inner.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        self.held = 0;
+        self.inner.flush()
+    }
+}
+
+/// Writes messages to the process's stdout.
+pub struct StdoutWorker {
+    out: MsgBuf<io::Stdout>,
+    framing: OutputFraming,
+}
+
+impl StdoutWorker {
+    /// A stdout worker writing in `framing`.
+    pub fn new(framing: OutputFraming) -> Self {
+        StdoutWorker {
+            out: MsgBuf::new(io::stdout()),
+            framing,
+        }
+    }
+}
+
+fn out_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Output {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Worker for StdoutWorker {
+    fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
+        self.out
+            .push(self.framing, msg)
+            .map_err(out_err(Path::new("stdout")))
+    }
+    fn flush(&mut self) -> Result<(), Error> {
+        self.out.flush().map_err(out_err(Path::new("stdout")))
+    }
+    fn buffered(&self) -> u64 {
+        self.out.held
+    }
+}
+
+/// Appends messages to a file; reopens it on SIGHUP (for logrotate).
+pub struct FileWorker {
+    path: PathBuf,
+    out: MsgBuf<File>,
+    framing: OutputFraming,
+}
+
+impl FileWorker {
+    /// Opens `path` for appending (creating it if missing).
+    pub fn open(path: &Path, framing: OutputFraming) -> Result<Self, Error> {
+        Ok(FileWorker {
+            path: path.to_path_buf(),
+            out: Self::open_file(path)?,
+            framing,
+        })
+    }
+
+    fn open_file(path: &Path) -> Result<MsgBuf<File>, Error> {
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(out_err(path))?;
+        Ok(MsgBuf::new(f))
+    }
+}
+
+impl Worker for FileWorker {
+    fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
+        self.out
+            .push(self.framing, msg)
+            .map_err(out_err(&self.path))
+    }
+    fn flush(&mut self) -> Result<(), Error> {
+        self.out.flush().map_err(out_err(&self.path))
+    }
+    fn buffered(&self) -> u64 {
+        self.out.held
+    }
+    fn reopen(&mut self) -> Result<(), Error> {
+        // Nothing held may be dropped with the old file (the runner has flushed already).
+        self.flush()?;
+        self.out = Self::open_file(&self.path)?;
+        info!(path = %self.path.display(), "reopened output file");
+        Ok(())
+    }
+}
+
+/// Counts messages and discards them: the sink for benchmarks. Logs the count and rate when
+/// it stops and, given a report path, keeps a JSON report there (rewritten at most once a
+/// second, and at the end): messages, bytes, the wall-clock time of the first message and of
+/// the last (read when the queue next runs empty, not per message: the clock is not free at a
+/// million messages a second), and per loggen connection (`seq=CONN.N` in the message) the
+/// count, highest sequence number, missing numbers (below the highest, never seen here) and
+/// duplicates.
+pub struct NullWorker {
+    count: u64,
+    bytes: u64,
+    first: Option<(Instant, std::time::SystemTime)>,
+    last: Option<std::time::SystemTime>,
+    /// Messages were counted since `last` was read.
+    unstamped: bool,
+    seqs: std::collections::BTreeMap<u32, SeqTrack>,
+    report: Option<PathBuf>,
+    last_report: Option<Instant>,
+    dirty: bool,
+}
+
+/// Sequence numbers seen from one loggen connection, as a bitmap.
+#[derive(Default)]
+struct SeqTrack {
+    seen: Vec<u64>,
+    count: u64,
+    max: Option<u64>,
+    duplicates: u64,
+}
+
+impl SeqTrack {
+    fn add(&mut self, n: u64) {
+        let (word, bit) = ((n / 64) as usize, n % 64);
+        if word >= self.seen.len() {
+            self.seen.resize(word + 1, 0);
+        }
+        if self.seen[word] & (1 << bit) != 0 {
+            self.duplicates += 1;
+            return;
+        }
+        self.seen[word] |= 1 << bit;
+        self.count += 1;
+        self.max = Some(self.max.map_or(n, |m| m.max(n)));
+    }
+
+    fn missing(&self) -> u64 {
+        self.max.map_or(0, |m| m + 1 - self.count)
+    }
+}
+
+impl NullWorker {
+    /// A null worker; with `report`, it keeps a JSON report at that path.
+    pub fn new(report: Option<PathBuf>) -> Self {
+        NullWorker {
+            count: 0,
+            bytes: 0,
+            first: None,
+            last: None,
+            unstamped: false,
+            seqs: Default::default(),
+            report,
+            last_report: None,
+            dirty: false,
+        }
+    }
+
+    /// Messages counted so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The report, as JSON.
+    pub fn report_json(&self) -> serde_json::Value {
+        let ns = |t: Option<std::time::SystemTime>| {
+            t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos() as u64)
+        };
+        let conns: serde_json::Map<String, serde_json::Value> = self
+            .seqs
+            .iter()
+            .map(|(c, t)| {
+                (
+                    c.to_string(),
+                    serde_json::json!({
+                        "count": t.count,
+                        "max_seq": t.max,
+                        "missing": t.missing(),
+                        "duplicates": t.duplicates,
+                    }),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "messages": self.count,
+            "bytes": self.bytes,
+            "first_unix_ns": ns(self.first.map(|f| f.1)),
+            "last_unix_ns": ns(self.last),
+            "missing": self.seqs.values().map(SeqTrack::missing).sum::<u64>(),
+            "duplicates": self.seqs.values().map(|t| t.duplicates).sum::<u64>(),
+            "connections": conns,
+        })
+    }
+
+    /// Records now as the time of the last message, if any arrived since the last stamp.
+    fn stamp(&mut self) {
+        if self.unstamped {
+            self.last = Some(std::time::SystemTime::now());
+            self.unstamped = false;
+        }
+    }
+
+    fn write_report(&mut self) -> Result<(), Error> {
+        let Some(path) = self.report.clone() else {
+            return Ok(());
+        };
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, self.report_json().to_string())
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(out_err(&path))?;
+        self.last_report = Some(Instant::now());
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+impl Worker for NullWorker {
+    fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
+        if self.first.is_none() {
+            self.first = Some((Instant::now(), std::time::SystemTime::now()));
+        }
+        self.unstamped = true;
+        self.count += 1;
+        self.bytes += msg.len() as u64;
+        if let Some((conn, n)) = crate::loggen::parse_seq(msg) {
+            self.seqs.entry(conn).or_default().add(n);
+        }
+        self.dirty = true;
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), Error> {
+        self.stamp();
+        if self.dirty
+            && self
+                .last_report
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.write_report()?;
+        }
+        Ok(())
+    }
+    fn tick(&mut self) -> Result<(), Error> {
+        self.stamp();
+        if self.dirty {
+            self.write_report()?;
+        }
+        Ok(())
+    }
+    fn stop(&mut self) -> Result<(), Error> {
+        self.stamp();
+        let secs = self.first.map_or(0.0, |t| t.0.elapsed().as_secs_f64());
+        let rate = if secs > 0.0 {
+            self.count as f64 / secs
+        } else {
+            0.0
+        };
+        let missing: u64 = self.seqs.values().map(SeqTrack::missing).sum();
+        let duplicates: u64 = self.seqs.values().map(|t| t.duplicates).sum();
+        info!(
+            messages = self.count,
+            bytes = self.bytes,
+            rate_per_s = rate as u64,
+            missing,
+            duplicates,
+            "null worker counted"
+        );
+        self.write_report()
+    }
+}
+
+/// Runs a program and writes every message to its stdin. Its stdout and stderr are those of
+/// this process. The worker fails (and so exits) when the program dies.
+pub struct ProgramWorker {
+    name: String,
+    child: Child,
+    stdin: Option<MsgBuf<ChildStdin>>,
+    framing: OutputFraming,
+}
+
+/// How long a stopping program may take to exit after its stdin closes, before SIGTERM.
+const PROGRAM_EXIT_GRACE: Duration = Duration::from_secs(10);
+
+impl ProgramWorker {
+    /// Starts `program` with `args`, its stdin a pipe this worker writes messages to in `framing`.
+    pub fn spawn(program: &Path, args: &[String], framing: OutputFraming) -> Result<Self, Error> {
+        let mut cmd = Command::new(program);
+        // Readiness is this worker's to notify, not its program's.
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .env_remove(crate::notify::NOTIFY_SOCKET_ENV);
+        crate::process::die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+            program: program.to_path_buf(),
+            source,
+        })?;
+        let stdin = child.stdin.take().map(MsgBuf::new);
+        info!(program = %program.display(), pid = child.id(), "worker program started");
+        Ok(ProgramWorker {
+            name: program.display().to_string(),
+            child,
+            stdin,
+            framing,
+        })
+    }
+
+    /// The program's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn died(&mut self, status: std::process::ExitStatus) -> Error {
+        Error::ProgramDied {
+            program: self.name.clone(),
+            status: status.to_string(),
+            code: exit_code_for(status),
+        }
+    }
+
+    /// The program failed to take input: report how it died (waiting briefly for it).
+    fn write_failed(&mut self, e: io::Error) -> Error {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return self.died(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Error::Output {
+            path: PathBuf::from(format!("stdin of {}", self.name)),
+            source: e,
+        }
+    }
+}
+
+/// The worker's exit code when its program ended with `status`: the program's own non-zero
+/// code, 128 + signal for a signal, and 1 for a program that exited 0 (a worker program is
+/// expected to run until its input ends, so a supervisor must restart it).
+pub fn exit_code_for(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(0), _) => 1,
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        (None, None) => 1,
+    }
+}
+
+impl Worker for ProgramWorker {
+    fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Ok(());
+        };
+        if let Err(e) = stdin.push(self.framing, msg) {
+            return Err(self.write_failed(e));
+        }
+        Ok(())
+    }
+
+    fn buffered(&self) -> u64 {
+        self.stdin.as_ref().map_or(0, |s| s.held)
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        if let Some(stdin) = self.stdin.as_mut() {
+            if let Err(e) = stdin.flush() {
+                return Err(self.write_failed(e));
+            }
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self) -> Result<(), Error> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Err(self.died(status)),
+            _ => Ok(()),
+        }
+    }
+
+    fn stop(&mut self) -> Result<(), Error> {
+        let flushed = self.flush();
+        // EOF on stdin tells the program to finish.
+        drop(self.stdin.take());
+        let deadline = Instant::now() + PROGRAM_EXIT_GRACE;
+        let mut termed = false;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                info!(program = %self.name, %status, "worker program exited");
+                return flushed;
+            }
+            if Instant::now() >= deadline {
+                if termed {
+                    warn!(program = %self.name, "worker program ignored SIGTERM; killing it");
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return flushed;
+                }
+                warn!(program = %self.name, "worker program did not exit after end of input; sending SIGTERM");
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(self.child.id() as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+                termed = true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A worker as named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerSpec {
+    /// `stdout`: [`StdoutWorker`].
+    Stdout,
+    /// `file PATH`: [`FileWorker`].
+    File(PathBuf),
+    /// With the path of a JSON report to keep.
+    Null(Option<PathBuf>),
+    /// Any other program, fed on its stdin: [`ProgramWorker`].
+    Program {
+        /// The program's path.
+        path: PathBuf,
+        /// Its arguments.
+        args: Vec<String>,
+    },
+}
+
+impl WorkerSpec {
+    /// Resolves `WORKER [ARGS...]`. The built-in names (`stdout`, `file`, `null`) win; to run
+    /// a program of that name, give a path containing `/`. Other names are looked up in
+    /// `directory` when given, on `PATH` otherwise.
+    pub fn resolve(
+        worker: &str,
+        args: &[String],
+        directory: Option<&Path>,
+    ) -> Result<WorkerSpec, Error> {
+        let no_args = |spec: WorkerSpec| {
+            if args.is_empty() {
+                Ok(spec)
+            } else {
+                Err(Error::Usage(format!(
+                    "the built-in worker '{worker}' takes no arguments (got {args:?})"
+                )))
+            }
+        };
+        match worker {
+            "stdout" => return no_args(WorkerSpec::Stdout),
+            "null" => {
+                return match args {
+                    [] => Ok(WorkerSpec::Null(None)),
+                    [report] => Ok(WorkerSpec::Null(Some(PathBuf::from(report)))),
+                    _ => Err(Error::Usage(
+                        "the built-in worker 'null' takes at most one argument: REPORT_PATH".into(),
+                    )),
+                }
+            }
+            "file" => {
+                return match args {
+                    [path] => Ok(WorkerSpec::File(PathBuf::from(path))),
+                    _ => Err(Error::Usage(
+                        "the built-in worker 'file' takes exactly one argument: PATH".into(),
+                    )),
+                }
+            }
+            _ => {}
+        }
+        let path = find_program(worker, directory)?;
+        Ok(WorkerSpec::Program {
+            path,
+            args: args.to_vec(),
+        })
+    }
+
+    /// Starts the worker this spec names.
+    pub fn start(&self, framing: OutputFraming) -> Result<Box<dyn Worker>, Error> {
+        Ok(match self {
+            WorkerSpec::Stdout => Box::new(StdoutWorker::new(framing)),
+            WorkerSpec::File(p) => Box::new(FileWorker::open(p, framing)?),
+            WorkerSpec::Null(report) => Box::new(NullWorker::new(report.clone())),
+            WorkerSpec::Program { path, args } => {
+                Box::new(ProgramWorker::spawn(path, args, framing)?)
+            }
+        })
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Finds a worker program: a path as given when it contains `/`, else in `directory`, else on
+/// `PATH`.
+pub fn find_program(name: &str, directory: Option<&Path>) -> Result<PathBuf, Error> {
+    let not_found = |where_: String| Error::ProgramNotFound {
+        program: name.to_string(),
+        where_,
+    };
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return if is_executable(&p) {
+            Ok(p)
+        } else {
+            Err(not_found(" (no executable file at that path)".into()))
+        };
+    }
+    if let Some(dir) = directory {
+        let p = dir.join(name);
+        return if is_executable(&p) {
+            Ok(p)
+        } else {
+            Err(not_found(format!(" in directory {}", dir.display())))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+        .ok_or_else(|| not_found(" on PATH".into()))
+}
+
+/// Everything `zerolog worker` needs to know: built from its command line, or read from the
+/// file zerologd hands it ([`crate::element::ElementConfig`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// The receiver's endpoint to PULL from.
+    pub backend: String,
+    /// `WORKER [ARGS...]`: a built-in (`stdout`, `file PATH`, `null [REPORT]`) or a program.
+    pub command: Vec<String>,
+    /// Where to look the program up (default: `PATH`).
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
+    /// How messages are delimited on the output.
+    #[serde(default, with = "crate::as_text")]
+    pub framing: OutputFraming,
+    /// What a multipart message becomes.
+    #[serde(default)]
+    pub receive: Receive,
+}
+
+impl WorkerConfig {
+    /// Resolves the command, starts the worker and runs it until a stop signal.
+    pub fn run(&self, signals: &Signals) -> Result<(), Error> {
+        let (worker, args) = self
+            .command
+            .split_first()
+            .ok_or_else(|| Error::Usage("the worker has no command".into()))?;
+        let spec = WorkerSpec::resolve(worker, args, self.directory.as_deref())?;
+        let mut w = spec.start(self.framing)?;
+        let stats = new_stats();
+        super::run(&self.backend, &self.receive, w.as_mut(), signals, &stats)
+    }
+}
+
+/// Counters shared with a running worker (in `$ZEROLOG_STATS_FILE` when it is set).
+pub fn new_stats() -> Arc<WorkerStats> {
+    Arc::new(WorkerStats::from_env())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(f: OutputFraming, m: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        f.write(&mut v, m).unwrap();
+        v
+    }
+
+    #[test]
+    fn file_worker_reports_what_it_still_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        let lines = |p: &Path| std::fs::read(p).unwrap().split(|&b| b == b'\n').count() - 1;
+        let mut w = FileWorker::open(&path, OutputFraming::Lf).unwrap();
+        let msg = [b'x'; 99];
+        for _ in 0..10 {
+            w.process(&msg).unwrap();
+        }
+        // Held, not written: a kill now would lose 10 messages, and the counters say so.
+        assert_eq!(w.buffered(), 10);
+        assert_eq!(lines(&path), 0);
+        w.flush().unwrap();
+        assert_eq!(w.buffered(), 0);
+        assert_eq!(lines(&path), 10);
+        // Past the buffer size it writes on its own; what it reports held is exactly what the
+        // file lacks.
+        for given in 1..=2000u64 {
+            w.process(&msg).unwrap();
+            assert_eq!(
+                lines(&path) as u64,
+                10 + given - w.buffered(),
+                "after {given}"
+            );
+        }
+        assert!(w.buffered() < 2000, "wrote out before the end");
+        w.stop().unwrap();
+        assert_eq!((w.buffered(), lines(&path)), (0, 2010));
+    }
+
+    #[test]
+    fn lf_framing_escapes_only_newlines() {
+        assert_eq!(enc(OutputFraming::Lf, b"a\nb\\n\n"), b"a#012b\\n#012\n");
+        assert_eq!(enc(OutputFraming::Lf, b"plain"), b"plain\n");
+        assert_eq!(enc(OutputFraming::OctetCounted, b"a\nb"), b"3 a\nb");
+        assert_eq!(enc(OutputFraming::Nul, b"a\nb"), b"a\nb\0");
+    }
+
+    #[test]
+    fn resolve_builtins_and_programs() {
+        assert_eq!(
+            WorkerSpec::resolve("stdout", &[], None).unwrap(),
+            WorkerSpec::Stdout
+        );
+        assert!(WorkerSpec::resolve("stdout", &["x".into()], None).is_err());
+        assert!(WorkerSpec::resolve("file", &[], None).is_err());
+        assert!(matches!(
+            WorkerSpec::resolve("sh", &[], None).unwrap(),
+            WorkerSpec::Program { .. }
+        ));
+        let e = WorkerSpec::resolve("sh", &[], Some(Path::new("/nonexistent"))).unwrap_err();
+        assert!(e.to_string().contains("in directory /nonexistent"), "{e}");
+        assert!(WorkerSpec::resolve("no-such-program-zl", &[], None).is_err());
+    }
+}

@@ -1,0 +1,326 @@
+//! The runner: connects a PULL socket, feeds a [`Worker`], drains on stop.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use tracing::info;
+
+use crate::signals::Signals;
+use crate::stats::WorkerStats;
+use crate::zmqutil::{self, zerr};
+use crate::Error;
+
+use super::{Receive, Worker};
+
+/// Connects a worker to a backend and drives it: the configurable form of [`run_worker`].
+///
+/// By default it installs handlers for SIGTERM and SIGINT (graceful stop: process what is
+/// queued, then [`Worker::stop`]; a second signal ends the process at once) and SIGHUP
+/// ([`Worker::reopen`]), receives one frame per message ([`Receive::Frame`]) and queues at most
+/// 1000 messages ahead of the worker.
+///
+/// # Example
+///
+/// Stopping from code instead of by a signal: give the runner [`Signals::none`] and call
+/// [`Signals::request_stop`] on a clone (from the worker, as here, or from another thread).
+///
+/// ```
+/// use zerolog::signals::Signals;
+/// use zerolog::worker::{Receive, Runner, Worker};
+///
+/// struct StopAfter {
+///     left: usize,
+///     seen: Vec<Vec<u8>>,
+///     signals: Signals,
+/// }
+///
+/// impl Worker for StopAfter {
+///     fn process(&mut self, msg: &[u8]) -> Result<(), zerolog::Error> {
+///         self.seen.push(msg.to_vec());
+///         self.left -= 1;
+///         if self.left == 0 {
+///             self.signals.request_stop();
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// // A PUSH peer sending [topic, message] pairs, as logstash or omczmq may (on a thread of its
+/// // own: a PUSH send waits until a peer connects).
+/// let ctx = zmq::Context::new();
+/// let push = ctx.socket(zmq::PUSH).unwrap();
+/// push.bind("tcp://127.0.0.1:*").unwrap();
+/// let backend = push.get_last_endpoint().unwrap().unwrap();
+/// let peer = std::thread::spawn(move || {
+///     for i in 0..3 {
+///         push.send_multipart([&b"app"[..], format!("message {i}").as_bytes()], 0).unwrap();
+///     }
+/// });
+///
+/// let signals = Signals::none();
+/// let mut worker = StopAfter { left: 3, seen: Vec::new(), signals: signals.clone() };
+/// let runner = Runner::new(&backend).receive(Receive::LastFrame).signals(signals);
+/// let stats = runner.stats();
+/// runner.run(&mut worker)?;
+/// peer.join().unwrap();
+/// assert_eq!(worker.seen, [&b"message 0"[..], b"message 1", b"message 2"]);
+/// assert_eq!(stats.processed().load(std::sync::atomic::Ordering::Relaxed), 3);
+/// assert_eq!(stats.bytes_received().load(std::sync::atomic::Ordering::Relaxed), 27);
+/// # Ok::<(), zerolog::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Runner {
+    backend: String,
+    receive: Receive,
+    signals: Option<Signals>,
+    stats: Arc<WorkerStats>,
+    hwm: i32,
+}
+
+impl Runner {
+    /// A runner for the backend endpoint `backend`: the receiver's output, `tcp://HOST:PORT` or
+    /// `ipc://PATH` (zerologd passes it as `{backend}` and in `ZEROLOG_BACKEND`).
+    pub fn new(backend: impl Into<String>) -> Self {
+        Runner {
+            backend: backend.into(),
+            receive: Receive::default(),
+            signals: None,
+            stats: Arc::new(WorkerStats::from_env()),
+            hwm: DEFAULT_HWM,
+        }
+    }
+
+    /// How messages are received (default [`Receive::Frame`]).
+    pub fn receive(mut self, receive: Receive) -> Self {
+        self.receive = receive;
+        self
+    }
+
+    /// Stops when these signals say so, instead of installing the process's signal handlers
+    /// (use [`Signals::none`] and [`Signals::request_stop`] to stop from code).
+    pub fn signals(mut self, signals: Signals) -> Self {
+        self.signals = Some(signals);
+        self
+    }
+
+    /// How many messages may wait in this worker's queue (default 1000). What waits there is
+    /// lost if the worker is killed, and a short queue lets the receiver balance its workers.
+    pub fn queue_length(mut self, messages: i32) -> Self {
+        self.hwm = messages;
+        self
+    }
+
+    /// The counters of this runner, shared: read them while it runs or after.
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        self.stats.clone()
+    }
+
+    /// Connects, feeds `worker` until a stop is requested, then processes messages until none
+    /// arrived for 100 ms, calls [`Worker::stop`] and returns. A worker error ends the run and
+    /// is returned (after [`Worker::stop`] was still called).
+    pub fn run<W: Worker + ?Sized>(self, worker: &mut W) -> Result<(), Error> {
+        let signals = match self.signals {
+            Some(s) => s,
+            None => Signals::install().map_err(|source| Error::Io {
+                context: "installing signal handlers",
+                source,
+            })?,
+        };
+        run_inner(
+            &self.backend,
+            &self.receive,
+            self.hwm,
+            worker,
+            &signals,
+            &self.stats,
+        )
+    }
+}
+
+/// Runs `worker` on `backend` until SIGTERM or SIGINT, then drains and returns: the whole main
+/// loop of a worker program. Installs the signal handlers; see [`Runner`] for the options.
+///
+/// ```no_run
+/// use zerolog::worker::{run_worker, Worker};
+///
+/// struct Discard;
+///
+/// impl Worker for Discard {
+///     fn process(&mut self, _msg: &[u8]) -> Result<(), zerolog::Error> {
+///         Ok(())
+///     }
+/// }
+///
+/// run_worker("tcp://127.0.0.1:6200", &mut Discard).unwrap();
+/// ```
+pub fn run_worker<W: Worker + ?Sized>(backend: &str, worker: &mut W) -> Result<(), Error> {
+    Runner::new(backend).run(worker)
+}
+
+/// How long a blocking receive waits before the runner looks at signals and ticks.
+const TICK_MS: i32 = 100;
+/// Default queue length of the PULL socket.
+const DEFAULT_HWM: i32 = 1000;
+
+/// Connects a PULL socket to `backend` and feeds `worker` until a stop signal; then processes
+/// messages until none arrived for a tick (100 ms), calls [`Worker::stop`], and returns. A
+/// worker error ends the run.
+///
+/// This is the runner of the `zerolog worker` command, with the signals and counters passed in;
+/// [`Runner`] and [`run_worker`] are the same loop with defaults.
+pub fn run(
+    backend: &str,
+    receive: &Receive,
+    worker: &mut dyn Worker,
+    signals: &Signals,
+    stats: &WorkerStats,
+) -> Result<(), Error> {
+    run_inner(backend, receive, DEFAULT_HWM, worker, signals, stats)
+}
+
+// Generic rather than `&mut dyn Worker`, so every method of `W` (`buffered` included) is
+// the one called, with no adapter to forget one.
+fn run_inner<W: Worker + ?Sized>(
+    backend: &str,
+    receive: &Receive,
+    hwm: i32,
+    worker: &mut W,
+    signals: &Signals,
+    stats: &WorkerStats,
+) -> Result<(), Error> {
+    let ctx = zmq::Context::new();
+    let mut pull = ctx
+        .socket(zmq::PULL)
+        .map_err(zerr("creating PULL socket"))?;
+    zmqutil::set_io_batch(&mut pull).map_err(zerr("setting PULL batch size"))?;
+    pull.set_rcvtimeo(TICK_MS)
+        .map_err(zerr("setting timeout"))?;
+    pull.set_linger(0).map_err(zerr("setting linger"))?;
+    // A small queue: what sits here is lost if this worker dies, and the receiver's
+    // round-robin balances better across workers when it does not prefetch much.
+    pull.set_rcvhwm(hwm).map_err(zerr("setting hwm"))?;
+    zmqutil::connect(&pull, backend)?;
+    info!(backend, "worker connected");
+    crate::notify::ready();
+    let result = pump(&pull, receive, worker, signals, stats);
+    let stopped = worker.stop();
+    count_processed(stats, worker);
+    stats.log("worker");
+    result.and(stopped)
+}
+
+/// Receives the remaining frames of a multipart message (already complete: this does not
+/// wait, but a signal may interrupt it).
+fn recv_more(pull: &zmq::Socket) -> Result<zmq::Message, Error> {
+    loop {
+        match pull.recv_msg(0) {
+            Ok(m) => return Ok(m),
+            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => continue,
+            Err(e) => return Err(zerr("receiving from backend")(e)),
+        }
+    }
+}
+
+/// Hands one received message to the worker, shaped as `receive` says.
+fn process_one<W: Worker + ?Sized>(
+    pull: &zmq::Socket,
+    receive: &Receive,
+    msg: zmq::Message,
+    joined: &mut Vec<u8>,
+    worker: &mut W,
+) -> Result<usize, Error> {
+    match receive {
+        Receive::Frame => worker.process(&msg).map(|()| msg.len()),
+        _ if !msg.get_more() => worker.process(&msg).map(|()| msg.len()),
+        Receive::Joined(separator) => {
+            joined.clear();
+            joined.extend_from_slice(&msg);
+            loop {
+                let next = recv_more(pull)?;
+                joined.extend_from_slice(separator);
+                joined.extend_from_slice(&next);
+                if !next.get_more() {
+                    break;
+                }
+            }
+            worker.process(joined).map(|()| joined.len())
+        }
+        Receive::LastFrame => {
+            let mut last = msg;
+            while last.get_more() {
+                last = recv_more(pull)?;
+            }
+            worker.process(&last).map(|()| last.len())
+        }
+        Receive::FirstFrame => {
+            let mut rest = recv_more(pull)?;
+            while rest.get_more() {
+                rest = recv_more(pull)?;
+            }
+            worker.process(&msg).map(|()| msg.len())
+        }
+    }
+}
+
+/// Sets `processed` from the identity `received = processed + failed + held`, where held is
+/// what the worker still holds ([`Worker::buffered`]). Only the thread running `pump` writes
+/// these counters.
+fn count_processed<W: Worker + ?Sized>(stats: &WorkerStats, worker: &W) {
+    let done = stats.received().load(Relaxed) - stats.failed().load(Relaxed);
+    stats
+        .processed()
+        .store(done.saturating_sub(worker.buffered()), Relaxed);
+}
+
+fn pump<W: Worker + ?Sized>(
+    pull: &zmq::Socket,
+    receive: &Receive,
+    worker: &mut W,
+    signals: &Signals,
+    stats: &WorkerStats,
+) -> Result<(), Error> {
+    let mut unflushed = false;
+    let mut stopping = false;
+    let mut joined = Vec::new();
+    loop {
+        if signals.take_hup() {
+            worker.flush()?;
+            count_processed(stats, worker);
+            worker.reopen()?;
+        }
+        if !stopping && signals.stop_requested().is_some() {
+            stopping = true;
+            info!("stop requested: processing what is queued, then exiting");
+        }
+        // After a message, poll without waiting so the output is flushed as soon as the
+        // queue is empty. While stopping, the same holds: the runner returns only once
+        // nothing arrived for a whole tick.
+        let flags = if unflushed { zmq::DONTWAIT } else { 0 };
+        match pull.recv_msg(flags) {
+            Ok(msg) => {
+                stats.received().fetch_add(1, Relaxed);
+                match process_one(pull, receive, msg, &mut joined, worker) {
+                    Ok(bytes) => stats.bytes_received().fetch_add(bytes as u64, Relaxed),
+                    Err(e) => {
+                        stats.failed().fetch_add(1, Relaxed);
+                        return Err(e);
+                    }
+                };
+                count_processed(stats, worker);
+                unflushed = true;
+            }
+            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => {
+                if unflushed {
+                    worker.flush()?;
+                    count_processed(stats, worker);
+                    unflushed = false;
+                } else if stopping {
+                    return Ok(());
+                } else {
+                    worker.tick()?;
+                }
+            }
+            Err(e) => return Err(zerr("receiving from backend")(e)),
+        }
+    }
+}
