@@ -3,7 +3,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use zerolog::framing::{Framer, Framing};
-use zerolog::loggen::{make_message, LineFormat};
+use zerologd::loggen::{make_message, LineFormat};
 
 fn input(octet: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 << 20);

@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::defaults;
-use crate::element::ElementConfig;
-use crate::forwarder::ForwarderConfig;
-use crate::framing::Framing;
-use crate::receiver::ReceiverConfig;
-use crate::syslog::TopicTemplate;
-use crate::worker::OutputFraming;
-use crate::worker::WorkerConfig;
-use crate::Error;
+use zerolog::defaults;
+use zerolog::element::ElementConfig;
+use zerolog::forwarder::ForwarderConfig;
+use zerolog::framing::Framing;
+use zerolog::receiver::ReceiverConfig;
+use zerolog::syslog::TopicTemplate;
+use zerolog::worker::OutputFraming;
+use zerolog::worker::WorkerConfig;
+use zerolog::Error;
 
 /// The `zerolog` command (the pipeline elements), as clap builds it from [`ZerologCli`].
 pub fn zerolog_command() -> clap::Command {
@@ -145,7 +145,7 @@ pub struct ForwarderArgs {
     #[arg(long, default_value = "auto", value_name = "FRAMING")]
     pub framing: Framing,
     /// Longer messages are truncated to this size and counted
-    #[arg(long, default_value_t = crate::framing::DEFAULT_MAX_SIZE, value_name = "BYTES",
+    #[arg(long, default_value_t = zerolog::framing::DEFAULT_MAX_SIZE, value_name = "BYTES",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=(1 << 30)))]
     pub max_message_size: usize,
     /// Topic of each message, from its syslog header. Fields: {app} {hostname} {procid}
@@ -160,7 +160,7 @@ pub struct ForwarderArgs {
     #[arg(long, default_value_t = defaults::HWM, value_name = "N")]
     pub hwm: i32,
     /// Open TCP connections allowed per input; more are closed at once and counted
-    #[arg(long, default_value_t = crate::forwarder::DEFAULT_MAX_CONNECTIONS, value_name = "N",
+    #[arg(long, default_value_t = zerolog::forwarder::DEFAULT_MAX_CONNECTIONS, value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections: usize,
     /// Close (and count) a TCP connection that sends nothing for this many seconds; 0: never
@@ -172,7 +172,7 @@ pub struct ForwarderArgs {
     pub udp_recv_buffer: Option<usize>,
     /// Only receivers (and monitors) from this network or address may connect (repeatable,
     /// e.g. 10.0.0.0/8); default: any
-    #[arg(long, value_name = "NET", value_parser = crate::access::parse_net)]
+    #[arg(long, value_name = "NET", value_parser = zerolog::access::parse_net)]
     pub allow: Vec<ipnet::IpNet>,
     /// TCP address to accept syslog on, instead of --bind and --backend (repeatable)
     #[arg(long, value_name = "ADDR:PORT")]
@@ -236,7 +236,7 @@ pub struct ReceiverArgs {
     pub connect: Vec<String>,
     /// Only workers from this network or address may connect to a TCP output (repeatable,
     /// e.g. 10.0.0.0/8); default: any
-    #[arg(long, value_name = "NET", value_parser = crate::access::parse_net)]
+    #[arg(long, value_name = "NET", value_parser = zerolog::access::parse_net)]
     pub allow: Vec<ipnet::IpNet>,
     /// Take every setting from FILE (JSON, as zerologd writes it under its runtime directory)
     /// instead of from flags
@@ -342,10 +342,10 @@ impl ForwarderArgs {
             udp,
             publish: self
                 .publish_endpoint
-                .unwrap_or_else(|| crate::tcp_endpoint(&bind, self.frontend)),
+                .unwrap_or_else(|| zerolog::tcp_endpoint(&bind, self.frontend)),
             monitor: self
                 .monitor_endpoint
-                .or_else(|| self.monitor.map(|p| crate::tcp_endpoint(&bind, p))),
+                .or_else(|| self.monitor.map(|p| zerolog::tcp_endpoint(&bind, p))),
             framing: self.framing,
             max_message_size: self.max_message_size,
             topic_template: self.topic_template,
@@ -370,13 +370,15 @@ impl ReceiverArgs {
         }
         let output = match (self.output_port, self.output_socket) {
             (_, Some(path)) => format!("ipc://{}", path.display()),
-            (port, None) => crate::tcp_endpoint(&self.bind, port.unwrap_or(defaults::OUTPUT_PORT)),
+            (port, None) => {
+                zerolog::tcp_endpoint(&self.bind, port.unwrap_or(defaults::OUTPUT_PORT))
+            }
         };
         Ok(ReceiverConfig {
             connect: self
                 .forwarder_address
                 .zip(self.forwarder_port)
-                .map(|(addr, port)| crate::tcp_endpoint(&addr, port))
+                .map(|(addr, port)| zerolog::tcp_endpoint(&addr, port))
                 .into_iter()
                 .chain(self.connect)
                 .collect(),
@@ -397,7 +399,7 @@ impl WorkerArgs {
                 _ => None,
             });
         }
-        use crate::worker::Receive;
+        use zerolog::worker::Receive;
         let receive = match self.receive {
             ReceiveMode::Frame => Receive::Frame,
             ReceiveMode::First => Receive::FirstFrame,

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use crate::Error;
+use zerolog::Error;
 
 /// Line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,25 +188,7 @@ fn digits(mut n: u64) -> Digits {
 /// The printable pattern that pads a message to its size.
 const PAD: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
-/// Finds `seq=CONN.N` in a message: the sequence number loggen put there.
-pub fn parse_seq(msg: &[u8]) -> Option<(u32, u64)> {
-    // Built once: building a searcher per message showed in the counting sink's profile.
-    static SEQ: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"seq="));
-    let at = SEQ.find(msg)? + 4;
-    let rest = &msg[at..];
-    let dot = rest.iter().position(|&b| b == b'.')?;
-    let conn = std::str::from_utf8(&rest[..dot]).ok()?.parse().ok()?;
-    let end = rest[dot + 1..]
-        .iter()
-        .position(|b| !b.is_ascii_digit())
-        .map_or(rest.len(), |p| dot + 1 + p);
-    let n = std::str::from_utf8(&rest[dot + 1..end])
-        .ok()?
-        .parse()
-        .ok()?;
-    Some((conn, n))
-}
+pub use zerolog::seq::parse as parse_seq;
 
 /// Sends the load; returns once every connection is done.
 pub fn run(config: &LoggenConfig) -> Result<LoggenReport, Error> {
@@ -350,7 +332,8 @@ mod tests {
             assert_eq!(m.len(), 150);
             assert_eq!(parse_seq(&m), Some((3, 123_456)));
             let mut topic = Vec::new();
-            crate::syslog::TopicTemplate::default().render(&crate::syslog::scan(&m), &mut topic);
+            zerolog::syslog::TopicTemplate::default()
+                .render(&zerolog::syslog::scan(&m), &mut topic);
             assert_eq!(topic, b"bench");
         }
         assert_eq!(parse_seq(b"no sequence"), None);

@@ -26,10 +26,10 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
-use crate::endpoint::{Endpoint, Host, MAX_IPC_PATH};
-use crate::framing::Framing;
-use crate::syslog::TopicTemplate;
-use crate::worker::OutputFraming;
+use zerolog::endpoint::{Endpoint, Host, MAX_IPC_PATH};
+use zerolog::framing::Framing;
+use zerolog::syslog::TopicTemplate;
+use zerolog::worker::OutputFraming;
 
 /// The topology zerologd runs when it is given no `-c`: a forwarder on 127.0.0.1:6000
 /// publishing on 127.0.0.1:6001, one receiver of every topic, and one built-in stdout worker.
@@ -149,7 +149,7 @@ pub struct ForwarderSection {
     pub monitor: Option<Endpoint>,
     /// Key `framing`: `auto` (default), `lf` or `octet-counted`.
     pub framing: Framing,
-    /// Default [`crate::framing::DEFAULT_MAX_SIZE`]; 1 byte to 1 GiB.
+    /// Default [`zerolog::framing::DEFAULT_MAX_SIZE`]; 1 byte to 1 GiB.
     pub max_message_size: usize,
     /// Default `{app}`.
     pub topic_template: TopicTemplate,
@@ -1081,7 +1081,7 @@ fn daemon_section(ctx: &mut Ctx<'_>, top: &Section<'_>, binds: &mut Vec<Bind>) -
         }
         if let Some(f) = s.field(ctx, "zerolog_bin") {
             zerolog_bin = ctx.parsed(&f, |p| {
-                crate::worker::find_program(p, None)
+                zerolog::worker::find_program(p, None)
                     .map(|_| PathBuf::from(p))
                     .map_err(|_| format!("no executable zerolog binary at \"{p}\""))
             });
@@ -1223,7 +1223,7 @@ fn settings_section(ctx: &mut Ctx<'_>, s: &Section<'_>) -> ProcessSettings {
 fn hwm(ctx: &mut Ctx<'_>, s: &Section<'_>) -> i32 {
     s.field(ctx, "hwm")
         .and_then(|f| ctx.int_in(&f, 1, i64::from(i32::MAX)))
-        .unwrap_or(crate::defaults::HWM)
+        .unwrap_or(zerolog::defaults::HWM)
 }
 
 fn socket_addrs(
@@ -1254,7 +1254,7 @@ fn allow_list(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Vec<ipnet::IpNet> {
     };
     let mut nets = Vec::new();
     for (text, line) in ctx.strings(&f, true).unwrap_or_default() {
-        match crate::access::parse_net(&text) {
+        match zerolog::access::parse_net(&text) {
             Ok(net) => nets.push(net),
             Err(message) => ctx.error(line, &f.key, message),
         }
@@ -1293,7 +1293,7 @@ fn forwarder_section(
         Some(addrs) => addrs,
         None if tcp_given => Vec::new(),
         None => {
-            let addr = SocketAddr::from(([127, 0, 0, 1], crate::defaults::INPUT_PORT));
+            let addr = SocketAddr::from(([127, 0, 0, 1], zerolog::defaults::INPUT_PORT));
             binds.push(Bind::socket(Proto::Tcp, addr, s.key_path("tcp"), s.line));
             vec![addr]
         }
@@ -1312,7 +1312,10 @@ fn forwarder_section(
         );
     }
     let publish = bind_endpoint(ctx, s, "publish", binds).unwrap_or_else(|| {
-        let ep = Endpoint::tcp(crate::defaults::BIND_HOST, crate::defaults::PUBLISH_PORT);
+        let ep = Endpoint::tcp(
+            zerolog::defaults::BIND_HOST,
+            zerolog::defaults::PUBLISH_PORT,
+        );
         if s.field(ctx, "publish").is_none() {
             binds.push(Bind::endpoint(&ep, s.key_path("publish"), s.line, false));
         }
@@ -1326,7 +1329,7 @@ fn forwarder_section(
     let max_message_size = s
         .field(ctx, "max_message_size")
         .and_then(|f| ctx.int_in(&f, 1, MAX_MESSAGE_SIZE))
-        .unwrap_or(crate::framing::DEFAULT_MAX_SIZE);
+        .unwrap_or(zerolog::framing::DEFAULT_MAX_SIZE);
     let topic_template = s
         .field(ctx, "topic_template")
         .and_then(|f| ctx.parsed(&f, |t| TopicTemplate::parse(t).map_err(|e| e.to_string())))
@@ -1335,7 +1338,7 @@ fn forwarder_section(
     let max_connections = s
         .field(ctx, "max_connections")
         .and_then(|f| ctx.int_in(&f, 1, 1 << 20))
-        .unwrap_or(crate::forwarder::DEFAULT_MAX_CONNECTIONS);
+        .unwrap_or(zerolog::forwarder::DEFAULT_MAX_CONNECTIONS);
     let idle_timeout = s
         .field(ctx, "idle_timeout")
         .and_then(|f| ctx.duration(&f))
@@ -1554,7 +1557,7 @@ fn check_command(command: &[String], kind: WorkerKind, cwd: Option<&Path>) -> Re
     }
     if kind == WorkerKind::Stdin && matches!(program.as_str(), "stdout" | "null" | "file") {
         // The built-ins, checked by the same code that runs them.
-        use crate::worker::WorkerSpec;
+        use zerolog::worker::WorkerSpec;
         let spec = WorkerSpec::resolve(program, args, None).map_err(|e| e.to_string())?;
         if let WorkerSpec::File(path) | WorkerSpec::Null(Some(path)) = &spec {
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
@@ -1570,9 +1573,9 @@ fn check_command(command: &[String], kind: WorkerKind, cwd: Option<&Path>) -> Re
     let relative = program.contains('/') && Path::new(program).is_relative();
     let found = match cwd {
         Some(dir) if relative => {
-            crate::worker::find_program(&dir.join(program).to_string_lossy(), None)
+            zerolog::worker::find_program(&dir.join(program).to_string_lossy(), None)
         }
-        _ => crate::worker::find_program(program, None),
+        _ => zerolog::worker::find_program(program, None),
     };
     found.map(|_| ()).map_err(|e| {
         let builtins = if kind == WorkerKind::Stdin {
@@ -1757,7 +1760,7 @@ command = ["file", "/tmp/archive.log"]
                         ep("ipc:///tmp/zl-test/pub.sock")
                     ],
                     output: ep("ipc:///tmp/zl-test/rest.sock"),
-                    hwm: crate::defaults::HWM,
+                    hwm: zerolog::defaults::HWM,
                     allow: vec![],
                     settings: ProcessSettings::default(),
                 },
@@ -1816,9 +1819,9 @@ command = ["file", "/tmp/archive.log"]
         assert_eq!(f.publish, ep("tcp://127.0.0.1:6001"));
         assert_eq!(f.monitor, None);
         assert_eq!(f.framing, Framing::Auto);
-        assert_eq!(f.max_message_size, crate::framing::DEFAULT_MAX_SIZE);
+        assert_eq!(f.max_message_size, zerolog::framing::DEFAULT_MAX_SIZE);
         assert_eq!(f.topic_template, TopicTemplate::default());
-        assert_eq!(f.hwm, crate::defaults::HWM);
+        assert_eq!(f.hwm, zerolog::defaults::HWM);
         assert_eq!(f.settings, ProcessSettings::default());
         assert_eq!(t.receivers.len(), 1);
         let r = &t.receivers[0];

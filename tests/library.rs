@@ -22,7 +22,7 @@ fn example_bin(name: &str) -> PathBuf {
     if !path.exists() {
         BUILT.get_or_init(|| {
             let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-            cmd.args(["build", "--examples"])
+            cmd.args(["build", "-p", "zerolog", "--examples"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"));
             if profile_dir.ends_with("release") {
                 cmd.arg("--release");

@@ -3,12 +3,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zerolog::framing::{Framer, Framing};
+use zerolog_proto::framing::{Framer, Framing};
 
 fn frames(framing: Framing, max: usize, chunks: &[&[u8]]) -> Vec<(Vec<u8>, bool)> {
     let mut framer = Framer::new(framing, max);
     let mut out = Vec::new();
-    let mut emit = |f: zerolog::framing::Frame<'_>| {
+    let mut emit = |f: zerolog_proto::framing::Frame<'_>| {
         assert!(
             f.data.len() <= max,
             "frame of {} bytes over {max}",

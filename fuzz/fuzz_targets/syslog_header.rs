@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zerolog::syslog::{scan, TopicTemplate};
+use zerolog_proto::syslog::{scan, TopicTemplate};
 
 fuzz_target!(|msg: &[u8]| {
     let h = scan(msg);

@@ -4,11 +4,12 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use zerolog::cli::{Element, ForwarderArgs, LoggenArgs, ReceiverArgs, WorkerArgs, ZerologCli};
 use zerolog::forwarder::Forwarder;
 use zerolog::receiver::Receiver;
 use zerolog::signals::Signals;
-use zerolog::{logging, Error};
+use zerolog::Error;
+use zerologd::cli::{Element, ForwarderArgs, LoggenArgs, ReceiverArgs, WorkerArgs, ZerologCli};
+use zerologd::logging;
 
 fn main() -> ExitCode {
     // Before the first allocation that matters (see its documentation).
@@ -116,7 +117,7 @@ fn worker(a: WorkerArgs) -> Result<(), Error> {
 }
 
 fn loggen(a: LoggenArgs) -> Result<(), Error> {
-    let config = zerolog::loggen::LoggenConfig {
+    let config = zerologd::loggen::LoggenConfig {
         target: SocketAddr::new(a.host, a.port),
         udp: a.udp,
         octet_counted: a.framing == "octet-counted",
@@ -128,7 +129,7 @@ fn loggen(a: LoggenArgs) -> Result<(), Error> {
         format: a.format,
         app: a.app,
     };
-    let r = zerolog::loggen::run(&config)?;
+    let r = zerologd::loggen::run(&config)?;
     if a.json {
         println!("{}", serde_json::to_string(&r).unwrap_or_default());
     } else {

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use zerolog::cli::{Ctl, ZerologdCli};
-use zerolog::supervisor::control::{self, Reply, Request};
-use zerolog::supervisor::daemon::Daemon;
-use zerolog::supervisor::programs::{program_specs, zerolog_binary};
-use zerolog::topology::Topology;
+use zerologd::cli::{Ctl, ZerologdCli};
+use zerologd::supervisor::control::{self, Reply, Request};
+use zerologd::supervisor::daemon::Daemon;
+use zerologd::supervisor::programs::{program_specs, zerolog_binary};
+use zerologd::topology::Topology;
 
 fn load(config: Option<&PathBuf>) -> Result<Topology, ExitCode> {
     match config {
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    if let Err(e) = zerolog::logging::init(None) {
+    if let Err(e) = zerologd::logging::init(None) {
         eprintln!("zerologd: {e}");
         return ExitCode::from(2);
     }

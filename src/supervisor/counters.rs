@@ -1,12 +1,12 @@
 //! Each program's counters, as zerologd sees them: read from the stats file the program keeps
-//! (`ZEROLOG_STATS_FILE`, see [`crate::stats`]) while it runs, kept in memory after it exits
+//! (`ZEROLOG_STATS_FILE`, see [`zerolog::stats`]) while it runs, kept in memory after it exits
 //! (also after SIGKILL: the file holds the values it had), and summed over every run of the
 //! program so the totals only grow, as Prometheus counters must.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::stats::read_stats_file;
+use zerolog::stats::read_stats_file;
 
 /// Counter name -> value.
 pub type Values = BTreeMap<String, u64>;

@@ -674,8 +674,8 @@ fn spawn_process(
         .env_remove("WATCHDOG_USEC")
         .env_remove("WATCHDOG_PID")
         .envs(env)
-        .env(crate::notify::NOTIFY_SOCKET_ENV, notify)
-        .env(crate::stats::STATS_FILE_ENV, stats_file)
+        .env(zerolog::notify::NOTIFY_SOCKET_ENV, notify)
+        .env(zerolog::stats::STATS_FILE_ENV, stats_file)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -703,9 +703,9 @@ fn spawn_process(
             .ok_or_else(|| format!("no group named {group}"))?;
         cmd.gid(g.gid.as_raw());
     }
-    crate::process::die_with_parent(&mut cmd);
+    zerolog::process::die_with_parent(&mut cmd);
     if spec.tier == Tier::Receiver {
-        crate::process::ignore_pause_signals(&mut cmd);
+        zerolog::process::ignore_pause_signals(&mut cmd);
     }
     let mut child = cmd.spawn().map_err(|e| format!("{program}: {e}"))?;
     let pid = child.id() as i32;

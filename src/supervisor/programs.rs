@@ -2,12 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::element::ElementConfig;
-use crate::forwarder::ForwarderConfig;
-use crate::receiver::ReceiverConfig;
 use crate::supervisor::state::{ProgramSpec, Tier};
 use crate::topology::{ForwarderSection, ProcessSettings, ReceiverSection, Topology, WorkerKind};
-use crate::worker::{Receive, WorkerConfig};
+use zerolog::element::ElementConfig;
+use zerolog::forwarder::ForwarderConfig;
+use zerolog::receiver::ReceiverConfig;
+use zerolog::worker::{Receive, WorkerConfig};
 
 /// Finds the `zerolog` binary: the configured path, else next to this executable, else PATH.
 pub fn zerolog_binary(configured: Option<&Path>) -> PathBuf {
@@ -247,7 +247,7 @@ command = ["/bin/true", "--from", "{backend}"]
             udp: vec!["127.0.0.1:7514".parse().unwrap()],
             publish: "tcp://*:7001".into(),
             monitor: Some("ipc:///run/zl-test/monitor.sock".into()),
-            framing: crate::framing::Framing::OctetCounted,
+            framing: zerolog::framing::Framing::OctetCounted,
             max_message_size: 1000,
             topic_template: "{hostname}.{app}".parse().unwrap(),
             // Two topics of the one receiver that reaches it.
@@ -272,7 +272,7 @@ command = ["/bin/true", "--from", "{backend}"]
             backend: "tcp://127.0.0.1:7200".into(),
             command: vec!["file".into(), "/var/log/zl-test.log".into()],
             directory: None,
-            framing: crate::worker::OutputFraming::Nul,
+            framing: zerolog::worker::OutputFraming::Nul,
             receive: Receive::Frame,
         };
         assert_eq!(

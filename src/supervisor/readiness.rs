@@ -1,5 +1,5 @@
 //! The receiving side of the sd_notify protocol: zerologd's notify socket, on which its
-//! children report readiness (`READY=1`, see [`crate::notify`]), as zerologd reports its own to
+//! children report readiness (`READY=1`, see [`zerolog::notify`]), as zerologd reports its own to
 //! systemd. The sender is known by its credentials (`SO_PASSCRED`), which the kernel vouches
 //! for, so a program can only speak for itself.
 

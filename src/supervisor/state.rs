@@ -29,8 +29,8 @@ use tracing::{error, info, warn};
 
 use std::path::PathBuf;
 
-use crate::element::ElementConfig;
 use crate::topology::{ProcessSettings, RestartPolicy};
+use zerolog::element::ElementConfig;
 
 /// Stop order: lower tiers stop first; start order is the reverse.
 #[derive(
@@ -880,7 +880,7 @@ mod tests {
             env: BTreeMap::new(),
             settings: settings(),
             config: (tier == Tier::Forwarder).then(|| {
-                let config = crate::forwarder::ForwarderConfig::default();
+                let config = zerolog::forwarder::ForwarderConfig::default();
                 (
                     ElementConfig::Forwarder(config),
                     PathBuf::from("/run/f.json"),

@@ -1,5 +1,5 @@
 //! Generates the man pages and shell completions of `zerolog` and `zerologd` from their clap
-//! definitions (`zerolog::cli`), for the packages:
+//! definitions (`zerologd::cli`), for the packages:
 //!
 //! ```sh
 //! cargo run -p zerolog-assets -- target/assets
@@ -33,8 +33,8 @@ fn generate(out: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(&man)?;
     std::fs::create_dir_all(&completions)?;
     for cmd in [
-        zerolog::cli::zerolog_command(),
-        zerolog::cli::zerologd_command(),
+        zerologd::cli::zerolog_command(),
+        zerologd::cli::zerologd_command(),
     ] {
         // One page for the command and one per subcommand (`zerolog-forwarder.1`, ...).
         clap_mangen::generate_to(cmd.clone(), &man)?;

@@ -91,10 +91,15 @@ fn main() -> ExitCode {
         eprintln!("usage: sqlite_worker BACKEND DB_PATH   (e.g. tcp://127.0.0.1:6200 logs.db)");
         return ExitCode::from(2);
     };
-    // The runner logs (connected, stopping, counters) to stderr; RUST_LOG sets the level.
-    if let Err(e) = zerolog::logging::init(None) {
-        eprintln!("sqlite_worker: {e}");
-    }
+    // The runner logs (connected, stopping, counters) through `tracing`; here to stderr, at
+    // the level RUST_LOG sets (default info).
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     let mut worker = match SqliteWorker::open(db_path) {
         Ok(w) => w,
         Err(e) => {

@@ -243,7 +243,7 @@ enum Part {
 /// A topic template such as `{app}` or `{hostname}.{facility}`.
 ///
 /// ```
-/// use zerolog::syslog::{scan, TopicTemplate};
+/// use zerolog_proto::syslog::{scan, TopicTemplate};
 ///
 /// let template = TopicTemplate::parse("{hostname}.{app}").unwrap();
 /// let mut topic = Vec::new();

@@ -275,7 +275,7 @@ impl Worker for NullWorker {
         self.unstamped = true;
         self.count += 1;
         self.bytes += msg.len() as u64;
-        if let Some((conn, n)) = crate::loggen::parse_seq(msg) {
+        if let Some((conn, n)) = zerolog_proto::seq::parse(msg) {
             self.seqs.entry(conn).or_default().add(n);
         }
         self.dirty = true;

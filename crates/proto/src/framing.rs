@@ -105,7 +105,7 @@ enum State {
 /// complete message.
 ///
 /// ```
-/// use zerolog::framing::{Framer, Framing};
+/// use zerolog_proto::framing::{Framer, Framing};
 ///
 /// let mut framer = Framer::new(Framing::Auto, 64 * 1024);
 /// let mut messages = Vec::new();
