@@ -13,7 +13,13 @@ fn main() {
     let release = std::env::var("PROFILE").as_deref() == Ok("release");
     let lto = release && std::env::var("DEP_ZMQ_LTO").as_deref() == Ok("gcc");
     if lto {
-        for kind in ["bins", "examples"] {
+        // Only the kinds of target this package has (cargo refuses the others): the root
+        // package's binaries, the zerolog crate's examples.
+        let kinds = [("bins", "src/bin"), ("examples", "examples")];
+        for (kind, _) in kinds
+            .iter()
+            .filter(|(_, dir)| std::path::Path::new(dir).is_dir())
+        {
             // GCC's LTO needs its own linker plugin: the BFD linker, not the rust-lld that
             // rustc picks by default on x86_64 Linux since 1.90.
             println!("cargo:rustc-link-arg-{kind}=-fuse-ld=bfd");

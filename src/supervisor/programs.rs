@@ -1,9 +1,12 @@
 //! From a topology to the processes that run it: the command line of each element.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::supervisor::state::{ProgramSpec, Tier};
-use crate::topology::{ForwarderSection, ProcessSettings, ReceiverSection, Topology, WorkerKind};
+use crate::topology::{
+    ForwarderSection, ProcessSettings, ReceiverSection, Topology, WorkerKind, WorkerSection,
+};
 use zerolog::element::ElementConfig;
 use zerolog::forwarder::ForwarderConfig;
 use zerolog::receiver::ReceiverConfig;
@@ -63,39 +66,47 @@ fn receiver_config(r: &ReceiverSection) -> ReceiverConfig {
     }
 }
 
+fn base_env(settings: &ProcessSettings, name: &str) -> BTreeMap<String, String> {
+    let mut env = settings.env.clone();
+    env.insert("ZEROLOG_SUPERVISED".into(), "1".into());
+    env.insert("ZEROLOG_PROGRAM".into(), name.into());
+    env
+}
+
+/// One of zerolog's elements, run as `zerolog ELEMENT --config FILE`.
+fn element(
+    topology: &Topology,
+    bin: &str,
+    (name, tier): (&str, Tier),
+    config: ElementConfig,
+    settings: &ProcessSettings,
+) -> ProgramSpec {
+    let path = config_path(topology, name);
+    let argv = vec![
+        bin.to_string(),
+        config.element().into(),
+        "--config".into(),
+        path.display().to_string(),
+    ];
+    ProgramSpec {
+        name: name.into(),
+        group: name.into(),
+        tier,
+        argv,
+        env: base_env(settings, name),
+        settings: settings.clone(),
+        config: Some((config, path)),
+        upstream: None,
+        notifies: true,
+    }
+}
+
 /// The processes of a topology: zerolog's elements run as `zerolog ELEMENT --config FILE`
 /// (the file written at spawn from [`ProgramSpec::config`]), `type = "zmq"` workers as their
 /// own command.
 pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
     let bin = zerolog.display().to_string();
     let mut specs = Vec::new();
-    let base_env = |settings: &crate::topology::ProcessSettings, name: &str| {
-        let mut env = settings.env.clone();
-        env.insert("ZEROLOG_SUPERVISED".into(), "1".into());
-        env.insert("ZEROLOG_PROGRAM".into(), name.into());
-        env
-    };
-    let element = |name: &str, tier: Tier, config: ElementConfig, settings: &ProcessSettings| {
-        let path = config_path(topology, name);
-        let argv = vec![
-            bin.clone(),
-            config.element().into(),
-            "--config".into(),
-            path.display().to_string(),
-        ];
-        ProgramSpec {
-            name: name.into(),
-            group: name.into(),
-            tier,
-            argv,
-            env: base_env(settings, name),
-            settings: settings.clone(),
-            config: Some((config, path)),
-            upstream: None,
-            notifies: true,
-        }
-    };
-
     if let Some(f) = &topology.forwarder {
         // One subscription per topic of each receiver that connects to this forwarder.
         let expected: usize = topology
@@ -105,20 +116,28 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
             .map(|r| r.topics.len().max(1))
             .sum();
         let config = ElementConfig::Forwarder(forwarder_config(f, expected));
-        specs.push(element("forwarder", Tier::Forwarder, config, &f.settings));
+        let id = ("forwarder", Tier::Forwarder);
+        specs.push(element(topology, &bin, id, config, &f.settings));
     }
-
     for r in &topology.receivers {
         let config = ElementConfig::Receiver(receiver_config(r));
-        specs.push(element(&r.name, Tier::Receiver, config, &r.settings));
+        let id = (r.name.as_str(), Tier::Receiver);
+        specs.push(element(topology, &bin, id, config, &r.settings));
     }
-
     for w in &topology.workers {
-        let Some(receiver) = topology.receivers.iter().find(|r| r.name == w.receiver) else {
-            continue;
-        };
-        let backend = receiver.output.connect_target().to_string();
-        for i in 0..w.numprocs {
+        specs.extend(worker_specs(topology, &bin, w));
+    }
+    specs
+}
+
+/// The `numprocs` processes of a worker entry.
+fn worker_specs(topology: &Topology, bin: &str, w: &WorkerSection) -> Vec<ProgramSpec> {
+    let Some(receiver) = topology.receivers.iter().find(|r| r.name == w.receiver) else {
+        return Vec::new();
+    };
+    let backend = receiver.output.connect_target().to_string();
+    (0..w.numprocs)
+        .map(|i| {
             let name = format!("{}:{i}", w.name);
             let mut spec = match w.kind {
                 WorkerKind::Stdin => {
@@ -129,7 +148,7 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
                         framing: w.framing,
                         receive: Receive::Frame,
                     });
-                    element(&name, Tier::Worker, config, &w.settings)
+                    element(topology, bin, (&name, Tier::Worker), config, &w.settings)
                 }
                 // A program of the operator's may notify, but need not.
                 WorkerKind::Zmq => ProgramSpec {
@@ -152,10 +171,9 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
             spec.upstream = Some(receiver.name.clone());
             spec.env.insert("ZEROLOG_BACKEND".into(), backend.clone());
             spec.env.insert("ZEROLOG_PROCESS_NUM".into(), i.to_string());
-            specs.push(spec);
-        }
-    }
-    specs
+            spec
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,212 @@
+//! Values (restart policies, signals, names, paths) and the checks across sections: no two
+//! binds clash, names are unique.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use nix::sys::signal::Signal;
+
+use zerolog::endpoint::{Endpoint, Host};
+
+use super::diagnostics::*;
+use super::*;
+
+// ---------------------------------------------------------------------------------------------
+// Values
+
+pub(super) fn parse_restart(s: &str) -> Result<RestartPolicy, String> {
+    match s {
+        "always" => Ok(RestartPolicy::Always),
+        "on-failure" => Ok(RestartPolicy::OnFailure),
+        "never" => Ok(RestartPolicy::Never),
+        other => Err(format!(
+            "unknown restart policy \"{other}\": expected always, on-failure or never"
+        )),
+    }
+}
+
+pub(super) fn parse_signal(s: &str) -> Result<Signal, String> {
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    Ok(match name {
+        "TERM" => Signal::SIGTERM,
+        "INT" => Signal::SIGINT,
+        "HUP" => Signal::SIGHUP,
+        "QUIT" => Signal::SIGQUIT,
+        "KILL" => Signal::SIGKILL,
+        "USR1" => Signal::SIGUSR1,
+        "USR2" => Signal::SIGUSR2,
+        _ => {
+            return Err(format!(
+                "unknown stop signal \"{s}\": expected TERM, INT, HUP, QUIT, KILL, USR1 or USR2"
+            ))
+        }
+    })
+}
+
+pub(super) fn parse_kind(s: &str) -> Result<WorkerKind, String> {
+    match s {
+        "stdin" => Ok(WorkerKind::Stdin),
+        "zmq" => Ok(WorkerKind::Zmq),
+        other => Err(format!(
+            "unknown worker type \"{other}\": expected stdin or zmq"
+        )),
+    }
+}
+
+pub(super) fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
+    SocketAddr::from_str(s).map_err(|_| {
+        format!("invalid address \"{s}\": expected IP:PORT, e.g. 127.0.0.1:6000 or [::1]:6000")
+    })
+}
+
+pub(super) fn parse_name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the name must not be empty".into());
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(format!(
+            "invalid name \"{s}\": {c:?} is not allowed; use letters, digits, `_`, `.` and `-`"
+        ));
+    }
+    if s == "forwarder" {
+        return Err("the name \"forwarder\" is reserved".into());
+    }
+    Ok(s.to_owned())
+}
+
+pub(super) fn absolute_path(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    if p.is_absolute() {
+        Ok(p)
+    } else {
+        Err(format!("\"{s}\" must be an absolute path"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cross-checks
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Proto {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug)]
+pub(super) enum BindTarget {
+    /// A ZeroMQ endpoint or a unix socket path (TCP counts as TCP).
+    Endpoint(Endpoint),
+    /// A UDP port.
+    Udp(SocketAddr),
+}
+
+/// Something this host binds, for the duplicate check.
+#[derive(Debug)]
+pub(super) struct Bind {
+    pub(super) target: BindTarget,
+    pub(super) key: String,
+    pub(super) line: usize,
+    /// A default value (two defaults only clash when names clash, which is reported already).
+    pub(super) default: bool,
+}
+
+impl Bind {
+    pub(super) fn endpoint(ep: &Endpoint, key: String, line: usize, default: bool) -> Bind {
+        Bind {
+            target: BindTarget::Endpoint(ep.clone()),
+            key,
+            line,
+            default,
+        }
+    }
+
+    pub(super) fn socket(proto: Proto, addr: SocketAddr, key: String, line: usize) -> Bind {
+        let target = match proto {
+            Proto::Tcp => BindTarget::Endpoint(Endpoint::Tcp {
+                host: Host::Ip(addr.ip()),
+                port: addr.port(),
+            }),
+            Proto::Udp => BindTarget::Udp(addr),
+        };
+        Bind {
+            target,
+            key,
+            line,
+            default: false,
+        }
+    }
+
+    /// How it clashes with `other`, if it does.
+    pub(super) fn clash(&self, other: &Bind) -> Option<String> {
+        if self.default && other.default {
+            return None;
+        }
+        match (&self.target, &other.target) {
+            (BindTarget::Endpoint(a), BindTarget::Endpoint(b)) if a.clashes(b) => Some(match a {
+                Endpoint::Tcp { port, .. } => format!("TCP port {port}"),
+                Endpoint::Ipc(path) => format!("ipc path {}", path.display()),
+            }),
+            (BindTarget::Udp(a), BindTarget::Udp(b)) => {
+                let (a, b) = (udp_as_endpoint(a), udp_as_endpoint(b));
+                a.clashes(&b)
+                    .then(|| format!("UDP port {}", a.port().unwrap_or(0)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A UDP address, compared as TCP ones are (same port, same host or a wildcard).
+pub(super) fn udp_as_endpoint(addr: &SocketAddr) -> Endpoint {
+    Endpoint::Tcp {
+        host: Host::Ip(addr.ip()),
+        port: addr.port(),
+    }
+}
+
+pub(super) fn check_binds(ctx: &mut Ctx<'_>, binds: &[Bind]) {
+    for (i, b) in binds.iter().enumerate() {
+        if let Some((what, first)) = binds[..i]
+            .iter()
+            .find_map(|earlier| b.clash(earlier).map(|what| (what, earlier)))
+        {
+            let message = format!(
+                "{what} is already bound by {} (line {})",
+                first.key, first.line
+            );
+            ctx.error(b.line, &b.key, message);
+        }
+    }
+}
+
+/// A valid receiver or worker name, for the uniqueness check.
+pub(super) struct Name {
+    pub(super) name: String,
+    pub(super) kind: &'static str,
+    pub(super) key: String,
+    pub(super) line: usize,
+}
+
+pub(super) fn check_names(ctx: &mut Ctx<'_>, names: &[Name]) {
+    let mut seen: HashMap<&str, &Name> = HashMap::new();
+    for n in names {
+        match seen.get(n.name.as_str()) {
+            Some(first) => {
+                let message = format!(
+                    "duplicate name \"{}\": already used by the {} on line {} (receivers and workers share one namespace)",
+                    n.name, first.kind, first.line
+                );
+                ctx.error(n.line, &n.key, message);
+            }
+            None => {
+                seen.insert(&n.name, n);
+            }
+        }
+    }
+}
