@@ -69,7 +69,12 @@ impl Zerologd {
         let mut cmd = Command::new(zerologd_bin());
         cmd.args(["-c", config.to_str().unwrap()])
             .env("ZEROLOG_RUNTIME_DIR", dir.join("run"))
-            .env("RUST_LOG", "info")
+            // ZEROLOG_TEST_RUST_LOG=error runs zerologd and its children with logging off, to
+            // find the tests that depend on log text.
+            .env(
+                "RUST_LOG",
+                std::env::var("ZEROLOG_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("NOTIFY_SOCKET", notify.path());
         Zerologd {
             proc: Proc::spawn(dir, name, cmd),
