@@ -189,10 +189,9 @@ pub struct ForwarderArgs {
     /// Logging configuration file (TOML; see the README). RUST_LOG overrides its level
     #[arg(short = 'l', long, value_name = "LOG_CONFIG")]
     pub log_config: Option<PathBuf>,
-    /// Take every setting from FILE (JSON, as zerologd writes it under its runtime directory)
-    /// instead of from flags
-    #[arg(long, value_name = "FILE", exclusive = true)]
-    pub config: Option<PathBuf>,
+    /// `--config FILE`
+    #[command(flatten)]
+    pub from_file: FromFile,
 }
 
 #[derive(Args)]
@@ -238,10 +237,9 @@ pub struct ReceiverArgs {
     /// e.g. 10.0.0.0/8); default: any
     #[arg(long, value_name = "NET", value_parser = zerolog::access::parse_net)]
     pub allow: Vec<ipnet::IpNet>,
-    /// Take every setting from FILE (JSON, as zerologd writes it under its runtime directory)
-    /// instead of from flags
-    #[arg(long, value_name = "FILE", exclusive = true)]
-    pub config: Option<PathBuf>,
+    /// `--config FILE`
+    #[command(flatten)]
+    pub from_file: FromFile,
 }
 
 #[derive(Args)]
@@ -286,6 +284,14 @@ pub struct WorkerArgs {
     /// Arguments of WORKER
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+    /// `--config FILE`
+    #[command(flatten)]
+    pub from_file: FromFile,
+}
+
+/// `--config FILE` of the elements: what zerologd runs them with.
+#[derive(Args)]
+pub struct FromFile {
     /// Take every setting from FILE (JSON, as zerologd writes it under its runtime directory)
     /// instead of from flags
     #[arg(long, value_name = "FILE", exclusive = true)]
@@ -324,7 +330,7 @@ fn config_file<T>(
 impl ForwarderArgs {
     /// The forwarder's configuration: the file of `--config`, or zerolog 0.3's flags.
     pub fn into_config(self) -> Result<ForwarderConfig, Error> {
-        if let Some(path) = &self.config {
+        if let Some(path) = &self.from_file.config {
             return config_file(path, "forwarder", |c| match c {
                 ElementConfig::Forwarder(f) => Some(f),
                 _ => None,
@@ -362,7 +368,7 @@ impl ForwarderArgs {
 impl ReceiverArgs {
     /// The receiver's configuration: the file of `--config`, or zerolog 0.3's arguments.
     pub fn into_config(self) -> Result<ReceiverConfig, Error> {
-        if let Some(path) = &self.config {
+        if let Some(path) = &self.from_file.config {
             return config_file(path, "receiver", |c| match c {
                 ElementConfig::Receiver(r) => Some(r),
                 _ => None,
@@ -393,7 +399,7 @@ impl ReceiverArgs {
 impl WorkerArgs {
     /// The worker's configuration: the file of `--config`, or the command line.
     pub fn into_config(self) -> Result<WorkerConfig, Error> {
-        if let Some(path) = &self.config {
+        if let Some(path) = &self.from_file.config {
             return config_file(path, "worker", |c| match c {
                 ElementConfig::Worker(w) => Some(w),
                 _ => None,

@@ -188,8 +188,6 @@ fn digits(mut n: u64) -> Digits {
 /// The printable pattern that pads a message to its size.
 const PAD: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
-pub use zerolog::seq::parse as parse_seq;
-
 /// Sends the load; returns once every connection is done.
 pub fn run(config: &LoggenConfig) -> Result<LoggenReport, Error> {
     if config.count.is_none() && config.duration.is_none() {
@@ -330,14 +328,14 @@ mod tests {
         for format in [LineFormat::Rfc5424, LineFormat::Rfc3164] {
             make_message(format, "bench", 3, 123_456, 150, &mut m);
             assert_eq!(m.len(), 150);
-            assert_eq!(parse_seq(&m), Some((3, 123_456)));
+            assert_eq!(zerolog::seq::parse(&m), Some((3, 123_456)));
             let mut topic = Vec::new();
             zerolog::syslog::TopicTemplate::default()
                 .render(&zerolog::syslog::scan(&m), &mut topic);
             assert_eq!(topic, b"bench");
         }
-        assert_eq!(parse_seq(b"no sequence"), None);
-        assert_eq!(parse_seq(b"x seq=1.22"), Some((1, 22)));
+        assert_eq!(zerolog::seq::parse(b"no sequence"), None);
+        assert_eq!(zerolog::seq::parse(b"x seq=1.22"), Some((1, 22)));
     }
 
     /// Runs loggen (`count` lines over 2 connections) against a local listener and returns
@@ -365,7 +363,7 @@ mod tests {
             let mut buf = [0u8; 2048];
             for _ in 0..count {
                 let n = sock.recv(&mut buf).unwrap();
-                let (conn, _) = parse_seq(&buf[..n]).unwrap();
+                let (conn, _) = zerolog::seq::parse(&buf[..n]).unwrap();
                 got[conn as usize].extend_from_slice(&buf[..n]);
                 got[conn as usize].push(b'|');
             }
@@ -379,7 +377,7 @@ mod tests {
             let (mut s, _) = listener.accept().unwrap();
             let mut all = Vec::new();
             s.read_to_end(&mut all).unwrap();
-            let (conn, _) = parse_seq(&all).unwrap();
+            let (conn, _) = zerolog::seq::parse(&all).unwrap();
             got[conn as usize] = all;
         }
         (got, sender.join().unwrap())

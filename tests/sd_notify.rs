@@ -5,6 +5,7 @@ use crate::common::notify::NotifySocket;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::zerologd::*;
 use crate::common::*;
 
 #[test]
@@ -141,75 +142,31 @@ fn without_notify_socket_nothing_is_sent_and_the_pipeline_runs() {
 #[test]
 fn readiness_does_not_depend_on_the_log_level() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (backend, out) = (free_port(), d.join("out.txt"));
-    let config = write_file(
-        d,
-        "zerolog.toml",
-        &format!(
-            r#"
-[forwarder]
-tcp = ["127.0.0.1:{backend}"]
-publish = "tcp://127.0.0.1:{}"
-
-[[receiver]]
-name = "all"
-
-[[worker]]
-name = "out"
-receiver = "all"
-command = ["file", "{}"]
-restart_backoff = "50ms"
-"#,
-            free_port(),
-            out.display()
-        ),
-    );
-    let notify = NotifySocket::bind(&d.join("notify.sock"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerologd"));
-    cmd.args(["-c", config.to_str().unwrap()])
-        .env("ZEROLOG_RUNTIME_DIR", d.join("run"))
-        .env("RUST_LOG", "error")
-        .env("NOTIFY_SOCKET", notify.path());
-    let z = Proc::spawn(d, "zerologd", cmd);
-    notify.until("READY=1", READY_TIMEOUT, &z);
-    send_tcp(backend, b"<13>app: quiet one\n");
-    wait_for_line_count(&out, 1, DELIVERY_TIMEOUT, &[&z]);
-
-    let status = |name: &str| -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_zerologd"))
-            .args(["-c", config.to_str().unwrap(), "status", "--json"])
-            .env("ZEROLOG_RUNTIME_DIR", d.join("run"))
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["programs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap()
-            .clone()
-    };
+    let out = dir.path().join("out.txt");
+    let z = Zerologd::start_logging(dir.path(), BASIC, "error");
+    send_tcp(z.backend, b"<13>app: quiet one\n");
+    wait_for_line_count(&out, 1, DELIVERY_TIMEOUT, &[&z.proc]);
     for name in ["forwarder", "all", "out:0"] {
-        assert_eq!(status(name)["ready"], true, "{name}: {}", status(name));
+        let p = z.program_json(name);
+        assert_eq!(p["ready"], true, "{name}: {p}");
     }
-    let old = status("forwarder")["pid"].as_i64().unwrap() as i32;
+    let old = z.pid_of("forwarder").unwrap();
     kill9(old);
     wait_until(READY_TIMEOUT, "the restarted forwarder ready", || {
-        let p = status("forwarder");
+        let p = z.program_json("forwarder");
         p["ready"] == true && p["pid"] != old
     });
-    send_tcp(backend, b"<13>app: quiet two\n");
-    wait_for_line_count(&out, 2, DELIVERY_TIMEOUT, &[&z]);
+    send_tcp(z.backend, b"<13>app: quiet two\n");
+    wait_for_line_count(&out, 2, DELIVERY_TIMEOUT, &[&z.proc]);
     // Nothing was logged: the level held, and readiness came anyway.
-    assert!(!z.stderr_text().contains("INFO"), "{}", z.stderr_text());
-    z.signal("TERM");
+    let log = z.proc.stderr_text();
+    assert!(!log.contains("INFO"), "{log}");
+    z.proc.signal("TERM");
     assert_eq!(
-        z.wait_exit(READY_TIMEOUT).code(),
+        z.proc.wait_exit(READY_TIMEOUT).code(),
         Some(0),
         "{}",
-        z.describe()
+        z.proc.describe()
     );
 }
 
@@ -248,7 +205,7 @@ command = ["null"]
             taken.local_addr().unwrap().port()
         ),
     );
-    let z = crate::common::zerologd::Zerologd::spawn(d, "zerologd", &config, 0);
+    let z = Zerologd::spawn(d, "zerologd", &config, 0);
     wait_until(READY_TIMEOUT, "the receiver crash-looping", || {
         z.try_program_json("all")
             .is_some_and(|p| p["restarts"].as_u64().unwrap_or(0) >= 3)
@@ -275,17 +232,7 @@ command = ["null"]
 fn nothing_of_zerologd_outlives_its_exit() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let config = write_file(
-        d,
-        "zerolog.toml",
-        &format!(
-            "[forwarder]\ntcp = [\"127.0.0.1:{}\"]\npublish = \"tcp://127.0.0.1:{}\"\n\
-             [[receiver]]\nname = \"all\"\n\
-             [[worker]]\nname = \"w\"\nreceiver = \"all\"\ncommand = [\"null\"]\n",
-            free_port(),
-            free_port()
-        ),
-    );
+    let config = write_file(d, "zerolog.toml", &Zerologd::expand(d, BASIC, free_port()));
     // The parent becomes a subreaper, starts zerologd, says its pid, waits for it, then looks
     // for any other child it inherited (alive or a zombie).
     let script = r#"

@@ -18,21 +18,6 @@ fn alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-const BASIC: &str = r#"
-[forwarder]
-tcp = ["127.0.0.1:{B}"]
-publish = "tcp://127.0.0.1:{F}"
-
-[[receiver]]
-name = "all"
-
-[[worker]]
-name = "out"
-receiver = "all"
-command = ["file", "{DIR}/out.txt"]
-restart_backoff = "50ms"
-"#;
-
 #[test]
 fn kill_9_of_each_element_is_restarted_and_the_pipeline_delivers_again() {
     let dir = tempfile::tempdir().unwrap();

@@ -28,7 +28,7 @@ pub fn zerolog_binary(configured: Option<&Path>) -> PathBuf {
 }
 
 /// Where zerologd writes the configuration of program `name`.
-pub fn config_path(topology: &Topology, name: &str) -> PathBuf {
+fn config_path(topology: &Topology, name: &str) -> PathBuf {
     topology
         .daemon
         .runtime_dir

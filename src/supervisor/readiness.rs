@@ -10,9 +10,8 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+use zerolog::endpoint::MAX_IPC_PATH;
 
-/// Longest path a unix socket address holds (`sun_path` less its terminating NUL).
-const MAX_SOCKET_PATH: usize = 107;
 /// Datagrams taken per call, so a flood cannot hold up the daemon loop.
 const MAX_PER_CALL: usize = 256;
 
@@ -28,7 +27,7 @@ pub struct Notification {
 impl Notification {
     /// Whether it says `READY=1`.
     pub fn ready(&self) -> bool {
-        self.lines.iter().any(|l| l == "READY=1")
+        self.lines.iter().any(|l| l == zerolog::notify::READY)
     }
 }
 
@@ -42,9 +41,9 @@ impl NotifyServer {
     /// Binds the socket at `path` (a stale one is replaced), writable by every user a program
     /// may run as: credentials, not the file mode, say who sent what.
     pub fn bind(path: &Path) -> std::io::Result<NotifyServer> {
-        if path.as_os_str().len() > MAX_SOCKET_PATH {
+        if path.as_os_str().len() > MAX_IPC_PATH {
             return Err(std::io::Error::other(format!(
-                "path longer than {MAX_SOCKET_PATH} bytes: choose a shorter runtime_dir"
+                "path longer than {MAX_IPC_PATH} bytes: choose a shorter runtime_dir"
             )));
         }
         let _ = std::fs::remove_file(path);

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use nix::sys::signal::Signal;
 
-use zerolog::endpoint::{Endpoint, Host};
+use zerolog::endpoint::Endpoint;
 
 use super::diagnostics::*;
 use super::*;
@@ -98,18 +98,12 @@ pub(super) enum Proto {
     Udp,
 }
 
-#[derive(Debug)]
-pub(super) enum BindTarget {
-    /// A ZeroMQ endpoint or a unix socket path (TCP counts as TCP).
-    Endpoint(Endpoint),
-    /// A UDP port.
-    Udp(SocketAddr),
-}
-
-/// Something this host binds, for the duplicate check.
+/// Something this host binds, for the duplicate check: an endpoint (a TCP address, an ipc
+/// path) of one protocol.
 #[derive(Debug)]
 pub(super) struct Bind {
-    pub(super) target: BindTarget,
+    pub(super) proto: Proto,
+    pub(super) target: Endpoint,
     pub(super) key: String,
     pub(super) line: usize,
     /// A default value (two defaults only clash when names clash, which is reported already).
@@ -117,25 +111,22 @@ pub(super) struct Bind {
 }
 
 impl Bind {
+    /// A ZeroMQ endpoint (TCP or ipc) or the control socket.
     pub(super) fn endpoint(ep: &Endpoint, key: String, line: usize, default: bool) -> Bind {
         Bind {
-            target: BindTarget::Endpoint(ep.clone()),
+            proto: Proto::Tcp,
+            target: ep.clone(),
             key,
             line,
             default,
         }
     }
 
+    /// A TCP or UDP listening address.
     pub(super) fn socket(proto: Proto, addr: SocketAddr, key: String, line: usize) -> Bind {
-        let target = match proto {
-            Proto::Tcp => BindTarget::Endpoint(Endpoint::Tcp {
-                host: Host::Ip(addr.ip()),
-                port: addr.port(),
-            }),
-            Proto::Udp => BindTarget::Udp(addr),
-        };
         Bind {
-            target,
+            proto,
+            target: Endpoint::from(addr),
             key,
             line,
             default: false,
@@ -144,29 +135,17 @@ impl Bind {
 
     /// How it clashes with `other`, if it does.
     pub(super) fn clash(&self, other: &Bind) -> Option<String> {
-        if self.default && other.default {
+        if (self.default && other.default)
+            || self.proto != other.proto
+            || !self.target.clashes(&other.target)
+        {
             return None;
         }
-        match (&self.target, &other.target) {
-            (BindTarget::Endpoint(a), BindTarget::Endpoint(b)) if a.clashes(b) => Some(match a {
-                Endpoint::Tcp { port, .. } => format!("TCP port {port}"),
-                Endpoint::Ipc(path) => format!("ipc path {}", path.display()),
-            }),
-            (BindTarget::Udp(a), BindTarget::Udp(b)) => {
-                let (a, b) = (udp_as_endpoint(a), udp_as_endpoint(b));
-                a.clashes(&b)
-                    .then(|| format!("UDP port {}", a.port().unwrap_or(0)))
-            }
-            _ => None,
-        }
-    }
-}
-
-/// A UDP address, compared as TCP ones are (same port, same host or a wildcard).
-pub(super) fn udp_as_endpoint(addr: &SocketAddr) -> Endpoint {
-    Endpoint::Tcp {
-        host: Host::Ip(addr.ip()),
-        port: addr.port(),
+        Some(match (self.proto, &self.target) {
+            (_, Endpoint::Ipc(path)) => format!("ipc path {}", path.display()),
+            (Proto::Tcp, Endpoint::Tcp { port, .. }) => format!("TCP port {port}"),
+            (Proto::Udp, Endpoint::Tcp { port, .. }) => format!("UDP port {port}"),
+        })
     }
 }
 

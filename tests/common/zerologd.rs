@@ -8,9 +8,31 @@ use std::time::{Duration, Instant};
 use super::notify::NotifySocket;
 use super::*;
 
+/// The log level of zerologd and its children: info, or `$ZEROLOG_TEST_RUST_LOG`
+/// (`error` runs them with logging off, to find the tests that depend on log text).
+fn test_log_level() -> String {
+    std::env::var("ZEROLOG_TEST_RUST_LOG").unwrap_or_else(|_| "info".into())
+}
+
 pub fn zerologd_bin() -> &'static str {
     env!("CARGO_BIN_EXE_zerologd")
 }
+
+/// One forwarder, one receiver of every topic, one `file` worker writing `{DIR}/out.txt`.
+pub const BASIC: &str = r#"
+[forwarder]
+tcp = ["127.0.0.1:{B}"]
+publish = "tcp://127.0.0.1:{F}"
+
+[[receiver]]
+name = "all"
+
+[[worker]]
+name = "out"
+receiver = "all"
+command = ["file", "{DIR}/out.txt"]
+restart_backoff = "50ms"
+"#;
 
 /// A zerologd running a topology file written into a temp dir, on free ports.
 pub struct Zerologd {
@@ -26,9 +48,14 @@ impl Zerologd {
     /// Writes `topology` (with `{B}` = TCP input port, `{F}` = publish port, `{DIR}` = temp dir)
     /// and starts zerologd on it; waits for its READY=1.
     pub fn start(dir: &Path, topology: &str) -> Zerologd {
+        Self::start_logging(dir, topology, &test_log_level())
+    }
+
+    /// [`Zerologd::start`] with `RUST_LOG=level` for zerologd and its children.
+    pub fn start_logging(dir: &Path, topology: &str, level: &str) -> Zerologd {
         let backend = free_port();
         let config = write_file(dir, "zerolog.toml", &Self::expand(dir, topology, backend));
-        let z = Self::spawn(dir, "zerologd", &config, backend);
+        let z = Self::spawn_logging(dir, "zerologd", &config, backend, level);
         z.wait_ready();
         z
     }
@@ -65,16 +92,15 @@ impl Zerologd {
     }
 
     pub fn spawn(dir: &Path, name: &str, config: &Path, backend: u16) -> Zerologd {
+        Self::spawn_logging(dir, name, config, backend, &test_log_level())
+    }
+
+    fn spawn_logging(dir: &Path, name: &str, config: &Path, backend: u16, level: &str) -> Zerologd {
         let notify = NotifySocket::bind(&dir.join(format!("{name}-notify.sock")));
         let mut cmd = Command::new(zerologd_bin());
         cmd.args(["-c", config.to_str().unwrap()])
             .env("ZEROLOG_RUNTIME_DIR", dir.join("run"))
-            // ZEROLOG_TEST_RUST_LOG=error runs zerologd and its children with logging off, to
-            // find the tests that depend on log text.
-            .env(
-                "RUST_LOG",
-                std::env::var("ZEROLOG_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", level)
             .env("NOTIFY_SOCKET", notify.path());
         Zerologd {
             proc: Proc::spawn(dir, name, cmd),
@@ -110,23 +136,13 @@ impl Zerologd {
     pub fn try_program_json(&self, name: &str) -> Option<serde_json::Value> {
         let (code, out, _) = self.ctl(&["status", "--json"]);
         let v: serde_json::Value = serde_json::from_str(&out).ok().filter(|_| code == 0)?;
-        v["programs"]
-            .as_array()?
-            .iter()
-            .find(|p| p["name"] == name)
-            .cloned()
+        find_program(&v, name)
     }
 
     /// One program's entry of `zerologd status --json`.
     pub fn program_json(&self, name: &str) -> serde_json::Value {
         let v = self.status_json();
-        v["programs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("no {name} in {v}"))
-            .clone()
+        find_program(&v, name).unwrap_or_else(|| panic!("no {name} in {v}"))
     }
 
     /// `zerologd status --json`, as (name, state, pid, restarts) rows.
@@ -210,4 +226,13 @@ impl Zerologd {
             },
         );
     }
+}
+
+/// The entry of program `name` in a `status --json` answer.
+fn find_program(status: &serde_json::Value, name: &str) -> Option<serde_json::Value> {
+    status["programs"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)
+        .cloned()
 }

@@ -120,16 +120,15 @@ impl Endpoint {
 
     /// Parses an endpoint to connect to: `tcp://HOST:PORT`, `HOST:PORT` or `ipc://PATH`.
     pub fn parse_connect(s: &str) -> Result<Endpoint, EndpointError> {
-        let with_scheme = if s.contains("://") {
-            s.to_owned()
-        } else {
-            format!("tcp://{s}")
-        };
-        let ep: Endpoint = with_scheme.parse().map_err(|_| {
-            err(format!(
+        let ep: Endpoint = if s.starts_with("tcp://") || s.starts_with("ipc://") {
+            s.parse()?
+        } else if s.contains("://") {
+            return Err(err(format!(
                 "invalid endpoint \"{s}\": expected tcp://HOST:PORT, HOST:PORT or ipc://PATH"
-            ))
-        })?;
+            )));
+        } else {
+            format!("tcp://{s}").parse()?
+        };
         match &ep {
             Endpoint::Tcp { host, .. } if *host == Host::Any => {
                 Err(err(format!("\"{s}\": cannot connect to `*`; name a host")))
@@ -201,6 +200,16 @@ impl Endpoint {
             }
             (Endpoint::Ipc(a), Endpoint::Ipc(b)) => a == b,
             _ => false,
+        }
+    }
+}
+
+/// A socket address as a TCP endpoint (for comparing listening addresses, UDP ones too).
+impl From<std::net::SocketAddr> for Endpoint {
+    fn from(addr: std::net::SocketAddr) -> Endpoint {
+        Endpoint::Tcp {
+            host: Host::Ip(addr.ip()),
+            port: addr.port(),
         }
     }
 }
@@ -322,6 +331,9 @@ mod tests {
         assert!(c("tcp://*:6001").contains("cannot connect to `*`"));
         assert!(c("127.0.0.1:0").contains("port 0"));
         assert!(c("udp://x:1").contains("expected tcp://HOST:PORT, HOST:PORT or ipc://PATH"));
+        // The reason, not just "invalid".
+        assert!(c("::1:6001").contains("in brackets"));
+        assert!(c("tcp://host").contains("has no port"));
         assert_eq!(
             Endpoint::parse_connect("10.0.0.1:6001").unwrap(),
             ep("tcp://10.0.0.1:6001")

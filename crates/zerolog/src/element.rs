@@ -75,7 +75,8 @@ impl ElementConfig {
     }
 
     /// Writes the file at `path` whole or not at all (a temporary file, then a rename), readable
-    /// by the user the element runs as.
+    /// by the user the element runs as. No fsync: zerologd writes it anew before every start,
+    /// from its daemon loop, which must not wait on the disk.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -83,7 +84,6 @@ impl ElementConfig {
         let tmp = path.with_extension("json.tmp");
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(self.to_json().as_bytes())?;
-        f.sync_all()?;
         std::fs::rename(&tmp, path)
     }
 }

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
+use crate::framing::FramerStats;
+use crate::stats::ForwarderStats;
+
 /// At most one log line per interval: the first event logs, the next ones within the interval
 /// are only counted.
 #[derive(Debug, Clone)]
@@ -66,43 +69,35 @@ impl ConnectionRefused {
 }
 
 /// Bad input on a connection: messages truncated to the maximum size, malformed octet counts,
-/// messages cut by the end of the connection. The framer counts; this adds them up.
+/// messages cut by the end of the connection. The framer counts them; this adds what it
+/// counted since `last` to the element's counters.
 pub struct BadInput {
     /// Who sent it.
     pub peer: SocketAddr,
-    /// Newly counted, and totals on this connection: truncated messages.
-    pub truncated: (u64, u64),
-    /// Newly counted, and totals: malformed octet counts.
-    pub malformed: (u64, u64),
-    /// Newly counted, and totals: incomplete messages.
-    pub incomplete: (u64, u64),
+    /// The connection's framer counts now...
+    pub now: FramerStats,
+    /// ...and when they were last added.
+    pub last: FramerStats,
     /// The maximum message size, for the log line.
     pub max_message_size: usize,
 }
 
-/// The counters [`BadInput`] adds to.
-pub struct BadInputCounters<'a> {
-    /// `truncated`.
-    pub truncated: &'a AtomicU64,
-    /// `malformed_frames`.
-    pub malformed: &'a AtomicU64,
-    /// `incomplete`.
-    pub incomplete: &'a AtomicU64,
-}
-
 impl BadInput {
     /// Counts what is new, and logs (rate-limited) when there is any.
-    pub fn emit(&self, counters: BadInputCounters<'_>, limit: &mut RateLimit) {
-        counters.truncated.fetch_add(self.truncated.0, Relaxed);
-        counters.malformed.fetch_add(self.malformed.0, Relaxed);
-        counters.incomplete.fetch_add(self.incomplete.0, Relaxed);
-        let new = self.truncated.0 + self.malformed.0 + self.incomplete.0;
-        if new > 0 && limit.allow() {
+    pub fn emit(&self, stats: &ForwarderStats, limit: &mut RateLimit) {
+        let (now, last) = (&self.now, &self.last);
+        let truncated = now.truncated - last.truncated;
+        let malformed = now.malformed_counts - last.malformed_counts;
+        let incomplete = now.incomplete - last.incomplete;
+        stats.truncated().fetch_add(truncated, Relaxed);
+        stats.malformed_frames().fetch_add(malformed, Relaxed);
+        stats.incomplete().fetch_add(incomplete, Relaxed);
+        if truncated + malformed + incomplete > 0 && limit.allow() {
             warn!(
                 peer = %self.peer,
-                truncated_total = self.truncated.1,
-                malformed_octet_counts_total = self.malformed.1,
-                incomplete_total = self.incomplete.1,
+                truncated_total = now.truncated,
+                malformed_octet_counts_total = now.malformed_counts,
+                incomplete_total = now.incomplete,
                 max_message_size = self.max_message_size,
                 "bad input on connection (oversized messages are truncated; a malformed octet count switches the connection to LF framing)"
             );

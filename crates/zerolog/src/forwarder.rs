@@ -60,7 +60,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::events::{BadInput, BadInputCounters, Blocked, ConnectionRefused, RateLimit};
+use crate::events::{BadInput, Blocked, ConnectionRefused, RateLimit};
 use crate::framing::{Framer, FramerStats, Framing, DEFAULT_MAX_SIZE};
 use crate::stats::ForwarderStats;
 use crate::syslog::{self, TopicTemplate};
@@ -458,22 +458,11 @@ fn account(
         .fetch_add(now.messages - last.messages, Relaxed);
     BadInput {
         peer,
-        truncated: (now.truncated - last.truncated, now.truncated),
-        malformed: (
-            now.malformed_counts - last.malformed_counts,
-            now.malformed_counts,
-        ),
-        incomplete: (now.incomplete - last.incomplete, now.incomplete),
+        now,
+        last: *last,
         max_message_size: max,
     }
-    .emit(
-        BadInputCounters {
-            truncated: stats.truncated(),
-            malformed: stats.malformed_frames(),
-            incomplete: stats.incomplete(),
-        },
-        limit,
-    );
+    .emit(stats, limit);
     *last = now;
 }
 

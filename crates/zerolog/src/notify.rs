@@ -15,11 +15,13 @@ use std::os::unix::net::UnixDatagram;
 
 /// The environment variable naming the service manager's socket.
 pub const NOTIFY_SOCKET_ENV: &str = "NOTIFY_SOCKET";
+/// The line that says an element is ready.
+pub const READY: &str = "READY=1";
 
 /// Sends `READY=1` when a service manager listens (`$NOTIFY_SOCKET` set); does nothing otherwise.
 /// A failure is logged, never fatal: the element works the same, only its readiness is unseen.
 pub fn ready() {
-    if let Err(e) = send("READY=1\n") {
+    if let Err(e) = send(&format!("{READY}\n")) {
         tracing::warn!(error = %e, "cannot notify readiness ({NOTIFY_SOCKET_ENV})");
     }
 }

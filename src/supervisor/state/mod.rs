@@ -24,13 +24,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
-use tracing::{error, info, warn};
-
 use std::path::PathBuf;
 
-use crate::topology::{ProcessSettings, RestartPolicy};
+use nix::sys::signal::Signal;
+use tracing::{error, info, warn};
 use zerolog::element::ElementConfig;
+
+use crate::topology::{ProcessSettings, RestartPolicy};
 
 /// Stop order: lower tiers stop first; start order is the reverse.
 #[derive(
@@ -75,11 +75,8 @@ pub struct ProgramSpec {
 impl ProgramSpec {
     /// Whether a running instance of `self` can stay when the topology now says `other`.
     pub fn same_program(&self, other: &ProgramSpec) -> bool {
-        let restart_config = |s: &ProgramSpec| {
-            s.config
-                .as_ref()
-                .map(|(c, path)| (c.without_startup(), path.clone()))
-        };
+        // The config's path is in argv.
+        let restart_config = |s: &ProgramSpec| s.config.as_ref().map(|(c, _)| c.without_startup());
         self.argv == other.argv
             && restart_config(self) == restart_config(other)
             && self.env == other.env
@@ -118,6 +115,8 @@ pub enum State {
         pid: i32,
         /// When it was started.
         since: Instant,
+        /// Whether it said `READY=1`, or needs not say ([`ProgramSpec::notifies`]).
+        ready: bool,
     },
     /// Waiting to restart.
     Backoff {
@@ -219,8 +218,6 @@ struct Program {
     restarts: u32,
     starts: u32,
     last_exit: Option<ExitInfo>,
-    /// Whether the running process said it is ready (or needs not say).
-    ready: bool,
 }
 
 /// Something the daemon loop must do.
@@ -311,7 +308,6 @@ impl Supervisor {
                 restarts: 0,
                 starts: 0,
                 last_exit: None,
-                ready: false,
             },
         );
     }
@@ -357,8 +353,11 @@ impl Supervisor {
                 p.restarts += 1;
             }
             p.starts += 1;
-            p.state = State::Running { pid, since: now };
-            p.ready = !p.spec.notifies;
+            p.state = State::Running {
+                pid,
+                since: now,
+                ready: !p.spec.notifies,
+            };
             info!(program = name, pid, "started");
         }
     }
@@ -370,18 +369,15 @@ impl Supervisor {
             .programs
             .values_mut()
             .find(|p| matches!(p.state, State::Running { pid: q, .. } if q == pid))?;
-        if !p.ready {
-            p.ready = true;
+        if let State::Running {
+            ready: ready @ false,
+            ..
+        } = &mut p.state
+        {
+            *ready = true;
             info!(program = p.spec.name, pid, "ready");
         }
         Some(p.spec.name.clone())
-    }
-
-    /// Whether `name` runs and is ready.
-    pub fn is_ready(&self, name: &str) -> bool {
-        self.programs
-            .get(name)
-            .is_some_and(|p| p.ready && matches!(p.state, State::Running { .. }))
     }
 
     /// The daemon could not start the program (counts as an immediate failure).
@@ -394,7 +390,11 @@ impl Supervisor {
         }
         p.starts += 1;
         error!(program = name, error, "could not start");
-        p.state = State::Running { pid: 0, since: now };
+        p.state = State::Running {
+            pid: 0,
+            since: now,
+            ready: false,
+        };
         let exit = ExitInfo {
             code: None,
             signal: None,
@@ -826,7 +826,7 @@ impl Supervisor {
                     }
                     _ => None,
                 },
-                ready: p.ready && matches!(p.state, State::Running { .. }),
+                ready: matches!(p.state, State::Running { ready: true, .. }),
                 restarts: p.restarts,
                 last_exit: p.last_exit.clone(),
                 counters: None,
