@@ -10,6 +10,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use zerolog::defaults;
 use zerolog::element::ElementConfig;
+use zerolog::endpoint::Endpoint;
 use zerolog::forwarder::ForwarderConfig;
 use zerolog::framing::Framing;
 use zerolog::receiver::ReceiverConfig;
@@ -181,11 +182,11 @@ pub struct ForwarderArgs {
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen_udp: Vec<SocketAddr>,
     /// ZeroMQ endpoint to publish on, instead of --bind and --frontend
-    #[arg(long, value_name = "ENDPOINT")]
-    pub publish_endpoint: Option<String>,
+    #[arg(long, value_name = "ENDPOINT", value_parser = Endpoint::parse_bind)]
+    pub publish_endpoint: Option<Endpoint>,
     /// ZeroMQ endpoint for the monitor, instead of --bind and --monitor
-    #[arg(long, value_name = "ENDPOINT")]
-    pub monitor_endpoint: Option<String>,
+    #[arg(long, value_name = "ENDPOINT", value_parser = Endpoint::parse_bind)]
+    pub monitor_endpoint: Option<Endpoint>,
     /// Logging configuration file (TOML; see the README). RUST_LOG overrides its level
     #[arg(short = 'l', long, value_name = "LOG_CONFIG")]
     pub log_config: Option<PathBuf>,
@@ -231,8 +232,8 @@ pub struct ReceiverArgs {
     pub hwm: i32,
     /// A publisher to subscribe to, besides or instead of FORWARDER_ADDRESS FORWARDER_PORT
     /// (repeatable; e.g. tcp://10.0.0.2:6001 or ipc:///run/zerolog/pub.sock)
-    #[arg(long, value_name = "ENDPOINT")]
-    pub connect: Vec<String>,
+    #[arg(long, value_name = "ENDPOINT", value_parser = Endpoint::parse_connect)]
+    pub connect: Vec<Endpoint>,
     /// Only workers from this network or address may connect to a TCP output (repeatable,
     /// e.g. 10.0.0.0/8); default: any
     #[arg(long, value_name = "NET", value_parser = zerolog::access::parse_net)]
@@ -275,9 +276,10 @@ pub struct WorkerArgs {
     /// Separator of --receive joined
     #[arg(long, default_value = " ", value_name = "TEXT")]
     pub join_separator: String,
-    /// ZeroMQ endpoint to receive messages from (e.g. tcp://127.0.0.1:6200)
-    #[arg(required_unless_present = "config")]
-    pub backend: Option<String>,
+    /// ZeroMQ endpoint to receive messages from (e.g. tcp://127.0.0.1:6200 or
+    /// ipc:///run/zerolog/all.sock)
+    #[arg(required_unless_present = "config", value_parser = Endpoint::parse_connect)]
+    pub backend: Option<Endpoint>,
     /// stdout | file PATH | null | a program
     #[arg(required_unless_present = "config")]
     pub worker: Option<String>,
@@ -337,6 +339,7 @@ impl ForwarderArgs {
             });
         }
         let bind = self.bind.to_string();
+        let tcp_endpoint = |port| Endpoint::tcp(&bind, port);
         let mut tcp = self.listen;
         if tcp.is_empty() {
             tcp.push(SocketAddr::new(self.bind, self.backend));
@@ -348,10 +351,10 @@ impl ForwarderArgs {
             udp,
             publish: self
                 .publish_endpoint
-                .unwrap_or_else(|| zerolog::tcp_endpoint(&bind, self.frontend)),
+                .unwrap_or_else(|| tcp_endpoint(self.frontend)),
             monitor: self
                 .monitor_endpoint
-                .or_else(|| self.monitor.map(|p| zerolog::tcp_endpoint(&bind, p))),
+                .or_else(|| self.monitor.map(tcp_endpoint)),
             framing: self.framing,
             max_message_size: self.max_message_size,
             topic_template: self.topic_template,
@@ -375,16 +378,14 @@ impl ReceiverArgs {
             });
         }
         let output = match (self.output_port, self.output_socket) {
-            (_, Some(path)) => format!("ipc://{}", path.display()),
-            (port, None) => {
-                zerolog::tcp_endpoint(&self.bind, port.unwrap_or(defaults::OUTPUT_PORT))
-            }
+            (_, Some(path)) => Endpoint::Ipc(path),
+            (port, None) => Endpoint::tcp(&self.bind, port.unwrap_or(defaults::OUTPUT_PORT)),
         };
         Ok(ReceiverConfig {
             connect: self
                 .forwarder_address
                 .zip(self.forwarder_port)
-                .map(|(addr, port)| zerolog::tcp_endpoint(&addr, port))
+                .map(|(addr, port)| Endpoint::tcp(&addr, port))
                 .into_iter()
                 .chain(self.connect)
                 .collect(),
@@ -489,9 +490,194 @@ pub enum Ctl {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use zerolog::worker::Receive;
+
     #[test]
     fn command_definitions_are_consistent() {
         super::zerolog_command().debug_assert();
         super::zerologd_command().debug_assert();
+    }
+
+    fn element(args: &[&str]) -> Element {
+        let argv = std::iter::once("zerolog").chain(args.iter().copied());
+        ZerologCli::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .command
+    }
+
+    fn forwarder(args: &[&str]) -> ForwarderConfig {
+        let mut argv = vec!["forwarder"];
+        argv.extend(args);
+        match element(&argv) {
+            Element::Forwarder(a) => a.into_config().unwrap(),
+            _ => unreachable!(),
+        }
+    }
+
+    fn receiver(args: &[&str]) -> ReceiverConfig {
+        let mut argv = vec!["receiver"];
+        argv.extend(args);
+        match element(&argv) {
+            Element::Receiver(a) => a.into_config().unwrap(),
+            _ => unreachable!(),
+        }
+    }
+
+    fn worker(args: &[&str]) -> WorkerConfig {
+        let mut argv = vec!["worker"];
+        argv.extend(args);
+        match element(&argv) {
+            Element::Worker(a) => a.into_config().unwrap(),
+            _ => unreachable!(),
+        }
+    }
+
+    fn ep(s: &str) -> Endpoint {
+        s.parse().unwrap()
+    }
+
+    /// The flags' defaults are the elements' own: one definition.
+    #[test]
+    fn without_flags_the_elements_run_their_defaults() {
+        assert_eq!(forwarder(&[]), ForwarderConfig::default());
+        assert_eq!(receiver(&["127.0.0.1", "6001"]), ReceiverConfig::default());
+    }
+
+    /// Every flag reaches its field; the expected configurations name every field, so a new
+    /// option must be added here too.
+    #[test]
+    fn every_flag_reaches_the_configuration() {
+        let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+        let f = forwarder(&[
+            "-f",
+            "7001",
+            "-b",
+            "7000",
+            "-m",
+            "7002",
+            "--bind",
+            "::1",
+            "--udp",
+            "7514",
+            "--framing",
+            "lf",
+            "--max-message-size",
+            "100",
+            "--topic-template",
+            "{hostname}",
+            "--wait-subscribers",
+            "3",
+            "--hwm",
+            "9",
+            "--max-connections",
+            "5",
+            "--idle-timeout",
+            "60",
+            "--udp-recv-buffer",
+            "65536",
+            "--allow",
+            "10.0.0.0/8",
+            "--listen-udp",
+            "127.0.0.1:7515",
+        ]);
+        let want = ForwarderConfig {
+            tcp: vec!["[::1]:7000".parse().unwrap()],
+            udp: vec![
+                "127.0.0.1:7515".parse().unwrap(),
+                "[::1]:7514".parse().unwrap(),
+            ],
+            publish: ep("tcp://[::1]:7001"),
+            monitor: Some(ep("tcp://[::1]:7002")),
+            framing: Framing::Lf,
+            max_message_size: 100,
+            topic_template: "{hostname}".parse().unwrap(),
+            wait_subscribers: 3,
+            send_hwm: 9,
+            max_connections: 5,
+            idle_timeout: Some(Duration::from_secs(60)),
+            udp_recv_buffer: Some(65536),
+            allow: vec![net("10.0.0.0/8")],
+        };
+        assert_eq!(f, want);
+        let f = forwarder(&[
+            "--listen",
+            "127.0.0.1:7000",
+            "--publish-endpoint",
+            "ipc:///run/p.sock",
+            "--monitor-endpoint",
+            "tcp://*:7002",
+        ]);
+        assert_eq!(f.tcp, ["127.0.0.1:7000".parse().unwrap()]);
+        assert_eq!(
+            (f.publish, f.monitor),
+            (ep("ipc:///run/p.sock"), Some(ep("tcp://*:7002")))
+        );
+
+        let r = receiver(&[
+            "log1",
+            "7001",
+            "-t",
+            "nginx",
+            "-t",
+            "kernel",
+            "--output-port",
+            "7200",
+            "--bind",
+            "0.0.0.0",
+            "--hwm",
+            "8",
+            "--connect",
+            "ipc:///run/p.sock",
+            "--allow",
+            "10.0.0.0/8",
+        ]);
+        let want = ReceiverConfig {
+            connect: vec![ep("tcp://log1:7001"), ep("ipc:///run/p.sock")],
+            topics: vec![b"nginx".to_vec(), b"kernel".to_vec()],
+            output: ep("tcp://0.0.0.0:7200"),
+            hwm: 8,
+            allow: vec![net("10.0.0.0/8")],
+        };
+        assert_eq!(r, want);
+        let r = receiver(&[
+            "--connect",
+            "localhost:7001",
+            "--output-socket",
+            "/run/r.sock",
+        ]);
+        assert_eq!(r.connect, [ep("tcp://localhost:7001")]);
+        assert_eq!(r.output, ep("ipc:///run/r.sock"));
+
+        let w = worker(&[
+            "-d",
+            "/opt/w",
+            "--framing",
+            "nul",
+            "--receive",
+            "joined",
+            "--join-separator",
+            "|",
+            "tcp://127.0.0.1:7200",
+            "prog",
+            "--verbose",
+            "x",
+        ]);
+        let want = WorkerConfig {
+            backend: ep("tcp://127.0.0.1:7200"),
+            command: vec!["prog".into(), "--verbose".into(), "x".into()],
+            directory: Some("/opt/w".into()),
+            framing: OutputFraming::Nul,
+            receive: Receive::Joined(b"|".to_vec()),
+        };
+        assert_eq!(w, want);
+    }
+
+    #[test]
+    fn a_bad_endpoint_is_a_usage_error_naming_it() {
+        let argv = ["zerolog", "worker", "udp://127.0.0.1:7200", "stdout"];
+        let e = ZerologCli::try_parse_from(argv).err().expect("refused");
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(e.to_string().contains("udp://127.0.0.1:7200"), "{e}");
     }
 }

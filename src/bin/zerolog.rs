@@ -60,7 +60,10 @@ fn forwarder(a: ForwarderArgs) -> Result<(), Error> {
         })?;
     rt.block_on(async {
         let fwd = Forwarder::bind(config).await?;
-        tracing::info!(publish = fwd.publish_endpoint(), "forwarder bound");
+        tracing::info!(
+            publish = fwd.publish_endpoint().to_string().as_str(),
+            "forwarder bound"
+        );
         fwd.run(shutdown_signal(), zerolog::notify::ready).await
     })
 }
@@ -102,9 +105,9 @@ fn receiver(a: ReceiverArgs) -> Result<(), Error> {
     let signals = install_signals()?;
     let receiver = Receiver::bind(&config)?;
     tracing::info!(
-        forwarder = %config.connect.join(","),
+        forwarder = %config.connect.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
         topics = ?config.topics.iter().map(|t| String::from_utf8_lossy(t).into_owned()).collect::<Vec<_>>(),
-        output = receiver.output_endpoint(),
+        output = receiver.output_endpoint().to_string().as_str(),
         "receiver ready"
     );
     zerolog::notify::ready();

@@ -163,29 +163,10 @@ impl Daemon {
             source,
         })?;
         wake.set_nonblocking(true).ok();
-        let flags = SignalFlags::default();
-        let io_err = |source| DaemonError::Io {
-            context: "installing signal handlers",
-            source,
-        };
-        use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
-        signal_hook::flag::register(SIGTERM, flags.term.clone()).map_err(io_err)?;
-        signal_hook::flag::register(SIGINT, flags.int.clone()).map_err(io_err)?;
-        signal_hook::flag::register(SIGHUP, flags.hup.clone()).map_err(io_err)?;
-        for sig in [SIGTERM, SIGINT, SIGHUP, SIGCHLD] {
-            let tx = wake_tx.try_clone().map_err(io_err)?;
-            signal_hook::low_level::pipe::register(sig, tx).map_err(io_err)?;
-        }
-
+        let flags = install_signals(&wake_tx)?;
         // After the reaper fork: this starts a thread.
         let metrics = match topology.daemon.metrics {
-            Some(addr) => {
-                let wake = wake_tx.try_clone().map_err(io_err)?;
-                let server = MetricsServer::start(addr, wake)
-                    .map_err(|e| DaemonError::Metrics { addr, error: e })?;
-                info!(address = %server.addr(), "metrics endpoint: GET /metrics");
-                Some(server)
-            }
+            Some(addr) => Some(start_metrics(addr, &wake_tx)?),
             None => None,
         };
         let zerolog = zerolog_binary(topology.daemon.zerolog_bin.as_deref());
@@ -629,6 +610,40 @@ impl Daemon {
             Err(e) => self.sup.spawn_failed(name, &e, now),
         }
     }
+}
+
+/// TERM, INT and HUP set their flags; they and CHLD also write to `wake_tx`, which wakes the
+/// daemon loop.
+fn install_signals(wake_tx: &UnixStream) -> Result<SignalFlags, DaemonError> {
+    use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+    let io_err = |source| DaemonError::Io {
+        context: "installing signal handlers",
+        source,
+    };
+    let flags = SignalFlags::default();
+    signal_hook::flag::register(SIGTERM, flags.term.clone()).map_err(io_err)?;
+    signal_hook::flag::register(SIGINT, flags.int.clone()).map_err(io_err)?;
+    signal_hook::flag::register(SIGHUP, flags.hup.clone()).map_err(io_err)?;
+    for sig in [SIGTERM, SIGINT, SIGHUP, SIGCHLD] {
+        let tx = wake_tx.try_clone().map_err(io_err)?;
+        signal_hook::low_level::pipe::register(sig, tx).map_err(io_err)?;
+    }
+    Ok(flags)
+}
+
+/// The metrics endpoint on `addr`; it wakes the daemon loop through `wake_tx`.
+fn start_metrics(
+    addr: std::net::SocketAddr,
+    wake_tx: &UnixStream,
+) -> Result<MetricsServer, DaemonError> {
+    let wake = wake_tx.try_clone().map_err(|source| DaemonError::Io {
+        context: "starting the metrics endpoint",
+        source,
+    })?;
+    let server =
+        MetricsServer::start(addr, wake).map_err(|e| DaemonError::Metrics { addr, error: e })?;
+    info!(address = %server.addr(), "metrics endpoint: GET /metrics");
+    Ok(server)
 }
 
 fn bind_control(path: &Path) -> Result<UnixListener, DaemonError> {

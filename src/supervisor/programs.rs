@@ -4,12 +4,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::supervisor::state::{ProgramSpec, Tier};
-use crate::topology::{
-    ForwarderSection, ProcessSettings, ReceiverSection, Topology, WorkerKind, WorkerSection,
-};
+use crate::topology::{ProcessSettings, Topology, WorkerKind, WorkerSection};
 use zerolog::element::ElementConfig;
 use zerolog::forwarder::ForwarderConfig;
-use zerolog::receiver::ReceiverConfig;
 use zerolog::worker::{Receive, WorkerConfig};
 
 /// Finds the `zerolog` binary: the configured path, else next to this executable, else PATH.
@@ -34,36 +31,6 @@ fn config_path(topology: &Topology, name: &str) -> PathBuf {
         .runtime_dir
         .join("config")
         .join(format!("{name}.json"))
-}
-
-/// The forwarder's configuration. Every field is named (no `..Default::default()`), so a new
-/// option of the forwarder cannot be forgotten here.
-fn forwarder_config(f: &ForwarderSection, wait_subscribers: usize) -> ForwarderConfig {
-    ForwarderConfig {
-        tcp: f.tcp.clone(),
-        udp: f.udp.clone(),
-        publish: f.publish.to_string(),
-        monitor: f.monitor.as_ref().map(ToString::to_string),
-        framing: f.framing,
-        max_message_size: f.max_message_size,
-        topic_template: f.topic_template.clone(),
-        wait_subscribers,
-        send_hwm: f.hwm,
-        max_connections: f.max_connections,
-        idle_timeout: f.idle_timeout,
-        udp_recv_buffer: f.udp_recv_buffer,
-        allow: f.allow.clone(),
-    }
-}
-
-fn receiver_config(r: &ReceiverSection) -> ReceiverConfig {
-    ReceiverConfig {
-        connect: r.connect.iter().map(ToString::to_string).collect(),
-        topics: r.topics.iter().map(|t| t.as_bytes().to_vec()).collect(),
-        output: r.output.to_string(),
-        hwm: r.hwm,
-        allow: r.allow.clone(),
-    }
 }
 
 fn base_env(settings: &ProcessSettings, name: &str) -> BTreeMap<String, String> {
@@ -112,15 +79,23 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
         let expected: usize = topology
             .receivers
             .iter()
-            .filter(|r| r.connect.iter().any(|c| c.reaches(&f.publish)))
-            .map(|r| r.topics.len().max(1))
+            .filter(|r| {
+                r.config
+                    .connect
+                    .iter()
+                    .any(|c| c.reaches(&f.config.publish))
+            })
+            .map(|r| r.config.topics.len().max(1))
             .sum();
-        let config = ElementConfig::Forwarder(forwarder_config(f, expected));
+        let config = ElementConfig::Forwarder(ForwarderConfig {
+            wait_subscribers: expected,
+            ..f.config.clone()
+        });
         let id = ("forwarder", Tier::Forwarder);
         specs.push(element(topology, &bin, id, config, &f.settings));
     }
     for r in &topology.receivers {
-        let config = ElementConfig::Receiver(receiver_config(r));
+        let config = ElementConfig::Receiver(r.config.clone());
         let id = (r.name.as_str(), Tier::Receiver);
         specs.push(element(topology, &bin, id, config, &r.settings));
     }
@@ -135,7 +110,7 @@ fn worker_specs(topology: &Topology, bin: &str, w: &WorkerSection) -> Vec<Progra
     let Some(receiver) = topology.receivers.iter().find(|r| r.name == w.receiver) else {
         return Vec::new();
     };
-    let backend = receiver.output.connect_target().to_string();
+    let backend = receiver.config.output.connect_target();
     (0..w.numprocs)
         .map(|i| {
             let name = format!("{}:{i}", w.name);
@@ -158,7 +133,7 @@ fn worker_specs(topology: &Topology, bin: &str, w: &WorkerSection) -> Vec<Progra
                     argv: w
                         .command
                         .iter()
-                        .map(|a| a.replace("{backend}", &backend))
+                        .map(|a| a.replace("{backend}", &backend.to_string()))
                         .collect(),
                     env: base_env(&w.settings, &name),
                     settings: w.settings.clone(),
@@ -169,7 +144,8 @@ fn worker_specs(topology: &Topology, bin: &str, w: &WorkerSection) -> Vec<Progra
             };
             spec.group = w.name.clone();
             spec.upstream = Some(receiver.name.clone());
-            spec.env.insert("ZEROLOG_BACKEND".into(), backend.clone());
+            spec.env
+                .insert("ZEROLOG_BACKEND".into(), backend.to_string());
             spec.env.insert("ZEROLOG_PROCESS_NUM".into(), i.to_string());
             spec
         })
@@ -180,6 +156,12 @@ fn worker_specs(topology: &Topology, bin: &str, w: &WorkerSection) -> Vec<Progra
 mod tests {
     use super::*;
     use std::time::Duration;
+    use zerolog::endpoint::Endpoint;
+    use zerolog::receiver::ReceiverConfig;
+
+    fn ep(s: &str) -> Endpoint {
+        s.parse().unwrap()
+    }
 
     fn specs(text: &str) -> Vec<ProgramSpec> {
         let t = Topology::parse(text, Path::new("zerolog.toml")).unwrap();
@@ -263,8 +245,8 @@ command = ["/bin/true", "--from", "{backend}"]
                 "[::1]:7000".parse().unwrap(),
             ],
             udp: vec!["127.0.0.1:7514".parse().unwrap()],
-            publish: "tcp://*:7001".into(),
-            monitor: Some("ipc:///run/zl-test/monitor.sock".into()),
+            publish: ep("tcp://*:7001"),
+            monitor: Some(ep("ipc:///run/zl-test/monitor.sock")),
             framing: zerolog::framing::Framing::OctetCounted,
             max_message_size: 1000,
             topic_template: "{hostname}.{app}".parse().unwrap(),
@@ -278,16 +260,16 @@ command = ["/bin/true", "--from", "{backend}"]
         };
         let want_receiver = ReceiverConfig {
             connect: vec![
-                "tcp://localhost:7001".into(),
-                "ipc:///run/zl-test/other.sock".into(),
+                ep("tcp://localhost:7001"),
+                ep("ipc:///run/zl-test/other.sock"),
             ],
             topics: vec![b"nginx".to_vec(), b"apache".to_vec()],
-            output: "tcp://0.0.0.0:7200".into(),
+            output: ep("tcp://0.0.0.0:7200"),
             hwm: 55,
             allow: vec![net("192.168.0.0/16")],
         };
         let want_worker = WorkerConfig {
-            backend: "tcp://127.0.0.1:7200".into(),
+            backend: ep("tcp://127.0.0.1:7200"),
             command: vec!["file".into(), "/var/log/zl-test.log".into()],
             directory: None,
             framing: zerolog::worker::OutputFraming::Nul,
@@ -353,7 +335,10 @@ command = ["/bin/true", "--from", "{backend}"]
         let Some(ElementConfig::Worker(w)) = &received(&specs)[2].1 else {
             panic!("stdout:0 is no worker");
         };
-        assert!(w.backend.starts_with("ipc://") && w.backend.ends_with("all.sock"));
+        assert!(w
+            .backend
+            .ipc_path()
+            .is_some_and(|p| p.ends_with("all.sock")));
         assert_eq!(w.command, ["stdout"]);
     }
 
@@ -369,10 +354,10 @@ command = ["/bin/true", "--from", "{backend}"]
             Some(ElementConfig::Receiver(r)) => r.connect.clone(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(connect(1), ["ipc:///run/zl/pub.sock"]);
+        assert_eq!(connect(1), [ep("ipc:///run/zl/pub.sock")]);
         assert_eq!(
             connect(2),
-            ["ipc:///run/zl/pub.sock", "tcp://10.0.0.2:6001"]
+            [ep("ipc:///run/zl/pub.sock"), ep("tcp://10.0.0.2:6001")]
         );
     }
 

@@ -24,9 +24,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use toml_edit::ImDocument;
 
-use zerolog::endpoint::Endpoint;
-use zerolog::framing::Framing;
-use zerolog::syslog::TopicTemplate;
+use zerolog::forwarder::ForwarderConfig;
+use zerolog::receiver::ReceiverConfig;
 use zerolog::worker::OutputFraming;
 
 mod checks;
@@ -146,30 +145,12 @@ impl Default for ProcessSettings {
 /// `[forwarder]`: syslog in over TCP/UDP, `[topic, message]` out on a ZeroMQ XPUB.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwarderSection {
-    /// Key `tcp`, default `["127.0.0.1:6000"]`.
-    pub tcp: Vec<SocketAddr>,
-    /// Key `udp`, default `[]`.
-    pub udp: Vec<SocketAddr>,
-    /// Key `publish`: ZeroMQ bind endpoint, default `tcp://127.0.0.1:6001`.
-    pub publish: Endpoint,
-    /// Key `monitor`: ZeroMQ bind endpoint of the lossy monitor PUB.
-    pub monitor: Option<Endpoint>,
-    /// Key `framing`: `auto` (default), `lf` or `octet-counted`.
-    pub framing: Framing,
-    /// Default [`zerolog::framing::DEFAULT_MAX_SIZE`]; 1 byte to 1 GiB.
-    pub max_message_size: usize,
-    /// Default `{app}`.
-    pub topic_template: TopicTemplate,
-    /// ZeroMQ high-water mark of the publish socket, default 10000.
-    pub hwm: i32,
-    /// Key `max_connections`: open TCP connections per input, default 4096.
-    pub max_connections: usize,
-    /// Key `idle_timeout`: close a TCP connection silent this long; default none ("0s").
-    pub idle_timeout: Option<Duration>,
-    /// Key `udp_recv_buffer`: SO_RCVBUF of the UDP sockets in bytes; default the system's.
-    pub udp_recv_buffer: Option<usize>,
-    /// Key `allow`: networks receivers may connect from; default any.
-    pub allow: Vec<ipnet::IpNet>,
+    /// Every other key, read into the forwarder's own configuration, whose defaults are the
+    /// section's: `tcp`, `udp`, `publish`, `monitor`, `framing`, `max_message_size`,
+    /// `topic_template`, `hwm` (`send_hwm`), `max_connections`, `idle_timeout` ("0s": none),
+    /// `udp_recv_buffer`, `allow`. `wait_subscribers` is not a key: zerologd counts the
+    /// receivers' subscriptions.
+    pub config: ForwarderConfig,
     /// Process keys (`restart`, `stop_signal`, `user`, ...).
     pub settings: ProcessSettings,
 }
@@ -179,17 +160,11 @@ pub struct ForwarderSection {
 pub struct ReceiverSection {
     /// Key `name`: unique among receivers; workers name it in `receiver`.
     pub name: String,
-    /// Key `topic` (a string or a list); `[]` means every topic.
-    pub topics: Vec<String>,
-    /// Publisher endpoints. Default: the local forwarder's publish endpoint (a wildcard bind
-    /// address replaced by loopback).
-    pub connect: Vec<Endpoint>,
-    /// Bind endpoint for workers, default `ipc://<runtime_dir>/<name>.sock`.
-    pub output: Endpoint,
-    /// Default 10000.
-    pub hwm: i32,
-    /// Key `allow`: networks workers may connect from (TCP output); default any.
-    pub allow: Vec<ipnet::IpNet>,
+    /// Every other key, read into the receiver's own configuration: `topic` (a string or a
+    /// list; none means every topic), `connect` (default: the local forwarder's publish
+    /// endpoint, a wildcard bind address replaced by loopback), `output` (default
+    /// `ipc://<runtime_dir>/<name>.sock`), `hwm`, `allow`.
+    pub config: ReceiverConfig,
     /// Process keys (`restart`, `stop_signal`, `user`, ...).
     pub settings: ProcessSettings,
 }

@@ -1,6 +1,7 @@
 //! Each section of the file, read into its schema type: the keys it allows, their defaults
 //! and their checks.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -8,7 +9,9 @@ use std::str::FromStr;
 use toml_edit::{Item, TableLike, Value};
 
 use zerolog::endpoint::{Endpoint, MAX_IPC_PATH};
+use zerolog::forwarder::ForwarderConfig;
 use zerolog::framing::Framing;
+use zerolog::receiver::ReceiverConfig;
 use zerolog::syslog::TopicTemplate;
 use zerolog::worker::OutputFraming;
 
@@ -98,7 +101,9 @@ pub(super) fn build(ctx: &mut Ctx<'_>, root: &toml_edit::Table, source: &Path) -
     let forwarder =
         single_table(ctx, &top, "forwarder").map(|s| forwarder_section(ctx, &s, &mut binds));
 
-    let default_connect = forwarder.as_ref().map(|f| f.publish.connect_target());
+    let default_connect = forwarder
+        .as_ref()
+        .map(|f| f.config.publish.connect_target());
     let mut receivers = Vec::new();
     for s in table_array(ctx, &top, "receiver") {
         receivers.push(receiver_section(
@@ -294,24 +299,7 @@ pub(super) fn settings_section(ctx: &mut Ctx<'_>, s: &Section<'_>) -> ProcessSet
     if let Some(f) = s.field(ctx, "stop_timeout") {
         p.stop_timeout = ctx.duration(&f).unwrap_or(p.stop_timeout);
     }
-    let backoff = s.field(ctx, "restart_backoff");
-    if let Some(f) = &backoff {
-        p.backoff = ctx.duration(f).unwrap_or(p.backoff);
-    }
-    let backoff_max = s.field(ctx, "restart_backoff_max");
-    if let Some(f) = &backoff_max {
-        p.backoff_max = ctx.duration(f).unwrap_or(p.backoff_max);
-    }
-    if p.backoff > p.backoff_max {
-        if let Some(f) = backoff_max.as_ref().or(backoff.as_ref()) {
-            let message = format!(
-                "restart_backoff ({}) is longer than restart_backoff_max ({})",
-                humantime::format_duration(p.backoff),
-                humantime::format_duration(p.backoff_max)
-            );
-            ctx.error(f.line, &f.key, message);
-        }
-    }
+    backoff(ctx, s, &mut p);
     if let Some(f) = s.field(ctx, "max_restarts") {
         p.max_restarts = ctx
             .int_in(&f, 0, i64::from(u32::MAX))
@@ -321,33 +309,7 @@ pub(super) fn settings_section(ctx: &mut Ctx<'_>, s: &Section<'_>) -> ProcessSet
         p.min_uptime = ctx.duration(&f).unwrap_or(p.min_uptime);
     }
     if let Some(f) = s.field(ctx, "env") {
-        match f.item.as_table_like() {
-            Some(table) => {
-                let env = Section::new(ctx, table, item_span(f.item), f.line)
-                    .named(f.key.clone(), f.key.clone());
-                for (name, _) in table.iter() {
-                    let Some(v) = env.field(ctx, name) else {
-                        continue;
-                    };
-                    if name.is_empty() || name.contains('=') || name.contains('\0') {
-                        ctx.error(
-                            v.line,
-                            &v.key,
-                            format!("invalid environment variable name \"{name}\""),
-                        );
-                        continue;
-                    }
-                    if let Some(value) = ctx.string(&v) {
-                        if value.contains('\0') {
-                            ctx.error(v.line, &v.key, "the value must not contain a NUL byte");
-                        } else {
-                            p.env.insert(name.to_owned(), value);
-                        }
-                    }
-                }
-            }
-            None => ctx.wrong_type(&f, "a table of strings, e.g. env = { LANG = \"C\" }"),
-        }
+        p.env = env_table(ctx, &f);
     }
     if let Some(f) = s.field(ctx, "cwd") {
         p.cwd = ctx.parsed(&f, |d| {
@@ -375,10 +337,61 @@ pub(super) fn settings_section(ctx: &mut Ctx<'_>, s: &Section<'_>) -> ProcessSet
     p
 }
 
-pub(super) fn hwm(ctx: &mut Ctx<'_>, s: &Section<'_>) -> i32 {
+/// Keys `restart_backoff` and `restart_backoff_max`, checked against each other.
+fn backoff(ctx: &mut Ctx<'_>, s: &Section<'_>, p: &mut ProcessSettings) {
+    let backoff = s.field(ctx, "restart_backoff");
+    if let Some(f) = &backoff {
+        p.backoff = ctx.duration(f).unwrap_or(p.backoff);
+    }
+    let backoff_max = s.field(ctx, "restart_backoff_max");
+    if let Some(f) = &backoff_max {
+        p.backoff_max = ctx.duration(f).unwrap_or(p.backoff_max);
+    }
+    if p.backoff > p.backoff_max {
+        if let Some(f) = backoff_max.as_ref().or(backoff.as_ref()) {
+            let message = format!(
+                "restart_backoff ({}) is longer than restart_backoff_max ({})",
+                humantime::format_duration(p.backoff),
+                humantime::format_duration(p.backoff_max)
+            );
+            ctx.error(f.line, &f.key, message);
+        }
+    }
+}
+
+/// Key `env`: a table of strings, every name and value checked.
+fn env_table(ctx: &mut Ctx<'_>, f: &Field<'_>) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let Some(table) = f.item.as_table_like() else {
+        ctx.wrong_type(f, "a table of strings, e.g. env = { LANG = \"C\" }");
+        return env;
+    };
+    let section =
+        Section::new(ctx, table, item_span(f.item), f.line).named(f.key.clone(), f.key.clone());
+    for (name, _) in table.iter() {
+        let Some(v) = section.field(ctx, name) else {
+            continue;
+        };
+        if name.is_empty() || name.contains('=') || name.contains('\0') {
+            let message = format!("invalid environment variable name \"{name}\"");
+            ctx.error(v.line, &v.key, message);
+            continue;
+        }
+        if let Some(value) = ctx.string(&v) {
+            if value.contains('\0') {
+                ctx.error(v.line, &v.key, "the value must not contain a NUL byte");
+            } else {
+                env.insert(name.to_owned(), value);
+            }
+        }
+    }
+    env
+}
+
+/// Key `hwm`, when given and valid.
+pub(super) fn hwm(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Option<i32> {
     s.field(ctx, "hwm")
         .and_then(|f| ctx.int_in(&f, 1, i64::from(i32::MAX)))
-        .unwrap_or(zerolog::defaults::HWM)
 }
 
 pub(super) fn socket_addrs(
@@ -437,23 +450,71 @@ pub(super) fn bind_endpoint(
     }
 }
 
+/// `[forwarder]`: each key given replaces the forwarder's own default.
 pub(super) fn forwarder_section(
     ctx: &mut Ctx<'_>,
     s: &Section<'_>,
     binds: &mut Vec<Bind>,
 ) -> ForwarderSection {
     s.check_keys(ctx, &[FORWARDER_KEYS, SETTINGS_KEYS]);
-    let tcp_given = s.field(ctx, "tcp").is_some();
-    let tcp = match socket_addrs(ctx, s, "tcp", Proto::Tcp, binds) {
-        Some(addrs) => addrs,
-        None if tcp_given => Vec::new(),
-        None => {
-            let addr = SocketAddr::from(([127, 0, 0, 1], zerolog::defaults::INPUT_PORT));
-            binds.push(Bind::socket(Proto::Tcp, addr, s.key_path("tcp"), s.line));
-            vec![addr]
+    let mut c = ForwarderConfig::default();
+    forwarder_inputs(ctx, s, binds, &mut c);
+    match bind_endpoint(ctx, s, "publish", binds) {
+        Some(ep) => c.publish = ep,
+        None if s.field(ctx, "publish").is_none() => {
+            let key = s.key_path("publish");
+            binds.push(Bind::endpoint(&c.publish, key, s.line, false));
         }
-    };
-    let udp = socket_addrs(ctx, s, "udp", Proto::Udp, binds).unwrap_or_default();
+        None => {}
+    }
+    c.monitor = bind_endpoint(ctx, s, "monitor", binds);
+    if let Some(f) = s.field(ctx, "framing") {
+        c.framing = ctx.parsed(&f, Framing::from_str).unwrap_or(c.framing);
+    }
+    if let Some(f) = s.field(ctx, "max_message_size") {
+        let size = ctx.int_in(&f, 1, MAX_MESSAGE_SIZE);
+        c.max_message_size = size.unwrap_or(c.max_message_size);
+    }
+    if let Some(f) = s.field(ctx, "topic_template") {
+        let parse = |t: &str| TopicTemplate::parse(t).map_err(|e| e.to_string());
+        c.topic_template = ctx.parsed(&f, parse).unwrap_or(c.topic_template);
+    }
+    c.send_hwm = hwm(ctx, s).unwrap_or(c.send_hwm);
+    if let Some(f) = s.field(ctx, "max_connections") {
+        c.max_connections = ctx.int_in(&f, 1, 1 << 20).unwrap_or(c.max_connections);
+    }
+    if let Some(f) = s.field(ctx, "idle_timeout") {
+        c.idle_timeout = ctx.duration(&f).filter(|d| !d.is_zero());
+    }
+    if let Some(f) = s.field(ctx, "udp_recv_buffer") {
+        c.udp_recv_buffer = ctx.int_in(&f, 4096, 1 << 30);
+    }
+    c.allow = allow_list(ctx, s);
+    let settings = settings_section(ctx, s);
+    ForwarderSection {
+        config: c,
+        settings,
+    }
+}
+
+/// Keys `tcp` and `udp`: at least one input.
+fn forwarder_inputs(
+    ctx: &mut Ctx<'_>,
+    s: &Section<'_>,
+    binds: &mut Vec<Bind>,
+    c: &mut ForwarderConfig,
+) {
+    let tcp_given = s.field(ctx, "tcp").is_some();
+    match socket_addrs(ctx, s, "tcp", Proto::Tcp, binds) {
+        Some(addrs) => c.tcp = addrs,
+        None if tcp_given => c.tcp = Vec::new(),
+        None => {
+            for addr in &c.tcp {
+                binds.push(Bind::socket(Proto::Tcp, *addr, s.key_path("tcp"), s.line));
+            }
+        }
+    }
+    c.udp = socket_addrs(ctx, s, "udp", Proto::Udp, binds).unwrap_or_default();
     let empty_list = |key: &str| {
         s.field(ctx, key)
             .is_some_and(|f| f.item.as_array().is_some_and(|a| a.is_empty()))
@@ -465,58 +526,6 @@ pub(super) fn forwarder_section(
             s.key_path("tcp"),
             "the forwarder has no inputs: tcp is empty and so is udp",
         );
-    }
-    let publish = bind_endpoint(ctx, s, "publish", binds).unwrap_or_else(|| {
-        let ep = Endpoint::tcp(
-            zerolog::defaults::BIND_HOST,
-            zerolog::defaults::PUBLISH_PORT,
-        );
-        if s.field(ctx, "publish").is_none() {
-            binds.push(Bind::endpoint(&ep, s.key_path("publish"), s.line, false));
-        }
-        ep
-    });
-    let monitor = bind_endpoint(ctx, s, "monitor", binds);
-    let framing = s
-        .field(ctx, "framing")
-        .and_then(|f| ctx.parsed(&f, Framing::from_str))
-        .unwrap_or_default();
-    let max_message_size = s
-        .field(ctx, "max_message_size")
-        .and_then(|f| ctx.int_in(&f, 1, MAX_MESSAGE_SIZE))
-        .unwrap_or(zerolog::framing::DEFAULT_MAX_SIZE);
-    let topic_template = s
-        .field(ctx, "topic_template")
-        .and_then(|f| ctx.parsed(&f, |t| TopicTemplate::parse(t).map_err(|e| e.to_string())))
-        .unwrap_or_default();
-    let hwm = hwm(ctx, s);
-    let max_connections = s
-        .field(ctx, "max_connections")
-        .and_then(|f| ctx.int_in(&f, 1, 1 << 20))
-        .unwrap_or(zerolog::forwarder::DEFAULT_MAX_CONNECTIONS);
-    let idle_timeout = s
-        .field(ctx, "idle_timeout")
-        .and_then(|f| ctx.duration(&f))
-        .filter(|d| !d.is_zero());
-    let udp_recv_buffer = s
-        .field(ctx, "udp_recv_buffer")
-        .and_then(|f| ctx.int_in(&f, 4096, 1 << 30));
-    let allow = allow_list(ctx, s);
-    let settings = settings_section(ctx, s);
-    ForwarderSection {
-        allow,
-        max_connections,
-        idle_timeout,
-        udp_recv_buffer,
-        tcp,
-        udp,
-        publish,
-        monitor,
-        framing,
-        max_message_size,
-        topic_template,
-        hwm,
-        settings,
     }
 }
 
@@ -540,6 +549,8 @@ pub(super) fn section_name(
     Some(name)
 }
 
+/// `[[receiver]]`: each key given replaces the receiver's own default; `connect` and `output`
+/// default to this host's forwarder and runtime directory.
 pub(super) fn receiver_section(
     ctx: &mut Ctx<'_>,
     mut s: Section<'_>,
@@ -553,79 +564,88 @@ pub(super) fn receiver_section(
     let topics = s
         .field(ctx, "topic")
         .and_then(|f| ctx.strings(&f, true))
-        .map(|t| t.into_iter().map(|(t, _)| t).collect())
+        .map(|t| t.into_iter().map(|(t, _)| t.into_bytes()).collect())
         .unwrap_or_default();
-    let connect = match s.field(ctx, "connect") {
-        Some(f) => {
-            let list = ctx.strings(&f, true).unwrap_or_default();
-            if list.is_empty() && f.item.is_array() {
-                ctx.error(
-                    f.line,
-                    &f.key,
-                    "the list is empty: the receiver would receive nothing",
-                );
-            }
-            list.into_iter()
-                .filter_map(|(text, line)| match Endpoint::parse_connect(&text) {
-                    Ok(ep) => Some(ep),
-                    Err(message) => {
-                        ctx.error(line, &f.key, message.to_string());
-                        None
-                    }
-                })
-                .collect()
-        }
-        None => match default_connect {
-            Some(ep) => vec![ep.clone()],
-            None => {
-                ctx.error(
-                    s.line,
-                    s.key_path("connect"),
-                    "no connect endpoints and no [forwarder] to default to: add connect = [\"tcp://HOST:6001\"] or a [forwarder] section",
-                );
-                Vec::new()
-            }
-        },
-    };
+    let connect = receiver_connect(ctx, &s, default_connect);
     // Only a topology with errors, never returned, keeps the placeholder.
     let placeholder = || Endpoint::Ipc(PathBuf::new());
-    let output = match s.field(ctx, "output") {
-        Some(_) => bind_endpoint(ctx, &s, "output", binds).unwrap_or_else(placeholder),
-        None => match &name {
-            Some(name) => {
-                let path = daemon.runtime_dir.join(format!("{name}.sock"));
-                let text = format!("ipc://{}", path.display());
-                match Endpoint::parse_bind(&text) {
-                    Ok(ep) => {
-                        binds.push(Bind::endpoint(&ep, s.key_path("output"), s.line, true));
-                        ep
-                    }
-                    Err(message) => {
-                        ctx.error(
-                            s.line,
-                            s.key_path("output"),
-                            format!(
-                                "default output: {message}; set output or a shorter runtime_dir"
-                            ),
-                        );
-                        placeholder()
-                    }
-                }
-            }
-            None => placeholder(),
-        },
+    let output = match (s.field(ctx, "output"), &name) {
+        (Some(_), _) => bind_endpoint(ctx, &s, "output", binds).unwrap_or_else(placeholder),
+        (None, Some(name)) => {
+            default_output(ctx, &s, daemon, name, binds).unwrap_or_else(placeholder)
+        }
+        (None, None) => placeholder(),
     };
-    let hwm = hwm(ctx, &s);
-    let allow = allow_list(ctx, &s);
-    let settings = settings_section(ctx, &s);
-    ReceiverSection {
-        allow,
-        name: name.unwrap_or_default(),
+    let c = ReceiverConfig {
         topics,
         connect,
         output,
-        hwm,
+        hwm: hwm(ctx, &s).unwrap_or(ReceiverConfig::default().hwm),
+        allow: allow_list(ctx, &s),
+    };
+    let settings = settings_section(ctx, &s);
+    ReceiverSection {
+        name: name.unwrap_or_default(),
+        config: c,
         settings,
+    }
+}
+
+/// Key `connect`, else the local forwarder.
+fn receiver_connect(
+    ctx: &mut Ctx<'_>,
+    s: &Section<'_>,
+    default_connect: Option<&Endpoint>,
+) -> Vec<Endpoint> {
+    let Some(f) = s.field(ctx, "connect") else {
+        if let Some(ep) = default_connect {
+            return vec![ep.clone()];
+        }
+        ctx.error(
+            s.line,
+            s.key_path("connect"),
+            "no connect endpoints and no [forwarder] to default to: add connect = [\"tcp://HOST:6001\"] or a [forwarder] section",
+        );
+        return Vec::new();
+    };
+    let list = ctx.strings(&f, true).unwrap_or_default();
+    if list.is_empty() && f.item.is_array() {
+        ctx.error(
+            f.line,
+            &f.key,
+            "the list is empty: the receiver would receive nothing",
+        );
+    }
+    list.into_iter()
+        .filter_map(|(text, line)| match Endpoint::parse_connect(&text) {
+            Ok(ep) => Some(ep),
+            Err(message) => {
+                ctx.error(line, &f.key, message.to_string());
+                None
+            }
+        })
+        .collect()
+}
+
+/// `ipc://<runtime_dir>/<name>.sock`, when that path fits a unix socket address.
+fn default_output(
+    ctx: &mut Ctx<'_>,
+    s: &Section<'_>,
+    daemon: &DaemonSection,
+    name: &str,
+    binds: &mut Vec<Bind>,
+) -> Option<Endpoint> {
+    let path = daemon.runtime_dir.join(format!("{name}.sock"));
+    match Endpoint::parse_bind(&format!("ipc://{}", path.display())) {
+        Ok(ep) => {
+            binds.push(Bind::endpoint(&ep, s.key_path("output"), s.line, true));
+            Some(ep)
+        }
+        Err(message) => {
+            let message = format!("default output: {message}; set output or a shorter runtime_dir");
+            ctx.error(s.line, s.key_path("output"), message);
+            None
+        }
     }
 }
 

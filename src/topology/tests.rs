@@ -1,5 +1,11 @@
 use super::*;
 
+use std::net::SocketAddr;
+
+use zerolog::endpoint::Endpoint;
+use zerolog::framing::Framing;
+use zerolog::syslog::TopicTemplate;
+
 fn ep(s: &str) -> Endpoint {
     s.parse().unwrap()
 }
@@ -112,24 +118,27 @@ command = ["file", "/tmp/archive.log"]
     );
     let f = t.forwarder.as_ref().expect("forwarder");
     let expected = ForwarderSection {
-        tcp: vec![
-            "127.0.0.1:7000".parse().unwrap(),
-            "[::1]:7000".parse().unwrap(),
-        ],
-        udp: vec!["0.0.0.0:7514".parse().unwrap()],
-        publish: ep("tcp://*:7001"),
-        monitor: Some(ep("ipc:///tmp/zl-test/monitor.sock")),
-        framing: Framing::OctetCounted,
-        max_message_size: 131072,
-        topic_template: TopicTemplate::parse("{hostname}.{app}").unwrap(),
-        hwm: 500,
-        max_connections: 100,
-        idle_timeout: Some(Duration::from_secs(300)),
-        udp_recv_buffer: Some(4_194_304),
-        allow: vec![
-            "192.0.2.0/24".parse().unwrap(),
-            "198.51.100.7/32".parse().unwrap(),
-        ],
+        config: ForwarderConfig {
+            tcp: vec![
+                "127.0.0.1:7000".parse().unwrap(),
+                "[::1]:7000".parse().unwrap(),
+            ],
+            udp: vec!["0.0.0.0:7514".parse().unwrap()],
+            publish: ep("tcp://*:7001"),
+            monitor: Some(ep("ipc:///tmp/zl-test/monitor.sock")),
+            framing: Framing::OctetCounted,
+            max_message_size: 131072,
+            topic_template: TopicTemplate::parse("{hostname}.{app}").unwrap(),
+            wait_subscribers: 0,
+            send_hwm: 500,
+            max_connections: 100,
+            idle_timeout: Some(Duration::from_secs(300)),
+            udp_recv_buffer: Some(4_194_304),
+            allow: vec![
+                "192.0.2.0/24".parse().unwrap(),
+                "198.51.100.7/32".parse().unwrap(),
+            ],
+        },
         settings: ProcessSettings {
             restart: RestartPolicy::OnFailure,
             stop_signal: Signal::SIGINT,
@@ -153,24 +162,28 @@ command = ["file", "/tmp/archive.log"]
         vec![
             ReceiverSection {
                 name: "nginx".into(),
-                topics: vec!["nginx".into()],
-                connect: vec![ep("tcp://127.0.0.1:7001")],
-                output: ep("tcp://127.0.0.1:7200"),
-                hwm: 20,
-                allow: vec!["10.0.0.0/8".parse().unwrap()],
+                config: ReceiverConfig {
+                    topics: vec![b"nginx".to_vec()],
+                    connect: vec![ep("tcp://127.0.0.1:7001")],
+                    output: ep("tcp://127.0.0.1:7200"),
+                    hwm: 20,
+                    allow: vec!["10.0.0.0/8".parse().unwrap()],
+                },
                 settings: ProcessSettings::default(),
             },
             ReceiverSection {
                 name: "rest".into(),
-                topics: vec!["".into(), "kernel".into()],
-                connect: vec![
-                    ep("tcp://otherhost:6001"),
-                    ep("tcp://[::1]:6001"),
-                    ep("ipc:///tmp/zl-test/pub.sock")
-                ],
-                output: ep("ipc:///tmp/zl-test/rest.sock"),
-                hwm: zerolog::defaults::HWM,
-                allow: vec![],
+                config: ReceiverConfig {
+                    topics: vec![b"".to_vec(), b"kernel".to_vec()],
+                    connect: vec![
+                        ep("tcp://otherhost:6001"),
+                        ep("tcp://[::1]:6001"),
+                        ep("ipc:///tmp/zl-test/pub.sock")
+                    ],
+                    output: ep("ipc:///tmp/zl-test/rest.sock"),
+                    hwm: zerolog::defaults::HWM,
+                    allow: vec![],
+                },
                 settings: ProcessSettings::default(),
             },
         ]
@@ -223,6 +236,9 @@ fn embedded_default_parses() {
     assert_eq!(t.daemon.runtime_dir, runtime_dir);
     assert_eq!(t.daemon.control_socket, runtime_dir.join("zerologd.sock"));
     let f = t.forwarder.expect("forwarder");
+    assert_eq!(f.config, ForwarderConfig::default());
+    let settings = f.settings;
+    let f = f.config;
     assert_eq!(f.tcp, vec![SocketAddr::from(([127, 0, 0, 1], 6000))]);
     assert!(f.udp.is_empty());
     assert_eq!(f.publish, ep("tcp://127.0.0.1:6001"));
@@ -230,11 +246,11 @@ fn embedded_default_parses() {
     assert_eq!(f.framing, Framing::Auto);
     assert_eq!(f.max_message_size, zerolog::framing::DEFAULT_MAX_SIZE);
     assert_eq!(f.topic_template, TopicTemplate::default());
-    assert_eq!(f.hwm, zerolog::defaults::HWM);
-    assert_eq!(f.settings, ProcessSettings::default());
+    assert_eq!(f.send_hwm, zerolog::defaults::HWM);
+    assert_eq!(settings, ProcessSettings::default());
     assert_eq!(t.receivers.len(), 1);
-    let r = &t.receivers[0];
-    assert_eq!(r.name, "all");
+    assert_eq!(t.receivers[0].name, "all");
+    let r = &t.receivers[0].config;
     assert!(r.topics.is_empty());
     assert_eq!(r.connect, vec![ep("tcp://127.0.0.1:6001")]);
     assert_eq!(
@@ -576,11 +592,14 @@ command = ["null"]
     let t = parse(&valid).unwrap_or_else(|e| panic!("{e}"));
     assert!(t.forwarder.is_none());
     assert_eq!(
-        t.receivers[0].connect,
+        t.receivers[0].config.connect,
         vec![ep("tcp://log1.example.com:6001"), ep("tcp://10.0.0.2:6001")]
     );
-    assert_eq!(t.receivers[1].connect, vec![ep("tcp://log2:6001")]);
-    assert_eq!(t.receivers[0].output, ep("ipc:///tmp/zl-test/edge.sock"));
+    assert_eq!(t.receivers[1].config.connect, vec![ep("tcp://log2:6001")]);
+    assert_eq!(
+        t.receivers[0].config.output,
+        ep("ipc:///tmp/zl-test/edge.sock")
+    );
 }
 
 #[test]

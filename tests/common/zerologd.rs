@@ -42,6 +42,8 @@ pub struct Zerologd {
     pub backend: u16,
     /// The notify socket zerologd reports to, as it would to systemd.
     pub notify: NotifySocket,
+    /// `RUST_LOG` of zerologd and its children.
+    pub log_level: String,
 }
 
 impl Zerologd {
@@ -108,7 +110,15 @@ impl Zerologd {
             config: config.to_path_buf(),
             backend,
             notify,
+            log_level: level.to_owned(),
         }
+    }
+
+    /// zerologd's log, when it logs at info or more: what the operator reads. Behaviour is
+    /// asserted from status, counters and output, at any level; log text only through this.
+    pub fn info_log(&self) -> Option<String> {
+        matches!(self.log_level.as_str(), "info" | "debug" | "trace")
+            .then(|| self.proc.stderr_text())
     }
 
     pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {

@@ -31,49 +31,15 @@ fn main() {
     xpub.bind("tcp://127.0.0.1:*").unwrap();
     let pub_ep = xpub.get_last_endpoint().unwrap().unwrap();
 
-    let relay_ctx = zmq::Context::new();
-    let mut push = relay_ctx.socket(zmq::PUSH).unwrap();
-    io_batch(&mut push);
-    push.set_sndhwm(10_000).unwrap();
-    push.bind("tcp://127.0.0.1:*").unwrap();
-    let push_ep = push.get_last_endpoint().unwrap().unwrap();
-    let mut sub = relay_ctx.socket(zmq::SUB).unwrap();
-    io_batch(&mut sub);
-    sub.set_rcvhwm(10_000).unwrap();
-    sub.set_subscribe(b"").unwrap();
-    sub.connect(&pub_ep).unwrap();
-
+    let (push_ep, relay) = relay(&pub_ep, n);
     let received = Arc::new(AtomicU64::new(0));
     let done_at = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let pullers: Vec<_> = (0..workers)
         .map(|_| {
             let (ep, received, done_at) = (push_ep.clone(), received.clone(), done_at.clone());
-            std::thread::spawn(move || {
-                let ctx = zmq::Context::new();
-                let mut pull = ctx.socket(zmq::PULL).unwrap();
-                io_batch(&mut pull);
-                pull.set_rcvtimeo(200).unwrap();
-                pull.connect(&ep).unwrap();
-                let mut msg = zmq::Message::new();
-                while received.load(Ordering::Relaxed) < n {
-                    if pull.recv(&mut msg, 0).is_ok()
-                        && received.fetch_add(1, Ordering::Relaxed) + 1 == n
-                    {
-                        *done_at.lock().unwrap() = Some(Instant::now());
-                    }
-                }
-            })
+            std::thread::spawn(move || pull(&ep, n, &received, &done_at))
         })
         .collect();
-    let relay = std::thread::spawn(move || {
-        let mut topic = zmq::Message::new();
-        for _ in 0..n {
-            sub.recv(&mut topic, 0).unwrap();
-            let msg = sub.recv_msg(0).unwrap();
-            push.send(msg, 0).unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    });
     // Wait for the subscription, then publish as fast as the chain takes it.
     xpub.recv_bytes(0).unwrap();
     let body = vec![b'x'; size];
@@ -96,6 +62,47 @@ fn main() {
         "{{\"messages\": {n}, \"size\": {size}, \"workers\": {workers}, \"seconds\": {secs:.4}, \"messages_per_s\": {:.0}}}",
         n as f64 / secs
     );
+}
+
+/// The receiver's place: SUB from `pub_ep`, PUSH on a free port (returned), `n` messages.
+fn relay(pub_ep: &str, n: u64) -> (String, std::thread::JoinHandle<()>) {
+    let relay_ctx = zmq::Context::new();
+    let mut push = relay_ctx.socket(zmq::PUSH).unwrap();
+    io_batch(&mut push);
+    push.set_sndhwm(10_000).unwrap();
+    push.bind("tcp://127.0.0.1:*").unwrap();
+    let push_ep = push.get_last_endpoint().unwrap().unwrap();
+    let mut sub = relay_ctx.socket(zmq::SUB).unwrap();
+    io_batch(&mut sub);
+    sub.set_rcvhwm(10_000).unwrap();
+    sub.set_subscribe(b"").unwrap();
+    sub.connect(pub_ep).unwrap();
+    let relay = std::thread::spawn(move || {
+        let mut topic = zmq::Message::new();
+        for _ in 0..n {
+            sub.recv(&mut topic, 0).unwrap();
+            let msg = sub.recv_msg(0).unwrap();
+            push.send(msg, 0).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    (push_ep, relay)
+}
+
+/// A worker's place: PULL from `ep` until the pullers together have `n`; the last one notes
+/// the time.
+fn pull(ep: &str, n: u64, received: &AtomicU64, done_at: &std::sync::Mutex<Option<Instant>>) {
+    let ctx = zmq::Context::new();
+    let mut pull = ctx.socket(zmq::PULL).unwrap();
+    io_batch(&mut pull);
+    pull.set_rcvtimeo(200).unwrap();
+    pull.connect(ep).unwrap();
+    let mut msg = zmq::Message::new();
+    while received.load(Ordering::Relaxed) < n {
+        if pull.recv(&mut msg, 0).is_ok() && received.fetch_add(1, Ordering::Relaxed) + 1 == n {
+            *done_at.lock().unwrap() = Some(Instant::now());
+        }
+    }
 }
 
 /// zerolog's 64 KiB I/O batches (libzmq DRAFT API), so that the chain is the ceiling of the

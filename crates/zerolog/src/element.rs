@@ -120,7 +120,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config/w.json");
         let c = ElementConfig::Worker(WorkerConfig {
-            backend: "ipc:///run/zerolog/all.sock".into(),
+            backend: "ipc:///run/zerolog/all.sock".parse().unwrap(),
             command: vec!["file".into(), "/var/log/x".into()],
             directory: None,
             framing: crate::worker::OutputFraming::Nul,

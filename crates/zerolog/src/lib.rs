@@ -53,6 +53,7 @@
 //!
 //! ```
 //! use std::io::Write;
+//! use zerolog::endpoint::Endpoint;
 //! use zerolog::forwarder::{Forwarder, ForwarderConfig};
 //! use zerolog::receiver::{Receiver, ReceiverConfig};
 //! use zerolog::signals::Signals;
@@ -74,16 +75,16 @@
 //! let rt = tokio::runtime::Runtime::new()?;
 //! let forwarder = rt.block_on(Forwarder::bind(ForwarderConfig {
 //!     tcp: vec!["127.0.0.1:0".parse()?],
-//!     publish: "tcp://127.0.0.1:*".into(),
+//!     publish: Endpoint::tcp("127.0.0.1", 0), // any free port
 //!     wait_subscribers: 1, // read no input before the receiver subscribed
 //!     ..Default::default()
 //! }))?;
 //! let input = forwarder.tcp_addrs()[0];
 //!
 //! let receiver = Receiver::bind(&ReceiverConfig {
-//!     connect: vec![forwarder.publish_endpoint().to_string()],
+//!     connect: vec![forwarder.publish_endpoint().clone()],
 //!     topics: vec![b"app".to_vec()],
-//!     output: "tcp://127.0.0.1:*".into(),
+//!     output: Endpoint::tcp("127.0.0.1", 0),
 //!     ..Default::default()
 //! })?;
 //! let backend = receiver.output_endpoint().to_string();
@@ -144,7 +145,7 @@ pub mod worker;
 mod zmqutil;
 
 pub use zerolog_proto::{endpoint, framing, seq, syslog};
-pub use zmqutil::{set_io_batch, tcp_endpoint, IO_BATCH_BYTES};
+pub use zmqutil::{set_io_batch, IO_BATCH_BYTES};
 
 use std::path::PathBuf;
 

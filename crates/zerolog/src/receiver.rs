@@ -12,13 +12,14 @@
 //! call [`Signals::request_stop`] on a clone to stop it from code:
 //!
 //! ```
+//! use zerolog::endpoint::Endpoint;
 //! use zerolog::receiver::{Receiver, ReceiverConfig};
 //! use zerolog::signals::Signals;
 //!
 //! let receiver = Receiver::bind(&ReceiverConfig {
-//!     connect: vec!["tcp://127.0.0.1:6001".into()], // the forwarder (may start later)
-//!     topics: vec![b"nginx".to_vec()],               // prefix: also nginx-access, ...
-//!     output: "tcp://127.0.0.1:*".into(),            // any free port (or ipc://PATH)
+//!     connect: vec![Endpoint::tcp("127.0.0.1", 6001)], // the forwarder (may start later)
+//!     topics: vec![b"nginx".to_vec()],                  // prefix: also nginx-access, ...
+//!     output: Endpoint::tcp("127.0.0.1", 0),            // any free port (or ipc://PATH)
 //!     ..Default::default()
 //! })?;
 //! println!("workers connect to {}", receiver.output_endpoint());
@@ -42,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
+use crate::endpoint::Endpoint;
 use crate::events::{Blocked, RateLimit};
 use crate::signals::{self, Signals};
 use crate::stats::ReceiverStats;
@@ -55,11 +57,11 @@ use crate::Error;
 #[serde(default, deny_unknown_fields)]
 pub struct ReceiverConfig {
     /// Publisher endpoints to connect the SUB socket to (one per forwarder).
-    pub connect: Vec<String>,
+    pub connect: Vec<Endpoint>,
     /// Topic prefixes to subscribe to; empty means everything.
     pub topics: Vec<Vec<u8>>,
     /// Endpoint the PUSH socket binds for workers (`tcp://...` or `ipc://...`).
-    pub output: String,
+    pub output: Endpoint,
     /// Queue lengths (messages) of the SUB and PUSH sockets.
     pub hwm: i32,
     /// Networks workers may connect from (TCP output); empty: any (see [`crate::access`]).
@@ -69,12 +71,12 @@ pub struct ReceiverConfig {
 impl Default for ReceiverConfig {
     fn default() -> Self {
         ReceiverConfig {
-            connect: vec![crate::tcp_endpoint(
+            connect: vec![Endpoint::tcp(
                 crate::defaults::BIND_HOST,
                 crate::defaults::PUBLISH_PORT,
             )],
             topics: Vec::new(),
-            output: crate::tcp_endpoint(crate::defaults::BIND_HOST, crate::defaults::OUTPUT_PORT),
+            output: Endpoint::tcp(crate::defaults::BIND_HOST, crate::defaults::OUTPUT_PORT),
             hwm: crate::defaults::HWM,
             allow: Vec::new(),
         }
@@ -95,7 +97,7 @@ pub struct Receiver {
     _push: zmq::Socket,
     sub_raw: RawSocket,
     push_raw: RawSocket,
-    output_endpoint: String,
+    output_endpoint: Endpoint,
     stats: Arc<ReceiverStats>,
 }
 
@@ -119,7 +121,7 @@ impl Receiver {
         push.set_linger(LINGER_MS).map_err(zerr("setting linger"))?;
         crate::access::protect(&push, &config.allow)?;
         zmqutil::bind(&push, &config.output)?;
-        let output_endpoint = zmqutil::last_endpoint(&push);
+        let output_endpoint = zmqutil::bound_endpoint(&push, &config.output);
 
         let mut sub = ctx.socket(zmq::SUB).map_err(zerr("creating SUB socket"))?;
         zmqutil::set_io_batch(&mut sub).map_err(zerr("setting SUB batch size"))?;
@@ -135,7 +137,7 @@ impl Receiver {
             sub.set_subscribe(t).map_err(zerr("subscribing"))?;
         }
         for endpoint in &config.connect {
-            zmqutil::connect(&sub, endpoint)?;
+            zmqutil::connect(&sub, &endpoint.to_string())?;
         }
         Ok(Receiver {
             _ctx: ctx,
@@ -149,7 +151,7 @@ impl Receiver {
     }
 
     /// The endpoint workers connect to (port 0 resolved).
-    pub fn output_endpoint(&self) -> &str {
+    pub fn output_endpoint(&self) -> &Endpoint {
         &self.output_endpoint
     }
 

@@ -1,5 +1,6 @@
 //! Small helpers around rust-zmq: socket options it has no setter for, and error mapping.
 
+use crate::endpoint::Endpoint;
 use crate::Error;
 
 /// `ZMQ_XPUB_NODROP`: an XPUB whose subscriber is at its high-water mark returns EAGAIN
@@ -58,8 +59,9 @@ pub fn set_xpub_nodrop_verboser(socket: &mut zmq::Socket) -> Result<(), zmq::Err
 }
 
 /// Binds `socket` to `endpoint`, naming the endpoint in the error.
-pub fn bind(socket: &zmq::Socket, endpoint: &str) -> Result<(), Error> {
-    socket.bind(endpoint).map_err(|source| Error::Bind {
+pub fn bind(socket: &zmq::Socket, endpoint: &Endpoint) -> Result<(), Error> {
+    let endpoint = endpoint.to_string();
+    socket.bind(&endpoint).map_err(|source| Error::Bind {
         endpoint: endpoint.to_string(),
         source,
     })
@@ -73,17 +75,13 @@ pub fn connect(socket: &zmq::Socket, endpoint: &str) -> Result<(), Error> {
     })
 }
 
-/// The endpoint a socket actually bound to (resolves port 0 and wildcards).
-pub fn last_endpoint(socket: &zmq::Socket) -> String {
+/// The endpoint a socket bound as `configured` actually has (port 0 resolved), or
+/// `configured` when ZeroMQ does not say.
+pub fn bound_endpoint(socket: &zmq::Socket, configured: &Endpoint) -> Endpoint {
     match socket.get_last_endpoint() {
-        Ok(Ok(s)) => s,
-        _ => String::new(),
+        Ok(Ok(s)) => s.parse().unwrap_or_else(|_| configured.clone()),
+        _ => configured.clone(),
     }
-}
-
-/// Formats a TCP endpoint for `addr:port`, bracketing IPv6 addresses.
-pub fn tcp_endpoint(addr: &str, port: u16) -> String {
-    crate::endpoint::Endpoint::tcp(addr, port).to_string()
 }
 
 /// Wraps a zmq error with what we were doing.

@@ -1,5 +1,9 @@
 use super::*;
 
+use std::path::PathBuf;
+
+use zerolog::element::ElementConfig;
+
 fn settings() -> ProcessSettings {
     ProcessSettings {
         restart: RestartPolicy::Always,

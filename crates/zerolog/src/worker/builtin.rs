@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use crate::endpoint::Endpoint;
 use crate::stats::WorkerStats;
 use crate::Error;
 
@@ -579,7 +580,7 @@ pub fn find_program(name: &str, directory: Option<&Path>) -> Result<PathBuf, Err
 #[serde(deny_unknown_fields)]
 pub struct WorkerConfig {
     /// The receiver's endpoint to PULL from.
-    pub backend: String,
+    pub backend: Endpoint,
     /// `WORKER [ARGS...]`: a built-in (`stdout`, `file PATH`, `null [REPORT]`) or a program.
     pub command: Vec<String>,
     /// Where to look the program up (default: `PATH`).
@@ -603,7 +604,13 @@ impl WorkerConfig {
         let spec = WorkerSpec::resolve(worker, args, self.directory.as_deref())?;
         let mut w = spec.start(self.framing)?;
         let stats = new_stats();
-        super::run(&self.backend, &self.receive, w.as_mut(), signals, &stats)
+        super::run(
+            &self.backend.to_string(),
+            &self.receive,
+            w.as_mut(),
+            signals,
+            &stats,
+        )
     }
 }
 

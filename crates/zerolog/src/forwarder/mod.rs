@@ -18,6 +18,7 @@
 //!
 //! ```
 //! use std::time::Duration;
+//! use zerolog::endpoint::Endpoint;
 //! use zerolog::forwarder::{Forwarder, ForwarderConfig};
 //! use zerolog::framing::Framing;
 //! use zerolog::syslog::TopicTemplate;
@@ -28,7 +29,7 @@
 //!     let forwarder = Forwarder::bind(ForwarderConfig {
 //!         tcp: vec!["127.0.0.1:0".parse()?],
 //!         udp: vec!["127.0.0.1:0".parse()?],
-//!         publish: "tcp://127.0.0.1:*".into(),
+//!         publish: Endpoint::tcp("127.0.0.1", 0),
 //!         framing: Framing::OctetCounted,
 //!         topic_template: TopicTemplate::parse("{hostname}.{app}")?,
 //!         ..Default::default()
@@ -56,16 +57,20 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::events::{BadInput, Blocked, ConnectionRefused, RateLimit};
-use crate::framing::{Framer, FramerStats, Framing, DEFAULT_MAX_SIZE};
+use crate::endpoint::Endpoint;
+use crate::events::{Blocked, RateLimit};
+use crate::framing::{Framing, DEFAULT_MAX_SIZE};
 use crate::stats::ForwarderStats;
 use crate::syslog::{self, TopicTemplate};
 use crate::zmqutil::{self, zerr};
 use crate::Error;
+
+mod tcp;
+use tcp::{accept_loop, listen_tcp};
 
 /// Everything a forwarder needs to know: built in code, from the command line, or read from
 /// the file zerologd hands it ([`crate::element::ElementConfig`]). The default is the
@@ -78,10 +83,11 @@ pub struct ForwarderConfig {
     pub tcp: Vec<SocketAddr>,
     /// UDP addresses to receive syslog datagrams on (one message per datagram).
     pub udp: Vec<SocketAddr>,
-    /// ZeroMQ endpoint the XPUB socket binds, e.g. `tcp://127.0.0.1:6001`.
-    pub publish: String,
+    /// ZeroMQ endpoint the XPUB socket binds, e.g. `tcp://127.0.0.1:6001` (port 0: any free
+    /// one, see [`Forwarder::publish_endpoint`]).
+    pub publish: Endpoint,
     /// Optional lossy PUB endpoint that gets a copy of every message.
-    pub monitor: Option<String>,
+    pub monitor: Option<Endpoint>,
     /// How the TCP input is framed into messages (default `auto`: decided per connection).
     pub framing: Framing,
     /// Longer messages are truncated to this many bytes (and counted).
@@ -118,7 +124,7 @@ impl Default for ForwarderConfig {
                 crate::defaults::INPUT_PORT,
             ))],
             udp: Vec::new(),
-            publish: crate::tcp_endpoint(crate::defaults::BIND_HOST, crate::defaults::PUBLISH_PORT),
+            publish: Endpoint::tcp(crate::defaults::BIND_HOST, crate::defaults::PUBLISH_PORT),
             monitor: None,
             framing: Framing::Auto,
             max_message_size: DEFAULT_MAX_SIZE,
@@ -187,7 +193,7 @@ pub struct Forwarder {
     _ctx: zmq::Context,
     xpub: zmq::Socket,
     monitor: Option<zmq::Socket>,
-    publish_endpoint: String,
+    publish_endpoint: Endpoint,
     stats: Arc<ForwarderStats>,
 }
 
@@ -212,7 +218,7 @@ impl Forwarder {
         xpub.set_linger(LINGER_MS).map_err(zerr("setting linger"))?;
         crate::access::protect(&xpub, &config.allow)?;
         zmqutil::bind(&xpub, &config.publish)?;
-        let publish_endpoint = zmqutil::last_endpoint(&xpub);
+        let publish_endpoint = zmqutil::bound_endpoint(&xpub, &config.publish);
 
         let monitor = match &config.monitor {
             Some(endpoint) => {
@@ -279,7 +285,7 @@ impl Forwarder {
     }
 
     /// The endpoint the XPUB socket bound (port 0 resolved).
-    pub fn publish_endpoint(&self) -> &str {
+    pub fn publish_endpoint(&self) -> &Endpoint {
         &self.publish_endpoint
     }
 
@@ -331,42 +337,8 @@ impl Forwarder {
             _ = &mut shutdown => false,
         };
         if ready {
-            let addrs: Vec<String> = tcp
-                .iter()
-                .filter_map(|l| l.local_addr().ok())
-                .map(|a| format!("tcp:{a}"))
-                .chain(
-                    udp.iter()
-                        .filter_map(|s| s.local_addr().ok())
-                        .map(|a| format!("udp:{a}")),
-                )
-                .collect();
-            info!(
-                inputs = %addrs.join(","),
-                framing = %config.framing,
-                topic = %config.topic_template,
-                "forwarder ready, reading input"
-            );
+            spawn_inputs(tcp, udp, &tx, &stop_rx, Arc::new(config), &stats);
             on_ready();
-            let config = Arc::new(config);
-            for listener in tcp {
-                tokio::spawn(accept_loop(
-                    listener,
-                    tx.clone(),
-                    stop_rx.clone(),
-                    config.clone(),
-                    stats.clone(),
-                ));
-            }
-            for socket in udp {
-                tokio::spawn(udp_loop(
-                    socket,
-                    tx.clone(),
-                    stop_rx.clone(),
-                    config.clone(),
-                    stats.clone(),
-                ));
-            }
             shutdown.await;
         }
         info!("forwarder stopping: no longer accepting, flushing what was received");
@@ -382,198 +354,38 @@ impl Forwarder {
     }
 }
 
-fn listen_tcp(addr: SocketAddr) -> Result<TcpListener, Error> {
-    let err = |source| Error::Listen {
-        addr: format!("tcp:{addr}"),
-        source,
-    };
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(err)?;
-    // A restarted forwarder must bind again while old connections sit in TIME_WAIT.
-    socket.set_reuseaddr(true).map_err(err)?;
-    socket.bind(addr).map_err(err)?;
-    socket.listen(1024).map_err(err)
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    tx: mpsc::Sender<Batch>,
-    mut stop: watch::Receiver<bool>,
+/// Starts reading every input, each on tasks of its own.
+fn spawn_inputs(
+    tcp: Vec<TcpListener>,
+    udp: Vec<UdpSocket>,
+    tx: &mpsc::Sender<Batch>,
+    stop: &watch::Receiver<bool>,
     config: Arc<ForwarderConfig>,
-    stats: Arc<ForwarderStats>,
+    stats: &Arc<ForwarderStats>,
 ) {
-    // Connections open on this input (the limit is per input).
-    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut refusals = RateLimit::per_second();
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            r = listener.accept() => match r {
-                Ok((stream, peer)) => {
-                    stats.connections_accepted().fetch_add(1, Relaxed);
-                    if open.load(Relaxed) >= config.max_connections {
-                        // Closing at once tells the sender to come back later; the open
-                        // connections are not touched.
-                        ConnectionRefused { peer, max_connections: config.max_connections }
-                            .emit(stats.connections_refused(), &mut refusals);
-                        drop(stream);
-                        continue;
-                    }
-                    open.fetch_add(1, Relaxed);
-                    stats.connections_open().fetch_add(1, Relaxed);
-                    debug!(%peer, "connection accepted");
-                    let (tx, stop, config, stats, open) = (tx.clone(), stop.clone(), config.clone(), stats.clone(), open.clone());
-                    tokio::spawn(async move {
-                        connection(stream, peer, tx, stop, &config, &stats).await;
-                        stats.connections_open().fetch_sub(1, Relaxed);
-                        open.fetch_sub(1, Relaxed);
-                    });
-                }
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
+    let addrs: Vec<String> = tcp
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| format!("tcp:{a}"))
+        .chain(
+            udp.iter()
+                .filter_map(|s| s.local_addr().ok())
+                .map(|a| format!("udp:{a}")),
+        )
+        .collect();
+    info!(
+        inputs = %addrs.join(","),
+        framing = %config.framing,
+        topic = %config.topic_template,
+        "forwarder ready, reading input"
+    );
+    for listener in tcp {
+        let (tx, stop, config, stats) = (tx.clone(), stop.clone(), config.clone(), stats.clone());
+        tokio::spawn(accept_loop(listener, tx, stop, config, stats));
     }
-}
-
-/// Adds what a framer counted since `last` to the shared counters and logs (at most once a
-/// second per connection) about truncations and malformed counts.
-fn account(
-    stats: &ForwarderStats,
-    now: FramerStats,
-    last: &mut FramerStats,
-    peer: SocketAddr,
-    limit: &mut RateLimit,
-    max: usize,
-) {
-    stats
-        .messages_received()
-        .fetch_add(now.messages - last.messages, Relaxed);
-    BadInput {
-        peer,
-        now,
-        last: *last,
-        max_message_size: max,
-    }
-    .emit(stats, limit);
-    *last = now;
-}
-
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    tx: mpsc::Sender<Batch>,
-    mut stop: watch::Receiver<bool>,
-    config: &ForwarderConfig,
-    stats: &ForwarderStats,
-) {
-    let mut framer = Framer::new(config.framing, config.max_message_size);
-    let mut last = FramerStats::default();
-    let mut bad_input = RateLimit::per_second();
-    let template = &config.topic_template;
-    // Set once a stop is requested: from then on the connection is read until it is quiet
-    // (the rest of a burst may still sit in the sender's socket) or the drain time is up.
-    let mut drain_until: Option<Instant> = None;
-    // Set when the drain ends the connection rather than the sender.
-    let mut closing = false;
-    loop {
-        let read = match drain_until {
-            None => tokio::select! {
-                biased;
-                r = ready_or_idle(&stream, config.idle_timeout) => match r {
-                    Some(r) => Some(r),
-                    None => {
-                        stats.connections_idle_closed().fetch_add(1, Relaxed);
-                        info!(%peer, pending_bytes = framer.pending(), "connection idle for idle_timeout: closed (counted as connections_idle_closed)");
-                        return;
-                    }
-                },
-                _ = stop.changed() => None,
-            },
-            Some(until) => {
-                let left = until.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(DRAIN_QUIET.min(left), stream.readable()).await {
-                    Ok(r) => Some(r),
-                    Err(_) => {
-                        if left <= DRAIN_QUIET {
-                            warn!(%peer, "connection still sending at the end of the drain time; closing it");
-                        }
-                        closing = true;
-                        Some(Ok(()))
-                    }
-                }
-            }
-        };
-        let Some(ready) = read else {
-            drain_until = Some(Instant::now() + DRAIN_MAX);
-            continue;
-        };
-        let mut batch = Batch::default();
-        // Read into the thread's scratch buffer and frame at once: a connection holds no read
-        // buffer of its own, only its framer's partial message, however many are open.
-        let n = match ready.and_then(|()| {
-            if closing {
-                return Ok(0);
-            }
-            SCRATCH.with_borrow_mut(|buf| {
-                let n = stream.try_read(buf)?;
-                framer.feed(&buf[..n], &mut |f| batch.push(template, f.data));
-                Ok(n)
-            })
-        }) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => {
-                debug!(%peer, error = %e, "read failed; closing connection");
-                0
-            }
-        };
-        if n > 0 {
-            stats.bytes_received().fetch_add(n as u64, Relaxed);
-        } else if closing {
-            // The sender did not end this message: it is not ours to pass on cut.
-            if framer.pending() > 0 {
-                stats.cut_at_stop().fetch_add(1, Relaxed);
-                warn!(%peer, bytes = framer.pending(), "closing a connection in the middle of a message at stop: that partial message is dropped (counted as cut_at_stop)");
-            }
-        } else {
-            framer.finish(&mut |f| batch.push(template, f.data));
-        }
-        account(
-            stats,
-            framer.stats(),
-            &mut last,
-            peer,
-            &mut bad_input,
-            config.max_message_size,
-        );
-        if !batch.is_empty() && tx.send(batch).await.is_err() {
-            return;
-        }
-        if n == 0 {
-            debug!(%peer, "connection closed");
-            return;
-        }
-    }
-}
-
-thread_local! {
-    /// Where connections read into, one per input thread.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_BUF]);
-}
-
-/// Waits until `stream` is readable; `None` when nothing came for `idle` (when set).
-async fn ready_or_idle(stream: &TcpStream, idle: Option<Duration>) -> Option<std::io::Result<()>> {
-    match idle {
-        Some(idle) => tokio::time::timeout(idle, stream.readable()).await.ok(),
-        None => Some(stream.readable().await),
+    for socket in udp {
+        let (tx, stop, config, stats) = (tx.clone(), stop.clone(), config.clone(), stats.clone());
+        tokio::spawn(udp_loop(socket, tx, stop, config, stats));
     }
 }
 

@@ -1,0 +1,296 @@
+//! The TCP input: accepting connections (within the limit) and each connection's read loop,
+//! an explicit state machine: [`Phase`] x [`Wake`] -> next phase or [`End`].
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use super::{Batch, ForwarderConfig, DRAIN_MAX, DRAIN_QUIET, READ_BUF};
+use crate::events::{BadInput, ConnectionRefused, RateLimit};
+use crate::framing::{Framer, FramerStats};
+use crate::stats::ForwarderStats;
+use crate::Error;
+
+pub(super) fn listen_tcp(addr: SocketAddr) -> Result<TcpListener, Error> {
+    let err = |source| Error::Listen {
+        addr: format!("tcp:{addr}"),
+        source,
+    };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    // A restarted forwarder must bind again while old connections sit in TIME_WAIT.
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    socket.listen(1024).map_err(err)
+}
+
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    tx: mpsc::Sender<Batch>,
+    mut stop: watch::Receiver<bool>,
+    config: Arc<ForwarderConfig>,
+    stats: Arc<ForwarderStats>,
+) {
+    // Connections open on this input (the limit is per input).
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut refusals = RateLimit::per_second();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    stats.connections_accepted().fetch_add(1, Relaxed);
+                    if open.load(Relaxed) >= config.max_connections {
+                        // Closing at once tells the sender to come back later; the open
+                        // connections are not touched.
+                        ConnectionRefused { peer, max_connections: config.max_connections }
+                            .emit(stats.connections_refused(), &mut refusals);
+                        drop(stream);
+                        continue;
+                    }
+                    open.fetch_add(1, Relaxed);
+                    stats.connections_open().fetch_add(1, Relaxed);
+                    debug!(%peer, "connection accepted");
+                    let (tx, stop, config, stats, open) = (tx.clone(), stop.clone(), config.clone(), stats.clone(), open.clone());
+                    tokio::spawn(async move {
+                        connection(stream, peer, tx, stop, &config, &stats).await;
+                        stats.connections_open().fetch_sub(1, Relaxed);
+                        open.fetch_sub(1, Relaxed);
+                    });
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Adds what a framer counted since `last` to the shared counters and logs (at most once a
+/// second per connection) about truncations and malformed counts.
+fn account(
+    stats: &ForwarderStats,
+    now: FramerStats,
+    last: &mut FramerStats,
+    peer: SocketAddr,
+    limit: &mut RateLimit,
+    max: usize,
+) {
+    stats
+        .messages_received()
+        .fetch_add(now.messages - last.messages, Relaxed);
+    BadInput {
+        peer,
+        now,
+        last: *last,
+        max_message_size: max,
+    }
+    .emit(stats, limit);
+    *last = now;
+}
+
+/// Where a connection's read loop is: the states of [`Connection::run`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Reading what comes; closed after `idle_timeout` of silence.
+    Open,
+    /// A stop was requested: read until the sender is quiet for [`DRAIN_QUIET`] (the rest of
+    /// a burst may still sit in its socket) or `until` passes.
+    Draining {
+        /// When the drain time is up.
+        until: Instant,
+    },
+}
+
+/// What a wait on the connection gave: the events of [`Connection::run`].
+#[derive(Debug)]
+enum Wake {
+    /// The socket is readable (data, the end of the stream, or an error).
+    Readable(std::io::Result<()>),
+    /// Open, and nothing came for `idle_timeout`.
+    Idle,
+    /// Open, and a stop was requested.
+    Stop,
+    /// Draining, and nothing came for [`DRAIN_QUIET`] (or the drain time is up).
+    Quiet {
+        /// Whether it was still sending when the drain time ran out.
+        still_sending: bool,
+    },
+}
+
+/// How a connection ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// The sender closed it (or it failed): a message left unterminated is passed on.
+    Closed,
+    /// We close it at the end of a drain: a message left unfinished is not ours to pass on.
+    Drained,
+}
+
+/// One TCP connection: its framer, its counters' last values, and where its loop is.
+struct Connection<'a> {
+    stream: TcpStream,
+    peer: SocketAddr,
+    framer: Framer,
+    last: FramerStats,
+    bad_input: RateLimit,
+    phase: Phase,
+    config: &'a ForwarderConfig,
+    stats: &'a ForwarderStats,
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tx: mpsc::Sender<Batch>,
+    stop: watch::Receiver<bool>,
+    config: &ForwarderConfig,
+    stats: &ForwarderStats,
+) {
+    Connection {
+        stream,
+        peer,
+        framer: Framer::new(config.framing, config.max_message_size),
+        last: FramerStats::default(),
+        bad_input: RateLimit::per_second(),
+        phase: Phase::Open,
+        config,
+        stats,
+    }
+    .run(tx, stop)
+    .await
+}
+
+impl Connection<'_> {
+    /// Reads, frames and sends on until the connection ends.
+    async fn run(mut self, tx: mpsc::Sender<Batch>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let mut batch = Batch::default();
+            let end = match self.wait(&mut stop).await {
+                Wake::Stop => {
+                    self.phase = Phase::Draining {
+                        until: Instant::now() + DRAIN_MAX,
+                    };
+                    continue;
+                }
+                Wake::Idle => {
+                    self.stats.connections_idle_closed().fetch_add(1, Relaxed);
+                    info!(peer = %self.peer, pending_bytes = self.framer.pending(), "connection idle for idle_timeout: closed (counted as connections_idle_closed)");
+                    return;
+                }
+                Wake::Quiet { still_sending } => {
+                    if still_sending {
+                        warn!(peer = %self.peer, "connection still sending at the end of the drain time; closing it");
+                    }
+                    Some(End::Drained)
+                }
+                Wake::Readable(ready) => match ready.and_then(|()| self.read(&mut batch)) {
+                    Ok(0) => Some(End::Closed),
+                    Ok(n) => {
+                        self.stats.bytes_received().fetch_add(n as u64, Relaxed);
+                        None
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) => {
+                        debug!(peer = %self.peer, error = %e, "read failed; closing connection");
+                        Some(End::Closed)
+                    }
+                },
+            };
+            if let Some(end) = end {
+                self.finish(end, &mut batch);
+            }
+            account(
+                self.stats,
+                self.framer.stats(),
+                &mut self.last,
+                self.peer,
+                &mut self.bad_input,
+                self.config.max_message_size,
+            );
+            if !batch.is_empty() && tx.send(batch).await.is_err() {
+                return;
+            }
+            if end.is_some() {
+                debug!(peer = %self.peer, "connection closed");
+                return;
+            }
+        }
+    }
+
+    /// Waits for what the current phase waits for.
+    async fn wait(&self, stop: &mut watch::Receiver<bool>) -> Wake {
+        match self.phase {
+            Phase::Open => tokio::select! {
+                biased;
+                r = ready_or_idle(&self.stream, self.config.idle_timeout) => match r {
+                    Some(r) => Wake::Readable(r),
+                    None => Wake::Idle,
+                },
+                _ = stop.changed() => Wake::Stop,
+            },
+            Phase::Draining { until } => {
+                let left = until.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(DRAIN_QUIET.min(left), self.stream.readable()).await {
+                    Ok(r) => Wake::Readable(r),
+                    Err(_) => Wake::Quiet {
+                        still_sending: left <= DRAIN_QUIET,
+                    },
+                }
+            }
+        }
+    }
+
+    /// Reads what is there into the thread's scratch buffer and frames it at once: a
+    /// connection holds no read buffer of its own, only its framer's partial message, however
+    /// many are open.
+    fn read(&mut self, batch: &mut Batch) -> std::io::Result<usize> {
+        let template = &self.config.topic_template;
+        SCRATCH.with_borrow_mut(|buf| {
+            let n = self.stream.try_read(buf)?;
+            self.framer
+                .feed(&buf[..n], &mut |f| batch.push(template, f.data));
+            Ok(n)
+        })
+    }
+
+    /// What is left in the framer when the connection ends.
+    fn finish(&mut self, end: End, batch: &mut Batch) {
+        let pending = self.framer.pending();
+        match end {
+            End::Closed => {
+                let template = &self.config.topic_template;
+                self.framer.finish(&mut |f| batch.push(template, f.data));
+            }
+            End::Drained if pending > 0 => {
+                self.stats.cut_at_stop().fetch_add(1, Relaxed);
+                warn!(peer = %self.peer, bytes = pending, "closing a connection in the middle of a message at stop: that partial message is dropped (counted as cut_at_stop)");
+            }
+            End::Drained => {}
+        }
+    }
+}
+
+thread_local! {
+    /// Where connections read into, one per input thread.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_BUF]);
+}
+
+/// Waits until `stream` is readable; `None` when nothing came for `idle` (when set).
+async fn ready_or_idle(stream: &TcpStream, idle: Option<Duration>) -> Option<std::io::Result<()>> {
+    match idle {
+        Some(idle) => tokio::time::timeout(idle, stream.readable()).await.ok(),
+        None => Some(stream.readable().await),
+    }
+}
