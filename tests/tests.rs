@@ -7,6 +7,7 @@ mod access;
 mod crash;
 mod faults;
 mod graceful;
+mod hardening;
 mod hostile;
 mod interop_python;
 mod library;

@@ -57,7 +57,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
@@ -70,7 +70,7 @@ use crate::zmqutil::{self, zerr};
 use crate::Error;
 
 mod tcp;
-use tcp::{accept_loop, listen_tcp};
+use tcp::{accept_loop, bind_tcp, listen_tcp};
 
 /// Everything a forwarder needs to know: built in code, from the command line, or read from
 /// the file zerologd hands it ([`crate::element::ElementConfig`]). The default is the
@@ -188,7 +188,8 @@ impl Batch {
 /// [module documentation](self) for an example.
 pub struct Forwarder {
     config: ForwarderConfig,
-    tcp: Vec<TcpListener>,
+    /// Bound; listening once ready.
+    tcp: Vec<TcpSocket>,
     udp: Vec<UdpSocket>,
     _ctx: zmq::Context,
     xpub: zmq::Socket,
@@ -198,7 +199,8 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// Binds every input and output. Must be called within a tokio runtime.
+    /// Binds every input and output. Must be called within a tokio runtime. The TCP inputs
+    /// listen only once [`Forwarder::run`] is ready: until then, connections are refused.
     pub async fn bind(config: ForwarderConfig) -> Result<Self, Error> {
         let ctx = zmq::Context::new();
         let stats = Arc::new(ForwarderStats::from_env());
@@ -235,7 +237,7 @@ impl Forwarder {
 
         let mut tcp = Vec::new();
         for addr in &config.tcp {
-            tcp.push(listen_tcp(*addr)?);
+            tcp.push(bind_tcp(*addr)?);
         }
         let mut udp = Vec::new();
         for addr in &config.udp {
@@ -336,20 +338,30 @@ impl Forwarder {
             r = ready_rx => r.is_ok(),
             _ = &mut shutdown => false,
         };
+        let mut failed = None;
         if ready {
-            spawn_inputs(tcp, udp, &tx, &stop_rx, Arc::new(config), &stats);
-            on_ready();
-            shutdown.await;
+            match tcp.into_iter().map(listen_tcp).collect() {
+                Ok(tcp) => {
+                    spawn_inputs(tcp, udp, &tx, &stop_rx, Arc::new(config), &stats);
+                    on_ready();
+                    shutdown.await;
+                }
+                Err(e) => failed = Some(e),
+            }
         }
         info!("forwarder stopping: no longer accepting, flushing what was received");
         let _ = stop_tx.send(true);
         drop(tx);
-        match publisher.await {
+        let published = match publisher.await {
             Ok(Ok(result)) => result,
             _ => Err(Error::Io {
                 context: "publisher thread",
                 source: std::io::Error::other("publisher thread panicked"),
             }),
+        };
+        match failed {
+            Some(e) => Err(e),
+            None => published,
         }
     }
 }

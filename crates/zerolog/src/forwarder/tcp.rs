@@ -16,7 +16,9 @@ use crate::framing::{Framer, FramerStats};
 use crate::stats::ForwarderStats;
 use crate::Error;
 
-pub(super) fn listen_tcp(addr: SocketAddr) -> Result<TcpListener, Error> {
+/// A TCP socket bound to `addr`, not yet listening: until the forwarder is ready, senders
+/// are refused (and keep their logs) rather than accepted into a queue nobody reads.
+pub(super) fn bind_tcp(addr: SocketAddr) -> Result<TcpSocket, Error> {
     let err = |source| Error::Listen {
         addr: format!("tcp:{addr}"),
         source,
@@ -30,7 +32,18 @@ pub(super) fn listen_tcp(addr: SocketAddr) -> Result<TcpListener, Error> {
     // A restarted forwarder must bind again while old connections sit in TIME_WAIT.
     socket.set_reuseaddr(true).map_err(err)?;
     socket.bind(addr).map_err(err)?;
-    socket.listen(1024).map_err(err)
+    Ok(socket)
+}
+
+/// Starts accepting on a socket of [`bind_tcp`].
+pub(super) fn listen_tcp(socket: TcpSocket) -> Result<TcpListener, Error> {
+    let addr = socket
+        .local_addr()
+        .map_or_else(|_| "?".into(), |a| a.to_string());
+    socket.listen(1024).map_err(|source| Error::Listen {
+        addr: format!("tcp:{addr}"),
+        source,
+    })
 }
 
 pub(super) async fn accept_loop(
