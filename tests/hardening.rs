@@ -43,3 +43,96 @@ fn the_input_refuses_connections_until_the_pipeline_is_ready() {
     z.wait_ready();
     z.deliver(&dir.path().join("out.txt"), "after", 1000);
 }
+
+/// A worker that ignores its stop signal: it stays STOPPING for its `stop_timeout` (1 s).
+const STUBBORN: &str = "\n[[worker]]\nname = \"slow\"\nreceiver = \"all\"\ntype = \"zmq\"\n\
+     command = [\"sh\", \"-c\", \"trap '' TERM; exec sleep 1000\"]\nstop_timeout = \"1s\"\n";
+
+/// Waits until `name` runs under a pid other than `old`.
+fn wait_running_again(z: &Zerologd, name: &str, old: i32) -> i32 {
+    wait_until(READY_TIMEOUT, &format!("{name} running again"), || {
+        let p = z.program_json(name);
+        p["state"] == "RUNNING" && p["pid"] != old
+    });
+    z.pid_of(name).unwrap()
+}
+
+/// `stop` then `start` while the program is still stopping: it comes back; `restart` then
+/// `stop`: it stays stopped. Each reply says what will happen.
+#[test]
+fn the_last_command_wins_while_a_program_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let z = Zerologd::start(dir.path(), &format!("{BASIC}{STUBBORN}"));
+    let pid = z.pid_of("slow:0").unwrap();
+    let (code, out, err) = z.ctl(&["stop", "slow"]);
+    assert_eq!((code, out.as_str()), (0, "slow:0: stopping\n"), "{err}");
+    let (code, out, err) = z.ctl(&["start", "slow"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "slow:0: stopping; starts again once it has stopped\n"),
+        "{err}"
+    );
+    let pid = wait_running_again(&z, "slow:0", pid);
+
+    let (code, out, _) = z.ctl(&["restart", "slow"]);
+    assert_eq!((code, out.as_str()), (0, "slow:0: restarting\n"));
+    let (code, out, _) = z.ctl(&["stop", "slow"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "slow:0: already stopping; stays stopped\n")
+    );
+    wait_until(READY_TIMEOUT, "slow:0 stopped", || {
+        z.state_of("slow:0") == "STOPPED"
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let p = z.program_json("slow:0");
+    assert_eq!(p["state"], "STOPPED", "it stays stopped: {p}");
+    assert_eq!(p["pid"], serde_json::Value::Null);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+}
+
+/// A reload during the shutdown is refused: nothing already stopped comes back (the forwarder
+/// would accept lines nobody delivers).
+#[test]
+fn a_reload_during_shutdown_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let z = Zerologd::start(dir.path(), &format!("{BASIC}{STUBBORN}"));
+    z.proc.signal("TERM");
+    // The forwarder and receiver stop at once; the stubborn worker holds the shutdown 1 s.
+    wait_until(READY_TIMEOUT, "forwarder stopped", || {
+        z.try_program_json("forwarder")
+            .is_some_and(|p| p["state"] == "STOPPED")
+    });
+    let (code, _, err) = z.ctl(&["reload"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("shutting down"), "{err}");
+    let fwd = z.try_program_json("forwarder");
+    assert!(
+        fwd.as_ref().is_none_or(|p| p["state"] == "STOPPED"),
+        "{fwd:?}"
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", z.backend)).is_err());
+    assert_eq!(z.proc.wait_exit(DELIVERY_TIMEOUT).code(), Some(0));
+}
+
+/// A reload that changes `[zerologd]` is refused with what changed and what to do; the
+/// pipeline runs on unchanged.
+#[test]
+fn a_reload_that_changes_the_daemon_section_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let z = Zerologd::start(dir.path(), BASIC);
+    let before = z.status();
+    let text = std::fs::read_to_string(&z.config).unwrap();
+    let metrics = free_port();
+    let changed = format!("[zerologd]\nmetrics = \"127.0.0.1:{metrics}\"\n{text}");
+    std::fs::write(&z.config, changed).unwrap();
+    let (code, _, err) = z.ctl(&["reload"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("[zerologd] metrics changed") && err.contains("restart of zerologd"),
+        "{err}"
+    );
+    assert_eq!(z.status(), before, "nothing changed");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", metrics)).is_err());
+    z.deliver(&dir.path().join("out.txt"), "still", 100);
+}

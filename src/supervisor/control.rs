@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::state::{ProgramStatus, ReloadSummary};
+use super::state::{Outcome, ProgramStatus, ReloadSummary};
 
 /// What a client asks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,22 +47,12 @@ pub enum Reply {
         /// One row per program.
         programs: Vec<ProgramStatus>,
     },
-    /// `start`: how many processes were started.
-    Started {
+    /// `start`, `stop` or `restart`: what happens to each program NAME designates.
+    Commanded {
         /// Program or group.
         name: String,
-        /// Processes started.
-        processes: usize,
-    },
-    /// `stop`: the stop signal went out.
-    Stopping {
-        /// Program or group.
-        name: String,
-    },
-    /// `restart`: the program stops, then starts again.
-    Restarting {
-        /// Program or group.
-        name: String,
+        /// Each program and its outcome.
+        outcomes: Vec<(String, Outcome)>,
     },
     /// `reload`: what changed.
     Reloaded {
@@ -81,11 +71,10 @@ impl Reply {
     pub fn text(&self) -> String {
         match self {
             Reply::Status { programs } => format_status(programs),
-            Reply::Started { name, processes } => {
-                format!("{name}: {processes} process(es) started\n")
-            }
-            Reply::Stopping { name } => format!("{name}: stopping\n"),
-            Reply::Restarting { name } => format!("{name}: restarting\n"),
+            Reply::Commanded { outcomes, .. } => outcomes
+                .iter()
+                .map(|(program, o)| format!("{program}: {}\n", o.as_str()))
+                .collect(),
             Reply::Reloaded { summary: s } => format!(
                 "reloaded: started {:?}, restarted {:?}, stopped {:?}, {} unchanged\n",
                 s.started, s.restarted, s.stopped, s.unchanged
@@ -213,12 +202,18 @@ mod tests {
             serde_json::to_string(&Request::Stop { name: "w".into() }).unwrap(),
             r#"{"request":"stop","name":"w"}"#
         );
-        let reply = Reply::Started {
+        let reply = Reply::Commanded {
             name: "db".into(),
-            processes: 2,
+            outcomes: vec![
+                ("db:0".into(), Outcome::Started),
+                ("db:1".into(), Outcome::StartsOnceStopped),
+            ],
         };
         let back: Reply = serde_json::from_str(encode_reply(&reply).trim()).unwrap();
-        assert_eq!(back.text(), "db: 2 process(es) started\n");
+        assert_eq!(
+            back.text(),
+            "db:0: started\ndb:1: stopping; starts again once it has stopped\n"
+        );
     }
 
     #[test]

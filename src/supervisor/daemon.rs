@@ -31,7 +31,7 @@ use super::programs::{program_specs, zerolog_binary};
 use super::readiness::NotifyServer;
 use super::reaper::Reaper;
 use super::state::{Action, ExitInfo, ProgramSpec, Supervisor, Tier};
-use crate::topology::Topology;
+use crate::topology::{DaemonSection, Topology};
 
 /// Errors that keep the daemon from starting.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +107,8 @@ struct SignalFlags {
 pub struct Daemon {
     sup: Supervisor,
     config_path: Option<PathBuf>,
+    /// The `[zerologd]` section it runs with: a reload cannot change it.
+    settings: DaemonSection,
     zerolog: PathBuf,
     control_path: PathBuf,
     listener: UnixListener,
@@ -175,6 +177,7 @@ impl Daemon {
         Ok(Daemon {
             sup,
             config_path,
+            settings: topology.daemon.clone(),
             zerolog,
             control_path,
             listener,
@@ -405,26 +408,41 @@ impl Daemon {
 
     fn handle_request(&mut self, request: Request) -> Reply {
         let now = Instant::now();
-        let result = match request {
-            Request::Status => Ok(Reply::Status {
-                programs: self.status(now),
-            }),
-            Request::Start { name } => self.sup.start(&name).map(|a| {
-                let processes = a.len();
-                self.execute(a);
-                Reply::Started { name, processes }
-            }),
-            Request::Stop { name } => self.sup.stop(&name, now).map(|a| {
-                self.execute(a);
-                Reply::Stopping { name }
-            }),
-            Request::Restart { name } => self.sup.restart(&name, now).map(|a| {
-                self.execute(a);
-                Reply::Restarting { name }
-            }),
-            Request::Reload => self.reload().map(|summary| Reply::Reloaded { summary }),
+        let (name, result) = match request {
+            Request::Status => {
+                return Reply::Status {
+                    programs: self.status(now),
+                }
+            }
+            Request::Reload => {
+                return match self.reload() {
+                    Ok(summary) => Reply::Reloaded { summary },
+                    Err(message) => Reply::Error { message },
+                }
+            }
+            Request::Start { name } => {
+                let r = self.sup.start(&name);
+                (name, r)
+            }
+            Request::Stop { name } => {
+                let r = self.sup.stop(&name, now);
+                (name, r)
+            }
+            Request::Restart { name } => {
+                let r = self.sup.restart(&name, now);
+                (name, r)
+            }
         };
-        result.unwrap_or_else(|message| Reply::Error { message })
+        match result {
+            Ok(done) => {
+                self.execute(done.actions);
+                Reply::Commanded {
+                    name,
+                    outcomes: done.outcomes,
+                }
+            }
+            Err(message) => Reply::Error { message },
+        }
     }
 
     /// Every program's state, with its counters.
@@ -442,6 +460,10 @@ impl Daemon {
         let Some(path) = self.config_path.clone() else {
             return Err("running the embedded default topology: nothing to reload".into());
         };
+        if self.sup.is_shutting_down() {
+            warn!("reload refused: zerologd is shutting down");
+            return Err("zerologd is shutting down: reload refused".into());
+        }
         info!(file = %path.display(), "reloading topology");
         let topology = match Topology::load(&path) {
             Ok(t) => t,
@@ -453,6 +475,15 @@ impl Daemon {
                 return Err(format!("reload rejected, nothing changed:\n{errors}"));
             }
         };
+        let changed = self.settings.changed_keys(&topology.daemon);
+        if !changed.is_empty() {
+            let message = format!(
+                "reload rejected, nothing changed: [zerologd] {} changed, which takes a restart of zerologd (systemctl restart zerologd)",
+                changed.join(", ")
+            );
+            error!("{message}");
+            return Err(message);
+        }
         let specs = program_specs(&topology, &self.zerolog);
         let (actions, summary) = self.sup.reload(specs, Instant::now());
         info!(

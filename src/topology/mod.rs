@@ -84,6 +84,26 @@ pub struct DaemonSection {
     pub metrics: Option<SocketAddr>,
 }
 
+impl DaemonSection {
+    /// The keys whose values differ from `other`'s (`runtime_dir`, ...).
+    pub fn changed_keys(&self, other: &DaemonSection) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.runtime_dir != other.runtime_dir {
+            keys.push("runtime_dir");
+        }
+        if self.control_socket != other.control_socket {
+            keys.push("control_socket");
+        }
+        if self.zerolog_bin != other.zerolog_bin {
+            keys.push("zerolog_bin");
+        }
+        if self.metrics != other.metrics {
+            keys.push("metrics");
+        }
+        keys
+    }
+}
+
 /// What to do when a process ends: `always` | `on-failure` | `never`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RestartPolicy {

@@ -53,6 +53,15 @@ struct Program {
     last_exit: Option<ExitInfo>,
 }
 
+/// What an operator's command does: to each program, and the actions that do it.
+#[derive(Debug, Default)]
+pub struct Commanded {
+    /// Each program NAME designates, and what happens to it.
+    pub outcomes: Vec<(String, Outcome)>,
+    /// For the daemon loop to carry out.
+    pub actions: Vec<Action>,
+}
+
 /// The state of every program of the topology.
 #[derive(Debug, Default)]
 pub struct Supervisor {
@@ -335,8 +344,9 @@ impl Supervisor {
                 }]
             }
             State::Stopping { .. } => {
-                // Already on its way down; a restart or removal still applies afterwards.
-                if after != AfterStop::Nothing {
+                // Already on its way down; a restart or removal still applies afterwards (a
+                // program leaving the topology is not brought back).
+                if after != AfterStop::Nothing && p.after_stop != AfterStop::Remove {
                     p.after_stop = after;
                 }
                 vec![]
@@ -370,40 +380,68 @@ impl Supervisor {
             .collect()
     }
 
-    /// Operator: stop NAME (a program or a group).
-    pub fn stop(&mut self, name: &str, now: Instant) -> Result<Vec<Action>, String> {
-        let names = self.resolve_or_err(name)?;
-        Ok(names
-            .iter()
-            .flat_map(|n| self.stop_program(n, AfterStop::Nothing, now))
-            .collect())
+    /// Operator: stop NAME (a program or a group). The last command wins: a program that is
+    /// stopping to restart stays stopped.
+    pub fn stop(&mut self, name: &str, now: Instant) -> Result<Commanded, String> {
+        self.command(name, |sup, n| {
+            let p = sup.programs.get_mut(n).expect("resolved");
+            let outcome = match p.state {
+                State::Running { .. } => Outcome::Stopping,
+                State::Stopping { .. } => Outcome::StaysStopped,
+                _ => Outcome::AlreadyStopped,
+            };
+            if p.after_stop == AfterStop::Restart {
+                p.after_stop = AfterStop::Nothing;
+            }
+            (outcome, sup.stop_program(n, AfterStop::Nothing, now))
+        })
     }
 
-    /// Operator: start NAME if it is not running (also clears FATAL).
-    pub fn start(&mut self, name: &str) -> Result<Vec<Action>, String> {
-        let names = self.resolve_or_err(name)?;
-        let mut actions = Vec::new();
-        for n in names {
-            let p = self.programs.get_mut(&n).expect("resolved");
-            if matches!(
-                p.state,
-                State::Stopped | State::Exited | State::Fatal | State::Backoff { .. }
-            ) {
-                p.failures = 0;
-                p.state = State::Stopped;
-                actions.push(Action::Spawn(n));
+    /// Operator: start NAME if it is not running (also clears FATAL); one that is stopping
+    /// starts again once it has stopped.
+    pub fn start(&mut self, name: &str) -> Result<Commanded, String> {
+        self.command(name, |sup, n| {
+            let p = sup.programs.get_mut(n).expect("resolved");
+            match p.state {
+                State::Running { .. } => (Outcome::AlreadyRunning, vec![]),
+                State::Stopping { .. } => {
+                    if p.after_stop != AfterStop::Remove {
+                        p.after_stop = AfterStop::Restart;
+                    }
+                    (Outcome::StartsOnceStopped, vec![])
+                }
+                State::Stopped | State::Exited | State::Fatal | State::Backoff { .. } => {
+                    p.failures = 0;
+                    p.state = State::Stopped;
+                    (Outcome::Started, vec![Action::Spawn(n.to_string())])
+                }
             }
-        }
-        Ok(actions)
+        })
     }
 
     /// Operator: restart NAME (stop gracefully, then start).
-    pub fn restart(&mut self, name: &str, now: Instant) -> Result<Vec<Action>, String> {
-        let names = self.resolve_or_err(name)?;
-        Ok(names
-            .iter()
-            .flat_map(|n| self.stop_program(n, AfterStop::Restart, now))
-            .collect())
+    pub fn restart(&mut self, name: &str, now: Instant) -> Result<Commanded, String> {
+        self.command(name, |sup, n| {
+            (
+                Outcome::Restarting,
+                sup.stop_program(n, AfterStop::Restart, now),
+            )
+        })
+    }
+
+    /// Applies `each` to every program NAME designates.
+    fn command(
+        &mut self,
+        name: &str,
+        mut each: impl FnMut(&mut Self, &str) -> (Outcome, Vec<Action>),
+    ) -> Result<Commanded, String> {
+        let mut done = Commanded::default();
+        for n in self.resolve_or_err(name)? {
+            let (outcome, actions) = each(self, &n);
+            done.outcomes.push((n, outcome));
+            done.actions.extend(actions);
+        }
+        Ok(done)
     }
 
     fn resolve_or_err(&self, name: &str) -> Result<Vec<String>, String> {

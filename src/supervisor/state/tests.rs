@@ -93,7 +93,7 @@ fn receiver_is_paused_while_its_worker_stops_outside_shutdown() {
     let mut s = running(t0);
     assert_eq!(s.sync_pauses(), vec![], "nothing stops: no pause");
     let stop = s.restart("w:0", t0).unwrap();
-    assert_eq!(stop, vec![sig("w:0", 300, Signal::SIGTERM)]);
+    assert_eq!(stop.actions, vec![sig("w:0", 300, Signal::SIGTERM)]);
     assert_eq!(s.sync_pauses(), vec![sig("all", 200, Signal::SIGUSR1)]);
     assert_eq!(s.sync_pauses(), vec![], "paused once");
     let after = s.exited(300, ok_exit(), t0);
@@ -165,7 +165,10 @@ fn backoff_sequence_then_fatal() {
         .filter(|r| r.name != "w:0")
         .all(|r| r.state == ProgramState::Running));
     // An operator can start it again.
-    assert_eq!(s.start("w").unwrap(), vec![Action::Spawn("w:0".into())]);
+    assert_eq!(
+        s.start("w").unwrap().actions,
+        vec![Action::Spawn("w:0".into())]
+    );
 }
 
 #[test]
@@ -234,7 +237,7 @@ fn shutdown_goes_tier_by_tier_and_kills_after_timeout() {
 fn operator_restart_and_stop() {
     let t0 = Instant::now();
     let mut s = running(t0);
-    let actions = s.restart("w:0", t0).unwrap();
+    let actions = s.restart("w:0", t0).unwrap().actions;
     assert!(matches!(&actions[..], [Action::Signal { pid: 300, .. }]));
     assert_eq!(
         s.exited(300, ok_exit(), t0),
@@ -306,4 +309,52 @@ fn spawn_failure_counts_as_a_crash() {
     let actions = s.spawn_failed("w:0", "No such file", t0);
     assert!(actions.is_empty());
     assert!(matches!(s.state("w:0"), Some(State::Backoff { .. })));
+}
+
+/// The last command wins, and says what it does, even while the program is still stopping.
+#[test]
+fn commands_while_a_program_stops_are_kept() {
+    let t0 = Instant::now();
+    let mut s = running(t0);
+    let outcome = |c: Commanded| c.outcomes.into_iter().map(|(_, o)| o).collect::<Vec<_>>();
+    // stop, then start before it has exited: it comes back.
+    assert_eq!(outcome(s.stop("w:0", t0).unwrap()), [Outcome::Stopping]);
+    assert_eq!(
+        outcome(s.start("w:0").unwrap()),
+        [Outcome::StartsOnceStopped]
+    );
+    assert_eq!(
+        s.exited(300, ok_exit(), t0),
+        vec![Action::Spawn("w:0".into())]
+    );
+    s.spawned("w:0", 301, t0);
+    assert_eq!(outcome(s.start("w:0").unwrap()), [Outcome::AlreadyRunning]);
+
+    // restart, then stop before it has exited: it stays stopped.
+    assert_eq!(
+        outcome(s.restart("w:0", t0).unwrap()),
+        [Outcome::Restarting]
+    );
+    assert_eq!(outcome(s.stop("w:0", t0).unwrap()), [Outcome::StaysStopped]);
+    assert!(s.exited(301, ok_exit(), t0).is_empty());
+    assert_eq!(s.state("w:0"), Some(State::Stopped));
+    assert_eq!(
+        outcome(s.stop("w:0", t0).unwrap()),
+        [Outcome::AlreadyStopped]
+    );
+
+    // A program leaving the topology is not brought back by a start or restart.
+    s.start("w:0").unwrap();
+    s.spawned("w:0", 302, t0);
+    s.reload(
+        vec![
+            spec("forwarder", Tier::Forwarder),
+            spec("all", Tier::Receiver),
+        ],
+        t0,
+    );
+    s.start("w:0").unwrap();
+    s.restart("w:0", t0).unwrap();
+    assert!(s.exited(302, ok_exit(), t0).is_empty());
+    assert_eq!(s.state("w:0"), None);
 }

@@ -233,3 +233,38 @@ pub struct ReloadSummary {
     /// How many programs were left running as they were.
     pub unchanged: usize,
 }
+
+/// What an operator's `start`, `stop` or `restart` does to one program: the reply says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Started now.
+    Started,
+    /// Already running: nothing to do.
+    AlreadyRunning,
+    /// It is stopping; it starts again once it has stopped.
+    StartsOnceStopped,
+    /// The stop signal went out.
+    Stopping,
+    /// It was already stopping; it stays stopped (a pending restart is cancelled).
+    StaysStopped,
+    /// It was not running; it stays so.
+    AlreadyStopped,
+    /// It stops gracefully, then starts again (at once if it was not running).
+    Restarting,
+}
+
+impl Outcome {
+    /// For the operator: `started`, `starts once it has stopped`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Started => "started",
+            Outcome::AlreadyRunning => "already running",
+            Outcome::StartsOnceStopped => "stopping; starts again once it has stopped",
+            Outcome::Stopping => "stopping",
+            Outcome::StaysStopped => "already stopping; stays stopped",
+            Outcome::AlreadyStopped => "not running; stays stopped",
+            Outcome::Restarting => "restarting",
+        }
+    }
+}
