@@ -29,6 +29,17 @@ pub fn zerologd_command() -> clap::Command {
     ZerologdCli::command()
 }
 
+/// Writes `text` to stdout. A closed stdout (`zerologd --check | head -1`) is not an error:
+/// the reader has what it wanted (ripgrep's rule); any other failure is returned.
+pub fn print_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 /// `--version` (`-V` prints the first line only): the version, and how libzmq was built in.
 const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\n", env!("ZEROLOG_LIBZMQ_LINK"));
 

@@ -136,3 +136,49 @@ fn a_reload_that_changes_the_daemon_section_is_refused() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", metrics)).is_err());
     z.deliver(&dir.path().join("out.txt"), "still", 100);
 }
+
+/// `zerologd --check | head -1`: a reader that closes early is not an error.
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(
+        dir.path(),
+        "zerolog.toml",
+        &Zerologd::expand(dir.path(), BASIC, 6000),
+    );
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(zerologd_bin())
+        .args(["--check", "-c", config.to_str().unwrap()])
+        .env("ZEROLOG_RUNTIME_DIR", dir.path().join("run"))
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
+/// A topology that runs nothing is refused (exit 2), unless it says it means it.
+#[test]
+fn an_empty_topology_is_refused_unless_on_purpose() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |text: &str| {
+        let config = write_file(dir.path(), "empty.toml", text);
+        std::process::Command::new(zerologd_bin())
+            .args(["--check", "-c", config.to_str().unwrap()])
+            .env("ZEROLOG_RUNTIME_DIR", dir.path().join("run"))
+            .output()
+            .unwrap()
+    };
+    let out = run("# nothing yet\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("empty.toml:1: the topology runs nothing"),
+        "{err}"
+    );
+    let out = run("[zerologd]\nallow_empty = true\n");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK, 0 processes"));
+}

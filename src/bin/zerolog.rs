@@ -133,13 +133,16 @@ fn loggen(a: LoggenArgs) -> Result<(), Error> {
         app: a.app,
     };
     let r = zerologd::loggen::run(&config)?;
-    if a.json {
-        println!("{}", serde_json::to_string(&r).unwrap_or_default());
+    let report = if a.json {
+        serde_json::to_string(&r).unwrap_or_default()
     } else {
-        println!(
+        format!(
             "sent {} messages ({} bytes) over {} connection(s) in {:.3} s: {:.0} msg/s, {:.1} MB/s",
             r.messages, r.bytes, r.connections, r.seconds, r.messages_per_s, r.mb_per_s
-        );
-    }
-    Ok(())
+        )
+    };
+    zerologd::cli::print_stdout(&format!("{report}\n")).map_err(|source| Error::Io {
+        context: "writing the report",
+        source,
+    })
 }

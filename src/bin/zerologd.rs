@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use zerologd::cli::{Ctl, ZerologdCli};
+use zerologd::cli::{print_stdout, Ctl, ZerologdCli};
 use zerologd::supervisor::control::{self, Reply, Request};
 use zerologd::supervisor::daemon::Daemon;
 use zerologd::supervisor::programs::{program_specs, zerolog_binary};
@@ -35,22 +35,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     if cli.check {
-        let zerolog = zerolog_binary(topology.daemon.zerolog_bin.as_deref());
-        let specs = program_specs(&topology, &zerolog);
-        println!(
-            "{}: OK, {} processes:",
-            topology.source.display(),
-            specs.len()
-        );
-        for s in specs {
-            println!("  {:<20} {}", s.name, s.argv.join(" "));
-            // What the element's --config file will say.
-            if let Some((config, _)) = &s.config {
-                let json = serde_json::to_value(config).unwrap_or_default();
-                println!("  {:<20} {}", "", json["config"]);
-            }
-        }
-        return ExitCode::SUCCESS;
+        return output(&check_report(&topology), ExitCode::SUCCESS);
     }
     if let Err(e) = zerologd::logging::init(None) {
         eprintln!("zerologd: {e}");
@@ -67,6 +52,38 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// What `--check` prints: every process, its command line and its configuration.
+fn check_report(topology: &Topology) -> String {
+    use std::fmt::Write;
+    let zerolog = zerolog_binary(topology.daemon.zerolog_bin.as_deref());
+    let specs = program_specs(topology, &zerolog);
+    let mut text = format!(
+        "{}: OK, {} processes:\n",
+        topology.source.display(),
+        specs.len()
+    );
+    for s in specs {
+        let _ = writeln!(text, "  {:<20} {}", s.name, s.argv.join(" "));
+        // What the element's --config file will say.
+        if let Some((config, _)) = &s.config {
+            let json = serde_json::to_value(config).unwrap_or_default();
+            let _ = writeln!(text, "  {:<20} {}", "", json["config"]);
+        }
+    }
+    text
+}
+
+/// Prints `text` and exits with `code`, or 1 when stdout fails (other than closed).
+fn output(text: &str, code: ExitCode) -> ExitCode {
+    match print_stdout(text) {
+        Ok(()) => code,
+        Err(e) => {
+            eprintln!("zerologd: cannot write to stdout: {e}");
             ExitCode::from(1)
         }
     }
@@ -89,13 +106,9 @@ fn client(cmd: Ctl, config: Option<&PathBuf>, socket: Option<PathBuf>) -> ExitCo
             ExitCode::from(1)
         }
         Ok(Reply::Status { programs }) if json => {
-            print!("{}", control::format_status_json(&programs));
-            ExitCode::SUCCESS
+            output(&control::format_status_json(&programs), ExitCode::SUCCESS)
         }
-        Ok(reply) => {
-            print!("{}", reply.text());
-            ExitCode::SUCCESS
-        }
+        Ok(reply) => output(&reply.text(), ExitCode::SUCCESS),
         Err(e) => {
             eprintln!(
                 "zerologd: cannot reach zerologd at {}: {e} (is it running? use -c or --socket)",

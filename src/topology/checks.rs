@@ -62,9 +62,19 @@ pub(super) fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// Longest receiver or worker name.
+pub(super) const MAX_NAME: usize = 64;
+
 pub(super) fn parse_name(s: &str) -> Result<String, String> {
     if s.is_empty() {
         return Err("the name must not be empty".into());
+    }
+    // Names become file names (stats, ipc sockets, configuration) with a suffix.
+    if s.len() > MAX_NAME {
+        return Err(format!(
+            "the name \"{s}\" is {} characters long; at most {MAX_NAME} are allowed",
+            s.len()
+        ));
     }
     if let Some(c) = s
         .chars()

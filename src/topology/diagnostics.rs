@@ -72,6 +72,14 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    pub(super) fn boolean(&mut self, f: &Field<'_>) -> Option<bool> {
+        let b = f.item.as_bool();
+        if b.is_none() {
+            self.wrong_type(f, "true or false");
+        }
+        b
+    }
+
     /// A string turned into a `T` by `parse`, whose error message is reported as is.
     pub(super) fn parsed<T>(
         &mut self,

@@ -82,6 +82,8 @@ pub struct DaemonSection {
     pub zerolog_bin: Option<PathBuf>,
     /// Address of the Prometheus metrics endpoint (`GET /metrics`); `None`: off.
     pub metrics: Option<SocketAddr>,
+    /// Key `allow_empty`: a topology that runs nothing is an error unless this is true.
+    pub allow_empty: bool,
 }
 
 impl DaemonSection {

@@ -23,8 +23,13 @@ use super::*;
 // Keys
 
 pub(super) const SECTIONS: &[&str] = &["zerologd", "forwarder", "receiver", "worker"];
-pub(super) const ZEROLOGD_KEYS: &[&str] =
-    &["runtime_dir", "control_socket", "zerolog_bin", "metrics"];
+pub(super) const ZEROLOGD_KEYS: &[&str] = &[
+    "runtime_dir",
+    "control_socket",
+    "zerolog_bin",
+    "metrics",
+    "allow_empty",
+];
 pub(super) const FORWARDER_KEYS: &[&str] = &[
     "tcp",
     "udp",
@@ -141,6 +146,13 @@ pub(super) fn build(ctx: &mut Ctx<'_>, root: &toml_edit::Table, source: &Path) -
 
     check_names(ctx, &names);
     check_binds(ctx, &binds);
+    if forwarder.is_none() && receivers.is_empty() && workers.is_empty() && !daemon.allow_empty {
+        ctx.error(
+            1,
+            "",
+            "the topology runs nothing: add a [forwarder], [[receiver]] or [[worker]] section (or, to run zerologd with nothing on purpose, [zerologd] allow_empty = true)",
+        );
+    }
 
     Topology {
         source: source.to_path_buf(),
@@ -229,6 +241,7 @@ pub(super) fn daemon_section(
     let mut control_socket = None;
     let mut zerolog_bin = None;
     let mut metrics = None;
+    let mut allow_empty = false;
     let mut socket_line = None;
     if let Some(s) = &section {
         s.check_keys(ctx, &[ZEROLOGD_KEYS]);
@@ -245,6 +258,9 @@ pub(super) fn daemon_section(
                     .map(|_| PathBuf::from(p))
                     .map_err(|_| format!("no executable zerolog binary at \"{p}\""))
             });
+        }
+        if let Some(f) = s.field(ctx, "allow_empty") {
+            allow_empty = ctx.boolean(&f).unwrap_or(false);
         }
         if let Some(f) = s.field(ctx, "metrics") {
             metrics = ctx.parsed(&f, parse_socket_addr);
@@ -285,6 +301,7 @@ pub(super) fn daemon_section(
         control_socket,
         zerolog_bin,
         metrics,
+        allow_empty,
     }
 }
 

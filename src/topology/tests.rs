@@ -114,6 +114,7 @@ command = ["file", "/tmp/archive.log"]
             control_socket: "/tmp/zl-test/ctl.sock".into(),
             zerolog_bin: None,
             metrics: None,
+            allow_empty: false,
         }
     );
     let f = t.forwarder.as_ref().expect("forwarder");
@@ -648,4 +649,30 @@ fn suggestions() {
     );
     assert_eq!(suggest("zzz", SECTIONS.iter().copied()), None);
     assert_eq!(edit_distance("kitten", "sitting"), 3);
+}
+
+#[test]
+fn a_topology_that_runs_nothing_is_refused_unless_on_purpose() {
+    for text in ["", "# nothing\n", "[zerologd]\nruntime_dir = \"/tmp/zl\"\n"] {
+        let errs = errors(text);
+        has(&errs, 1, "", "the topology runs nothing");
+        has(&errs, 1, "", "allow_empty = true");
+    }
+    let t = parse("[zerologd]\nallow_empty = true\n").unwrap();
+    assert!(t.daemon.allow_empty && t.forwarder.is_none() && t.workers.is_empty());
+    has(
+        &errors("[zerologd]\nallow_empty = 1\n"),
+        2,
+        "zerologd.allow_empty",
+        "true or false",
+    );
+}
+
+#[test]
+fn names_are_limited_in_length() {
+    let name = "n".repeat(65);
+    let errs = errors(&format!("[forwarder]\n[[receiver]]\nname = \"{name}\"\n"));
+    has(&errs, 3, "receiver[0].name", "at most 64");
+    let name = "n".repeat(64);
+    parse(&format!("[forwarder]\n[[receiver]]\nname = \"{name}\"\n")).unwrap();
 }
