@@ -182,3 +182,66 @@ fn an_empty_topology_is_refused_unless_on_purpose() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK, 0 processes"));
 }
+
+/// Limits `cmd`'s RLIMIT_NOFILE to `soft` and `hard`.
+fn nofile(cmd: &mut std::process::Command, soft: u64, hard: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, soft, hard)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
+const MANY: &str = "\n[[receiver]]\nname = \"side\"\ntopic = \"side\"\n\n\
+     [[worker]]\nname = \"many\"\nreceiver = \"side\"\nnumprocs = 150\ncommand = [\"null\"]\n";
+
+/// With a soft descriptor limit of 256 (and a hard one above), zerologd lifts its own and
+/// runs 150 workers; with a hard limit of 256 it refuses the topology at `--check` and at
+/// start, saying what to raise, and starts nothing.
+#[test]
+fn the_descriptor_limit_is_raised_or_the_topology_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = format!("{BASIC}{MANY}");
+    let z = Zerologd::start_with(dir.path(), &topology, |cmd| nofile(cmd, 256, 4096));
+    wait_until(READY_TIMEOUT, "150 workers running", || {
+        let st = z.status();
+        st.iter()
+            .filter(|r| r.0.starts_with("many:") && r.1 == "RUNNING")
+            .count()
+            == 150
+    });
+    assert!(
+        z.status().iter().all(|r| r.1 == "RUNNING"),
+        "{:?}",
+        z.status()
+    );
+    z.deliver(&dir.path().join("out.txt"), "fits", 100);
+    drop(z);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(
+        dir.path(),
+        "zerolog.toml",
+        &Zerologd::expand(dir.path(), &topology, 6000),
+    );
+    for args in [&["--check", "-c"][..], &["-c"][..]] {
+        let mut cmd = std::process::Command::new(zerologd_bin());
+        cmd.args(args)
+            .arg(&config)
+            .env("ZEROLOG_RUNTIME_DIR", dir.path().join("run"));
+        nofile(&mut cmd, 256, 256);
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("154 processes")
+                && err.contains("limit is 256")
+                && err.contains("LimitNOFILE="),
+            "{err}"
+        );
+        assert!(!dir.path().join("run/zerologd.sock").exists());
+    }
+}

@@ -1,6 +1,6 @@
 //! `zerologd`: the supervisor of a zerolog topology, and its control client.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -34,6 +34,15 @@ fn main() -> ExitCode {
         Ok(t) => t,
         Err(code) => return code,
     };
+    let limit = zerologd::supervisor::limits::raise();
+    let programs = program_specs(&topology, Path::new("zerolog")).len();
+    if let Err(message) = zerologd::supervisor::limits::check(programs, limit) {
+        eprintln!(
+            "zerologd: {}: {message}; nothing started",
+            topology.source.display()
+        );
+        return ExitCode::from(2);
+    }
     if cli.check {
         return output(&check_report(&topology), ExitCode::SUCCESS);
     }

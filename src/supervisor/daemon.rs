@@ -485,6 +485,11 @@ impl Daemon {
             return Err(message);
         }
         let specs = program_specs(&topology, &self.zerolog);
+        let limit = super::limits::raise();
+        if let Err(message) = super::limits::check(specs.len(), limit) {
+            error!("reload rejected: {message}");
+            return Err(format!("reload rejected, nothing changed: {message}"));
+        }
         let (actions, summary) = self.sup.reload(specs, Instant::now());
         info!(
             started = ?summary.started,

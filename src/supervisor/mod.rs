@@ -8,6 +8,7 @@
 pub mod control;
 pub mod counters;
 pub mod daemon;
+pub mod limits;
 pub mod metrics;
 pub mod programs;
 pub mod readiness;

@@ -53,6 +53,26 @@ impl Zerologd {
         Self::start_logging(dir, topology, &test_log_level())
     }
 
+    /// [`Zerologd::start`] with `configure` applied to zerologd's command first.
+    pub fn start_with(
+        dir: &Path,
+        topology: &str,
+        configure: impl FnOnce(&mut Command),
+    ) -> Zerologd {
+        let backend = free_port();
+        let config = write_file(dir, "zerolog.toml", &Self::expand(dir, topology, backend));
+        let z = Self::spawn_with(
+            dir,
+            "zerologd",
+            &config,
+            backend,
+            &test_log_level(),
+            configure,
+        );
+        z.wait_ready();
+        z
+    }
+
     /// [`Zerologd::start`] with `RUST_LOG=level` for zerologd and its children.
     pub fn start_logging(dir: &Path, topology: &str, level: &str) -> Zerologd {
         let backend = free_port();
@@ -98,12 +118,24 @@ impl Zerologd {
     }
 
     fn spawn_logging(dir: &Path, name: &str, config: &Path, backend: u16, level: &str) -> Zerologd {
+        Self::spawn_with(dir, name, config, backend, level, |_| {})
+    }
+
+    fn spawn_with(
+        dir: &Path,
+        name: &str,
+        config: &Path,
+        backend: u16,
+        level: &str,
+        configure: impl FnOnce(&mut Command),
+    ) -> Zerologd {
         let notify = NotifySocket::bind(&dir.join(format!("{name}-notify.sock")));
         let mut cmd = Command::new(zerologd_bin());
         cmd.args(["-c", config.to_str().unwrap()])
             .env("ZEROLOG_RUNTIME_DIR", dir.join("run"))
             .env("RUST_LOG", level)
             .env("NOTIFY_SOCKET", notify.path());
+        configure(&mut cmd);
         Zerologd {
             proc: Proc::spawn(dir, name, cmd),
             dir: dir.to_path_buf(),
