@@ -245,3 +245,64 @@ fn the_descriptor_limit_is_raised_or_the_topology_refused() {
         assert!(!dir.path().join("run/zerologd.sock").exists());
     }
 }
+
+/// Live processes (not zombies) whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'));
+            !zombie
+                && String::from_utf8_lossy(&cmdline)
+                    .replace('\0', " ")
+                    .contains(needle)
+        })
+        .collect()
+}
+
+/// A program that leaves a process behind in a session of its own: that process is adopted
+/// and stopped with the service, at a clean stop and when zerologd is killed.
+#[test]
+fn processes_left_behind_by_programs_are_stopped_with_the_service() {
+    for how in ["TERM", "KILL"] {
+        let dir = tempfile::tempdir().unwrap();
+        // A duration nobody else sleeps: how this test finds its processes.
+        let marker = format!("8888.{}{}", std::process::id(), how.len());
+        let topology = format!(
+            "{BASIC}\n[[worker]]\nname = \"forker\"\nreceiver = \"all\"\ntype = \"zmq\"\n\
+             restart = \"never\"\n\
+             command = [\"sh\", \"-c\", \"setsid sleep {marker} & setsid sh -c 'sleep {marker}' & sleep 0.2\"]\n"
+        );
+        let z = Zerologd::start(dir.path(), &topology);
+        wait_until(READY_TIMEOUT, "forker exited", || {
+            z.state_of("forker:0") == "EXITED"
+        });
+        let left = processes_with(&format!("sleep {marker}"));
+        assert!(left.len() >= 2, "the orphans run: {left:?}");
+        // Adoption is noticed at the forker's exit, or within a second.
+        std::thread::sleep(Duration::from_millis(200));
+        match how {
+            "TERM" => {
+                z.proc.signal("TERM");
+                assert_eq!(z.proc.wait_exit(DELIVERY_TIMEOUT).code(), Some(0));
+            }
+            _ => {
+                kill9(z.proc.pid() as i32);
+                z.proc.wait_exit(DELIVERY_TIMEOUT);
+            }
+        }
+        let what = format!("no orphan left after {how}");
+        wait_until(Duration::from_secs(5), &what, || {
+            processes_with(&format!("sleep {marker}")).is_empty()
+        });
+    }
+}

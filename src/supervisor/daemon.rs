@@ -27,6 +27,7 @@ use tracing::{error, info, warn};
 use super::control::{self, Reply, Request};
 use super::counters::Counters;
 use super::metrics::MetricsServer;
+use super::orphans::Adopted;
 use super::programs::{program_specs, zerolog_binary};
 use super::readiness::NotifyServer;
 use super::reaper::Reaper;
@@ -83,6 +84,8 @@ pub enum DaemonError {
 
 /// Longest line taken from a child's output before it is logged anyway.
 const MAX_LINE: usize = 64 * 1024;
+/// How long adopted processes have between SIGTERM and SIGKILL at the end of a stop.
+const ADOPTED_GRACE: Duration = Duration::from_secs(2);
 
 struct Pipe {
     file: File,
@@ -128,6 +131,10 @@ pub struct Daemon {
     counters: Counters,
     /// The Prometheus endpoint, when configured.
     metrics: Option<MetricsServer>,
+    /// Processes programs left behind, re-parented to zerologd.
+    adopted: Adopted,
+    /// Set when a child was reaped: what it left behind was adopted at its exit.
+    reaped: bool,
 }
 
 impl Daemon {
@@ -192,6 +199,8 @@ impl Daemon {
             reaper,
             counters,
             metrics,
+            adopted: Adopted::default(),
+            reaped: false,
             watchdog: sd_notify::watchdog_enabled()
                 .filter(|d| !d.is_zero())
                 .map(|d| (d / 2, Instant::now())),
@@ -231,7 +240,11 @@ impl Daemon {
             if self.handle_events() {
                 break;
             }
+            let reaped = std::mem::take(&mut self.reaped);
+            self.adopt(Instant::now(), reaped);
         }
+        self.adopt(Instant::now(), true);
+        self.adopted.stop_all(ADOPTED_GRACE);
         let _ = std::fs::remove_file(&self.control_path);
         // The reaper goes before zerologd does: systemd sees no process of the service left.
         drop(self.reaper.take());
@@ -247,6 +260,20 @@ impl Daemon {
         ]);
         if let Some(f) = self.on_ready.as_mut() {
             f();
+        }
+    }
+
+    /// Lists newly adopted processes (every [`super::orphans::SCAN_INTERVAL`], or now when `always`)
+    /// with the reaper.
+    fn adopt(&mut self, now: Instant, always: bool) {
+        let reaper = self.reaper.as_ref().map(Reaper::pid);
+        let sup = &self.sup;
+        let known = |pid| Some(pid) == reaper || sup.name_of_pid(pid).is_some();
+        let new = self.adopted.scan(now, always, known);
+        if let Some(r) = self.reaper.as_mut() {
+            for pid in new {
+                r.watch(pid);
+            }
         }
     }
 
@@ -567,6 +594,8 @@ impl Daemon {
             if let Some(r) = self.reaper.as_mut() {
                 r.forget(pid.as_raw());
             }
+            self.adopted.forget(pid.as_raw());
+            self.reaped = true;
             if let Some(name) = self.sup.name_of_pid(pid.as_raw()) {
                 if let Some(values) = self.counters.ended(&name) {
                     let line: Vec<String> =

@@ -10,6 +10,7 @@ pub mod counters;
 pub mod daemon;
 pub mod limits;
 pub mod metrics;
+pub mod orphans;
 pub mod programs;
 pub mod readiness;
 pub mod reaper;

@@ -43,7 +43,12 @@ impl Reaper {
         }
     }
 
-    /// A new process group to kill if zerologd dies.
+    /// The reaper's own pid (a child of zerologd, not a program).
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    /// A new process group (or a process that leads none) to kill if zerologd dies.
     pub fn watch(&mut self, pgid: i32) {
         self.send(b'+', pgid);
     }
@@ -121,7 +126,9 @@ fn reaper_main(pipe: OwnedFd) -> ! {
         }
     }
     for g in groups {
+        // A program's group, or an adopted process that leads none.
         let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(Pid::from_raw(g), Signal::SIGKILL);
     }
     // SAFETY: ends this forked process without running the parent's atexit handlers.
     unsafe { nix::libc::_exit(0) }
