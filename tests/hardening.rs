@@ -306,3 +306,105 @@ fn processes_left_behind_by_programs_are_stopped_with_the_service() {
         });
     }
 }
+
+/// One `status` over the control socket, timed; the reply's programs.
+fn timed_status(socket: &std::path::Path) -> (Duration, serde_json::Value) {
+    use std::io::{Read, Write};
+    let t = Instant::now();
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"{\"request\":\"status\"}\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let took = t.elapsed();
+    let v: serde_json::Value = serde_json::from_str(reply.trim()).unwrap();
+    (took, v["programs"].clone())
+}
+
+/// Lifts this test process's descriptor limit (it holds many connections).
+fn raise_own_nofile() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+}
+
+/// 1,100 idle control clients and 10 that ask for a large status and never read it: status
+/// still answers in under 100 ms, and a killed worker is back in under 100 ms.
+#[test]
+fn control_clients_cannot_stall_zerologd() {
+    raise_own_nofile();
+    let dir = tempfile::tempdir().unwrap();
+    // 1,000 cheap programs with long names: a status reply larger than a socket buffer.
+    let group = "i".repeat(60);
+    let topology = format!(
+        "{BASIC}\n[[worker]]\nname = \"{group}\"\nreceiver = \"all\"\ntype = \"zmq\"\n\
+         numprocs = 1000\ncommand = [\"sleep\", \"1000\"]\n"
+    );
+    let z = Zerologd::start(dir.path(), &topology);
+    let socket = dir.path().join("run/zerologd.sock");
+    wait_until(DELIVERY_TIMEOUT, "1,000 idle workers running", || {
+        let (_, programs) = timed_status(&socket);
+        programs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["state"] == "RUNNING")
+            .count()
+            == 1003
+    });
+    let size = serde_json::to_string(&timed_status(&socket).1)
+        .unwrap()
+        .len();
+    let buffer: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_default")
+        .map_or(212_992, |s| s.trim().parse().unwrap_or(212_992));
+    assert!(
+        size > buffer,
+        "a status reply ({size} bytes) larger than a socket buffer ({buffer})"
+    );
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        use std::io::Write;
+        let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        s.write_all(b"{\"request\":\"status\"}\n").unwrap();
+        held.push(s);
+    }
+    for _ in 0..1100 {
+        held.push(std::os::unix::net::UnixStream::connect(&socket).unwrap());
+    }
+    let mut latencies: Vec<Duration> = (0..10).map(|_| timed_status(&socket).0).collect();
+    latencies.sort();
+    eprintln!(
+        "status under attack: median {:?}, max {:?}",
+        latencies[5], latencies[9]
+    );
+    assert!(
+        latencies[5] < Duration::from_millis(100),
+        "status took {latencies:?}"
+    );
+
+    let old = z.pid_of("out:0").unwrap();
+    kill9(old);
+    let t = Instant::now();
+    loop {
+        let (_, programs) = timed_status(&socket);
+        let p = programs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "out:0")
+            .unwrap()
+            .clone();
+        if p["state"] == "RUNNING" && p["pid"] != old {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "out:0 not back: {p}");
+    }
+    let back = t.elapsed();
+    eprintln!("killed worker back under attack after {back:?}");
+    assert!(
+        back < Duration::from_millis(100),
+        "the killed worker was back after {back:?}"
+    );
+    drop(held);
+    z.deliver(&dir.path().join("out.txt"), "after", 100);
+}

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
@@ -24,6 +24,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tracing::{error, info, warn};
 
+use super::clients::{Clients, Event};
 use super::control::{self, Reply, Request};
 use super::counters::Counters;
 use super::metrics::MetricsServer;
@@ -94,11 +95,6 @@ struct Pipe {
     buf: Vec<u8>,
 }
 
-struct Client {
-    stream: UnixStream,
-    buf: Vec<u8>,
-}
-
 #[derive(Default)]
 struct SignalFlags {
     term: Arc<AtomicBool>,
@@ -114,10 +110,10 @@ pub struct Daemon {
     settings: DaemonSection,
     zerolog: PathBuf,
     control_path: PathBuf,
-    listener: UnixListener,
     /// Where children say `READY=1`.
     notify: NotifyServer,
-    clients: Vec<Client>,
+    /// The control socket and its clients.
+    clients: Clients,
     pipes: Vec<Pipe>,
     wake: UnixStream,
     flags: SignalFlags,
@@ -187,9 +183,8 @@ impl Daemon {
             settings: topology.daemon.clone(),
             zerolog,
             control_path,
-            listener,
             notify,
-            clients: Vec::new(),
+            clients: Clients::new(listener),
             pipes: Vec::new(),
             wake,
             flags,
@@ -232,6 +227,7 @@ impl Daemon {
             let next = self.sup.next_deadline().into_iter();
             let timeout = next
                 .chain(self.watchdog.map(|(_, due)| due))
+                .chain(self.clients.next_deadline())
                 .min()
                 .map(|d| d.saturating_duration_since(Instant::now()))
                 .unwrap_or(Duration::from_secs(1))
@@ -294,13 +290,15 @@ impl Daemon {
         let ms = u16::try_from(timeout.as_millis())
             .unwrap_or(u16::MAX)
             .max(1);
-        let (wake_ready, listener_ready, notify_ready, client_ready, pipe_ready) = {
-            let mut fds = Vec::with_capacity(3 + self.clients.len() + self.pipes.len());
+        let now = Instant::now();
+        let (wake_ready, notify_ready, client_ready, pipe_ready) = {
+            let client_fds = self.clients.poll_fds(now);
+            let nc = client_fds.len();
+            let mut fds = Vec::with_capacity(2 + nc + self.pipes.len());
             fds.push(PollFd::new(self.wake.as_fd(), PollFlags::POLLIN));
-            fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
             fds.push(PollFd::new(self.notify.socket().as_fd(), PollFlags::POLLIN));
-            for c in &self.clients {
-                fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
+            for (fd, flags) in client_fds {
+                fds.push(PollFd::new(fd, flags));
             }
             for p in &self.pipes {
                 fds.push(PollFd::new(p.file.as_fd(), PollFlags::POLLIN));
@@ -318,13 +316,11 @@ impl Daemon {
                 .iter()
                 .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
                 .collect();
-            let nc = self.clients.len();
             (
                 ready[0],
                 ready[1],
-                ready[2],
-                ready[3..3 + nc].to_vec(),
-                ready[3 + nc..].to_vec(),
+                ready[2..2 + nc].to_vec(),
+                ready[2 + nc..].to_vec(),
             )
         };
         if wake_ready {
@@ -343,20 +339,14 @@ impl Daemon {
         if notify_ready {
             self.read_notifications();
         }
-        if listener_ready {
-            while let Ok((stream, _)) = self.listener.accept() {
-                stream.set_nonblocking(true).ok();
-                self.clients.push(Client {
-                    stream,
-                    buf: Vec::new(),
-                });
-            }
+        for Event::Request(id, line) in self.clients.handle(now, &client_ready) {
+            let reply = match control::parse_request(&line) {
+                Ok(request) => self.handle_request(request),
+                Err(reply) => reply,
+            };
+            self.clients.reply(id, control::encode_reply(&reply));
         }
-        for (i, ready) in client_ready.iter().enumerate().rev() {
-            if *ready {
-                self.read_client(i);
-            }
-        }
+        self.clients.sweep(Instant::now());
         Ok(())
     }
 
@@ -399,38 +389,6 @@ impl Daemon {
                 Err(_) => break false,
             }
         }
-    }
-
-    fn read_client(&mut self, i: usize) {
-        let mut chunk = [0u8; 1024];
-        let c = &mut self.clients[i];
-        let done = match c.stream.read(&mut chunk) {
-            Ok(0) => true,
-            Ok(n) => {
-                c.buf.extend_from_slice(&chunk[..n]);
-                c.buf.contains(&b'\n') || c.buf.len() > 4096
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => false,
-            Err(_) => true,
-        };
-        if !done {
-            return;
-        }
-        let mut client = self.clients.swap_remove(i);
-        let text = String::from_utf8_lossy(&client.buf);
-        let line = text.lines().next().unwrap_or("");
-        let reply = match control::parse_request(line) {
-            Ok(request) => self.handle_request(request),
-            Err(reply) => reply,
-        };
-        client.stream.set_nonblocking(false).ok();
-        client
-            .stream
-            .set_write_timeout(Some(Duration::from_secs(2)))
-            .ok();
-        let _ = client
-            .stream
-            .write_all(control::encode_reply(&reply).as_bytes());
     }
 
     fn handle_request(&mut self, request: Request) -> Reply {

@@ -5,6 +5,7 @@
 //! turns a [`crate::topology::Topology`] into command lines; [`control`] is the control
 //! socket protocol and client.
 
+pub mod clients;
 pub mod control;
 pub mod counters;
 pub mod daemon;
