@@ -596,8 +596,11 @@ fn prometheus_endpoint_serves_states_restarts_and_counters() {
         answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
         "{answer}"
     );
+    // Header names are case-insensitive.
     assert!(
-        answer.contains("Content-Type: text/plain; version=0.0.4"),
+        answer
+            .to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
         "{answer}"
     );
     for line in [

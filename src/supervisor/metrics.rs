@@ -1,40 +1,43 @@
 //! The Prometheus endpoint (`[zerologd] metrics = "127.0.0.1:9464"`): `GET /metrics` answers
 //! in the Prometheus text format with every program's state, restarts and counters (totals
-//! over all its runs, so they only grow). HTTP is tiny_http's, on a thread of its own that
-//! hands each request to the daemon loop, which answers it from its current state.
+//! over all its runs, so they only grow). The HTTP side is [`super::http`], off the daemon
+//! loop; the loop only renders the text when asked ([`MetricsServer::serve`]).
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
+use tokio::sync::watch;
+
+use super::http::{self, Shared, Snapshot};
 use super::state::ProgramStatus;
 
-/// Requests from the HTTP thread.
+/// The daemon loop's side of the endpoint.
 pub struct MetricsServer {
-    requests: mpsc::Receiver<tiny_http::Request>,
+    shared: Arc<Shared>,
+    snapshots: watch::Sender<Snapshot>,
     addr: SocketAddr,
 }
 
 impl MetricsServer {
-    /// Listens on `addr`; each request is queued and `wake` gets a byte so the daemon loop
-    /// answers at once.
+    /// Listens on `addr`; `wake` gets a byte when a request wants a fresh rendering.
     pub fn start(addr: SocketAddr, wake: UnixStream) -> Result<Self, String> {
-        let server = tiny_http::Server::http(addr).map_err(|e| e.to_string())?;
-        let addr = server.server_addr().to_ip().unwrap_or(addr);
-        let (tx, requests) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || {
-                for request in server.incoming_requests() {
-                    if tx.send(request).is_err() {
-                        break;
-                    }
-                    let _ = (&wake).write(&[0]);
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(MetricsServer { requests, addr })
+        let shared = Arc::new(Shared {
+            wanted: AtomicBool::new(false),
+        });
+        // Old enough to be stale: the first request asks for a rendering.
+        let never = Instant::now()
+            .checked_sub(http::FRESH)
+            .unwrap_or_else(Instant::now);
+        let (snapshots, receiver) = watch::channel((never, Arc::new(String::new())));
+        let addr = http::start(addr, wake, shared.clone(), receiver)?;
+        Ok(MetricsServer {
+            shared,
+            snapshots,
+            addr,
+        })
     }
 
     /// The address it listens on.
@@ -42,21 +45,11 @@ impl MetricsServer {
         self.addr
     }
 
-    /// Answers every waiting request with `render()`'s text.
+    /// Renders a fresh snapshot with `render()` when a request wants one.
     pub fn serve(&self, render: impl Fn() -> String) {
-        while let Ok(request) = self.requests.try_recv() {
-            let (status, body, content_type) = match (request.method(), request.url()) {
-                (tiny_http::Method::Get, "/metrics") => {
-                    (200, render(), "text/plain; version=0.0.4; charset=utf-8")
-                }
-                _ => (404, "only GET /metrics here\n".to_string(), "text/plain"),
-            };
-            let header =
-                tiny_http::Header::from_bytes("Content-Type", content_type).expect("valid header");
-            let response = tiny_http::Response::from_string(body)
-                .with_status_code(status)
-                .with_header(header);
-            let _ = request.respond(response);
+        if self.shared.wanted.swap(false, Ordering::Relaxed) {
+            self.snapshots
+                .send_replace((Instant::now(), Arc::new(render())));
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod clients;
 pub mod control;
 pub mod counters;
 pub mod daemon;
+pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod orphans;
