@@ -67,21 +67,47 @@ pub struct ZerologCli {
 #[derive(Subcommand)]
 pub enum Element {
     /// Listen for logs over TCP/UDP and publish them to receivers
+    #[command(long_about = "Listen for logs and publish them to receivers.\n\n\
+        Accepts syslog over TCP on the backend port, splits the stream into messages (LF or \
+        RFC 6587 octet-counted framing), and publishes each as [topic, message] on the frontend \
+        port. Publishing never drops: when receivers fall behind, the forwarder stops reading \
+        its connections and TCP slows the senders down.\n\n\
+        The topic comes from the syslog header (default: the APP-NAME or TAG, so `logger -t nginx` \
+        goes to topic `nginx`); a message with no such field gets `-`.")]
     Forwarder(ForwarderArgs),
     /// Take messages from a forwarder, filtered by topic, and pass them to workers
+    #[command(
+        long_about = "Take messages from a forwarder and pass them to workers.\n\n\
+        Subscribes to the forwarder's frontend (any publisher of [topic, message] works) and \
+        pushes each message frame to the workers connected to its output, round-robin. When all \
+        workers are busy it waits, which in turn slows the forwarder: nothing is dropped."
+    )]
     Receiver(ReceiverArgs),
     /// Take messages from a receiver and process them
+    #[command(long_about = "Take messages from a receiver and process them.\n\n\
+        Connects to BACKEND (any ZeroMQ endpoint, e.g. tcp://127.0.0.1:6200 or ipc:///run/x.sock) \
+        and hands every message to WORKER, one of:\n  \
+        stdout       print one message per line\n  \
+        file PATH    append one message per line to PATH; reopened on SIGHUP (logrotate) and \
+        when deleted; a failing write is retried, never left half done\n  \
+        null         count and discard (logs the count and rate at exit)\n  \
+        PROGRAM ...  run PROGRAM with its arguments, writing the messages to its stdin\n\n\
+        In the default lf framing a message never spans two lines: an LF inside it is written as \
+        the four characters #012 (as rsyslog escapes control characters). Use --framing \
+        octet-counted or nul to get the bytes raw.\n\n\
+        The worker exits when its program dies, with the program's exit status (1 if it exited 0), \
+        so that a supervisor restarts both.")]
     Worker(WorkerArgs),
     /// Generate syslog load over TCP or UDP and report the rate (for benchmarks)
+    #[command(long_about = "Generate syslog load, like syslog-ng's loggen.\n\n\
+        Sends RFC 5424 (or RFC 3164) lines whose APP-NAME is --app and whose body starts with \
+        seq=CONN.N (the connection number and a sequence number from 0), padded to --size bytes, \
+        over TCP (LF or octet-counted framing) or UDP, from --connections parallel connections. \
+        The `null` worker checks those sequence numbers. Prints what it sent and at what rate.")]
     Loggen(LoggenArgs),
 }
 
 #[derive(Args)]
-#[command(long_about = "Generate syslog load, like syslog-ng's loggen.\n\n\
-    Sends RFC 5424 (or RFC 3164) lines whose APP-NAME is --app and whose body starts with \
-    seq=CONN.N (the connection number and a sequence number from 0), padded to --size bytes, \
-    over TCP (LF or octet-counted framing) or UDP, from --connections parallel connections. \
-    The `null` worker checks those sequence numbers. Prints what it sent and at what rate.")]
 /// `zerolog loggen`'s arguments.
 pub struct LoggenArgs {
     /// Target address
@@ -128,13 +154,6 @@ pub struct LoggenArgs {
 }
 
 #[derive(Args)]
-#[command(long_about = "Listen for logs and publish them to receivers.\n\n\
-    Accepts syslog over TCP on the backend port, splits the stream into messages (LF or \
-    RFC 6587 octet-counted framing), and publishes each as [topic, message] on the frontend \
-    port. Publishing never drops: when receivers fall behind, the forwarder stops reading \
-    its connections and TCP slows the senders down.\n\n\
-    The topic comes from the syslog header (default: the APP-NAME or TAG, so `logger -t nginx` \
-    goes to topic `nginx`); a message with no such field gets `-`.")]
 /// `zerolog forwarder`'s arguments.
 pub struct ForwarderArgs {
     /// Frontend port: receivers subscribe here
@@ -207,12 +226,6 @@ pub struct ForwarderArgs {
 }
 
 #[derive(Args)]
-#[command(
-    long_about = "Take messages from a forwarder and pass them to workers.\n\n\
-    Subscribes to the forwarder's frontend (any publisher of [topic, message] works) and \
-    pushes each message frame to the workers connected to its output, round-robin. When all \
-    workers are busy it waits, which in turn slows the forwarder: nothing is dropped."
-)]
 /// `zerolog receiver`'s arguments.
 pub struct ReceiverArgs {
     /// Address of the running forwarder (may be left out, with its port, when --connect names
@@ -255,18 +268,6 @@ pub struct ReceiverArgs {
 }
 
 #[derive(Args)]
-#[command(long_about = "Take messages from a receiver and process them.\n\n\
-    Connects to BACKEND (any ZeroMQ endpoint, e.g. tcp://127.0.0.1:6200 or ipc:///run/x.sock) \
-    and hands every message to WORKER, one of:\n  \
-    stdout       print one message per line\n  \
-    file PATH    append one message per line to PATH; reopened on SIGHUP (logrotate)\n  \
-    null         count and discard (logs the count and rate at exit)\n  \
-    PROGRAM ...  run PROGRAM with its arguments, writing the messages to its stdin\n\n\
-    In the default lf framing a message never spans two lines: an LF inside it is written as \
-    the four characters #012 (as rsyslog escapes control characters). Use --framing \
-    octet-counted or nul to get the bytes raw.\n\n\
-    The worker exits when its program dies, with the program's exit status (1 if it exited 0), \
-    so that a supervisor restarts both.")]
 /// `zerolog worker`'s arguments.
 pub struct WorkerArgs {
     /// Directory to look WORKER up in (default: PATH)
@@ -508,6 +509,22 @@ mod tests {
     fn command_definitions_are_consistent() {
         super::zerolog_command().debug_assert();
         super::zerologd_command().debug_assert();
+    }
+
+    /// `zerolog ELEMENT --help` shows the element's long description.
+    #[test]
+    fn every_element_has_its_long_help() {
+        let mut cmd = super::zerolog_command();
+        for (name, needle) in [
+            ("forwarder", "APP-NAME"),
+            ("receiver", "round-robin"),
+            ("worker", "logrotate"),
+            ("loggen", "seq=CONN.N"),
+        ] {
+            let sub = cmd.find_subcommand_mut(name).unwrap();
+            let help = sub.render_long_help().to_string();
+            assert!(help.contains(needle), "{name} --help:\n{help}");
+        }
     }
 
     fn element(args: &[&str]) -> Element {

@@ -484,3 +484,131 @@ fn metrics_clients_cannot_stall_zerologd() {
     z.proc.signal("TERM");
     assert_eq!(z.proc.wait_exit(DELIVERY_TIMEOUT).code(), Some(0));
 }
+
+/// The current counters of program `name`.
+fn current_counters(z: &Zerologd, name: &str) -> serde_json::Value {
+    z.program_json(name)["counters"]["current"].clone()
+}
+
+/// A tmpfs of `size` mounted on `dir` for the test's life.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount tmpfs on {}", dir.display());
+        Tmpfs(dir.to_path_buf())
+    }
+
+    fn resize(&self, size: &str) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "remount {}", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A `file` worker on a full filesystem keeps its messages, writes no partial record, and
+/// writes them all once there is room again; its counters say what it wrote.
+#[test]
+fn a_full_disk_loses_nothing_and_leaves_no_partial_record() {
+    let root = nix::unistd::geteuid().is_root().then_some(());
+    if peer_or_skip("root privileges (to mount a small tmpfs)", root).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(&dir.path().join("disk"), "256k");
+    let topology = BASIC.replace("{DIR}/out.txt", "{DIR}/disk/out.txt");
+    let z = Zerologd::start(dir.path(), &topology);
+    const N: usize = 30_000;
+    let mut input = Vec::new();
+    for i in 0..N {
+        input.extend_from_slice(format!("<13>app: full disk {i:05}\n").as_bytes());
+    }
+    let out = dir.path().join("disk/out.txt");
+    let sender = {
+        let port = z.backend;
+        std::thread::spawn(move || send_tcp(port, &input))
+    };
+    // The disk fills: the worker keeps waiting and writing nothing more, and stays up.
+    wait_until(DELIVERY_TIMEOUT, "the disk full", || {
+        std::fs::metadata(&out).is_ok_and(|m| m.len() > 200_000)
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let worker = z.program_json("out:0");
+    assert_eq!(worker["restarts"], 0, "the worker did not crash: {worker}");
+    let written = read_lines(&out);
+    assert!(written.len() < N, "the disk was full before the end");
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(bytes.ends_with(b"\n"), "no partial record at the end");
+    assert_eq!(
+        current_counters(&z, "out:0")["processed"],
+        written.len(),
+        "exact counters"
+    );
+
+    disk.resize("16m");
+    sender.join().unwrap();
+    wait_for_line_count(&out, N, DELIVERY_TIMEOUT, &[&z.proc]);
+    let lines = read_lines(&out);
+    assert_eq!(lines.len(), N);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(*l, format!("<13>app: full disk {i:05}").into_bytes());
+    }
+    wait_until(READY_TIMEOUT, "every message counted processed", || {
+        current_counters(&z, "out:0")["processed"] == N
+    });
+    assert_eq!(z.program_json("out:0")["restarts"], 0);
+}
+
+/// A `file` worker whose directory is removed notices (the file's link count), keeps its
+/// messages while the directory is missing, and writes them to a new file once it is back.
+#[test]
+fn a_file_worker_whose_directory_is_removed_writes_to_a_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("logs");
+    std::fs::create_dir(&sub).unwrap();
+    let topology = BASIC.replace("{DIR}/out.txt", "{DIR}/logs/out.txt");
+    let z = Zerologd::start(dir.path(), &topology);
+    let out = sub.join("out.txt");
+    z.deliver(&out, "before", 100);
+    std::fs::remove_dir_all(&sub).unwrap();
+    let mut input = Vec::new();
+    for i in 0..100 {
+        input.extend_from_slice(format!("<13>app: after {i}\n").as_bytes());
+    }
+    send_tcp(z.backend, &input);
+    std::thread::sleep(Duration::from_millis(500));
+    let processed = current_counters(&z, "out:0")["processed"].as_u64().unwrap();
+    assert_eq!(
+        processed, 100,
+        "nothing counted as written to the deleted file"
+    );
+    std::fs::create_dir(&sub).unwrap();
+    wait_for_line_count(&out, 100, DELIVERY_TIMEOUT, &[&z.proc]);
+    let lines = read_lines(&out);
+    let want: Vec<Vec<u8>> = (0..100)
+        .map(|i| format!("<13>app: after {i}").into_bytes())
+        .collect();
+    assert_eq!(lines, want);
+    assert_eq!(current_counters(&z, "out:0")["processed"], 200);
+    assert_eq!(z.program_json("out:0")["restarts"], 0);
+}

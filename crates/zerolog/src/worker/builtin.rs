@@ -2,7 +2,7 @@
 //! how the command line names them.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
@@ -16,53 +16,15 @@ use crate::Error;
 
 use crate::signals::Signals;
 
+use super::output::{MsgBuf, Retry};
 use super::{OutputFraming, Receive, Worker};
 
-/// Size at which an output buffer is written out even while messages keep coming.
-const OUT_BUFFER: usize = 64 * 1024;
-
-/// An output buffer that knows how many messages it holds (for [`Worker::buffered`]): a
-/// message counts as processed only once its bytes have been written to the file, stdout or
-/// the program's stdin, so a worker killed with messages in here shows them as lost.
-struct MsgBuf<W: Write> {
-    inner: W,
-    buf: Vec<u8>,
-    held: u64,
-}
-
-impl<W: Write> MsgBuf<W> {
-    fn new(inner: W) -> Self {
-        MsgBuf {
-            inner,
-            buf: Vec::with_capacity(OUT_BUFFER),
-            held: 0,
-        }
-    }
-
-    fn push(&mut self, framing: OutputFraming, msg: &[u8]) -> io::Result<()> {
-        framing.write(&mut self.buf, msg)?;
-        self.held += 1;
-        if self.buf.len() >= OUT_BUFFER {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            // On an error what is left stays held (and counted as such); the worker then fails.
-            self.inner.write_all(&self.buf)?;
-            self.buf.clear();
-        }
-        self.held = 0;
-        self.inner.flush()
-    }
-}
-
-/// Writes messages to the process's stdout.
+/// Writes messages to the process's stdout; retries a failing write (stdout redirected to a
+/// full disk, say) until it works or a stop is requested.
 pub struct StdoutWorker {
     out: MsgBuf<io::Stdout>,
     framing: OutputFraming,
+    retry: Retry,
 }
 
 impl StdoutWorker {
@@ -71,7 +33,14 @@ impl StdoutWorker {
         StdoutWorker {
             out: MsgBuf::new(io::stdout()),
             framing,
+            retry: Retry::new(Signals::none()),
         }
+    }
+
+    /// Gives up retrying a failing write once `signals` ask to stop.
+    pub fn stop_on(mut self, signals: &Signals) -> Self {
+        self.retry = Retry::new(signals.clone());
+        self
     }
 }
 
@@ -84,23 +53,40 @@ fn out_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 
 impl Worker for StdoutWorker {
     fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.out
-            .push(self.framing, msg)
-            .map_err(out_err(Path::new("stdout")))
+        if self.out.push(self.framing, msg) {
+            self.flush()?;
+        }
+        Ok(())
     }
     fn flush(&mut self) -> Result<(), Error> {
-        self.out.flush().map_err(out_err(Path::new("stdout")))
+        let path = Path::new("stdout");
+        loop {
+            match self.out.write_out() {
+                Ok(()) => {
+                    self.retry.succeeded(path);
+                    return Ok(());
+                }
+                Err(e) => {
+                    if self.retry.wait(path, &e).is_err() {
+                        return Err(out_err(path)(e));
+                    }
+                }
+            }
+        }
     }
     fn buffered(&self) -> u64 {
         self.out.held
     }
 }
 
-/// Appends messages to a file; reopens it on SIGHUP (for logrotate).
+/// Appends messages to a file; reopens it on SIGHUP (for logrotate) and when it was deleted
+/// (its link count fell to 0, its directory removed, say). A failing write (a full disk) is
+/// cut back to the last whole record and retried until it works or a stop is requested.
 pub struct FileWorker {
     path: PathBuf,
     out: MsgBuf<File>,
     framing: OutputFraming,
+    retry: Retry,
 }
 
 impl FileWorker {
@@ -108,29 +94,62 @@ impl FileWorker {
     pub fn open(path: &Path, framing: OutputFraming) -> Result<Self, Error> {
         Ok(FileWorker {
             path: path.to_path_buf(),
-            out: Self::open_file(path)?,
+            out: MsgBuf::new(Self::open_file(path)?),
             framing,
+            retry: Retry::new(Signals::none()),
         })
     }
 
-    fn open_file(path: &Path) -> Result<MsgBuf<File>, Error> {
-        let f = OpenOptions::new()
+    /// Gives up retrying a failing write once `signals` ask to stop.
+    pub fn stop_on(mut self, signals: &Signals) -> Self {
+        self.retry = Retry::new(signals.clone());
+        self
+    }
+
+    fn open_file(path: &Path) -> Result<File, Error> {
+        OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(out_err(path))?;
-        Ok(MsgBuf::new(f))
+            .map_err(out_err(path))
+    }
+
+    /// Opens the file anew when the open one was deleted.
+    fn reopen_if_deleted(&mut self) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        if self.out.inner.metadata()?.nlink() > 0 {
+            return Ok(());
+        }
+        warn!(path = %self.path.display(), "the output file was deleted: opening it anew");
+        self.out.inner = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        Ok(())
     }
 }
 
 impl Worker for FileWorker {
     fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.out
-            .push(self.framing, msg)
-            .map_err(out_err(&self.path))
+        if self.out.push(self.framing, msg) {
+            self.flush()?;
+        }
+        Ok(())
     }
     fn flush(&mut self) -> Result<(), Error> {
-        self.out.flush().map_err(out_err(&self.path))
+        loop {
+            match self.reopen_if_deleted().and_then(|()| self.out.write_out()) {
+                Ok(()) => {
+                    self.retry.succeeded(&self.path);
+                    return Ok(());
+                }
+                Err(e) => {
+                    if self.retry.wait(&self.path, &e).is_err() {
+                        return Err(out_err(&self.path)(e));
+                    }
+                }
+            }
+        }
     }
     fn buffered(&self) -> u64 {
         self.out.held
@@ -138,7 +157,7 @@ impl Worker for FileWorker {
     fn reopen(&mut self) -> Result<(), Error> {
         // Nothing held may be dropped with the old file (the runner has flushed already).
         self.flush()?;
-        self.out = Self::open_file(&self.path)?;
+        self.out.inner = Self::open_file(&self.path)?;
         info!(path = %self.path.display(), "reopened output file");
         Ok(())
     }
@@ -404,8 +423,10 @@ impl Worker for ProgramWorker {
         let Some(stdin) = self.stdin.as_mut() else {
             return Ok(());
         };
-        if let Err(e) = stdin.push(self.framing, msg) {
-            return Err(self.write_failed(e));
+        if stdin.push(self.framing, msg) {
+            if let Err(e) = stdin.write_out() {
+                return Err(self.write_failed(e));
+            }
         }
         Ok(())
     }
@@ -416,7 +437,7 @@ impl Worker for ProgramWorker {
 
     fn flush(&mut self) -> Result<(), Error> {
         if let Some(stdin) = self.stdin.as_mut() {
-            if let Err(e) = stdin.flush() {
+            if let Err(e) = stdin.write_out() {
                 return Err(self.write_failed(e));
             }
         }
@@ -524,11 +545,16 @@ impl WorkerSpec {
         })
     }
 
-    /// Starts the worker this spec names.
-    pub fn start(&self, framing: OutputFraming) -> Result<Box<dyn Worker>, Error> {
+    /// Starts the worker this spec names; a failing output is retried until `signals` ask
+    /// to stop.
+    pub fn start(
+        &self,
+        framing: OutputFraming,
+        signals: &Signals,
+    ) -> Result<Box<dyn Worker>, Error> {
         Ok(match self {
-            WorkerSpec::Stdout => Box::new(StdoutWorker::new(framing)),
-            WorkerSpec::File(p) => Box::new(FileWorker::open(p, framing)?),
+            WorkerSpec::Stdout => Box::new(StdoutWorker::new(framing).stop_on(signals)),
+            WorkerSpec::File(p) => Box::new(FileWorker::open(p, framing)?.stop_on(signals)),
             WorkerSpec::Null(report) => Box::new(NullWorker::new(report.clone())),
             WorkerSpec::Program { path, args } => {
                 Box::new(ProgramWorker::spawn(path, args, framing)?)
@@ -602,7 +628,7 @@ impl WorkerConfig {
             .split_first()
             .ok_or_else(|| Error::Usage("the worker has no command".into()))?;
         let spec = WorkerSpec::resolve(worker, args, self.directory.as_deref())?;
-        let mut w = spec.start(self.framing)?;
+        let mut w = spec.start(self.framing, signals)?;
         let stats = new_stats();
         super::run(
             &self.backend.to_string(),

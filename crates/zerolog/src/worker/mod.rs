@@ -44,6 +44,7 @@
 //! - `nul`: each message followed by a NUL byte; bytes pass raw.
 
 mod builtin;
+mod output;
 mod runner;
 
 pub use builtin::*;

@@ -1,0 +1,170 @@
+//! Where the built-in workers write: a buffer of whole records, and what happens when writing
+//! fails. A file is cut back to its length before a failed write, so it never keeps part of
+//! a record (a full disk leaves no half line for the next message to be glued to); the
+//! records stay held, are counted as not processed ([`crate::worker::Worker::buffered`]),
+//! and [`Retry`] waits, with backoff, before they are written again. Meanwhile the worker
+//! takes no new message: back-pressure up the pipeline, not loss.
+
+use std::fs::File;
+use std::io::{self, Stdout, Write};
+use std::path::Path;
+use std::process::ChildStdin;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::events::RateLimit;
+use crate::signals::Signals;
+
+use super::OutputFraming;
+
+/// Size at which an output buffer is written out even while messages keep coming.
+pub(super) const OUT_BUFFER: usize = 64 * 1024;
+
+/// What a [`MsgBuf`] writes to. A file can be cut back to a record boundary.
+pub(super) trait Sink: Write {
+    /// Where to cut back to if the next write fails; `None`: this sink cannot be cut back.
+    fn mark(&mut self) -> Option<u64> {
+        None
+    }
+    /// Cuts back to `mark`.
+    fn cut(&mut self, _mark: u64) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for File {
+    fn mark(&mut self) -> Option<u64> {
+        self.metadata().ok().map(|m| m.len())
+    }
+    fn cut(&mut self, mark: u64) -> io::Result<()> {
+        self.set_len(mark)
+    }
+}
+
+impl Sink for Stdout {}
+impl Sink for ChildStdin {}
+
+/// An output buffer that knows how many messages it holds (for `Worker::buffered`): a
+/// message counts as processed only once its bytes have been written to the file, stdout or
+/// the program's stdin, so a worker killed with messages in here shows them as lost.
+pub(super) struct MsgBuf<W: Sink> {
+    pub(super) inner: W,
+    buf: Vec<u8>,
+    /// How much of `buf` a sink that cannot be cut back has already taken.
+    sent: usize,
+    pub(super) held: u64,
+}
+
+impl<W: Sink> MsgBuf<W> {
+    pub(super) fn new(inner: W) -> Self {
+        MsgBuf {
+            inner,
+            buf: Vec::with_capacity(OUT_BUFFER),
+            sent: 0,
+            held: 0,
+        }
+    }
+
+    /// Adds a message; true when the buffer is full and should be written out.
+    pub(super) fn push(&mut self, framing: OutputFraming, msg: &[u8]) -> bool {
+        // Writing to a Vec cannot fail.
+        let _ = framing.write(&mut self.buf, msg);
+        self.held += 1;
+        self.buf.len() >= OUT_BUFFER
+    }
+
+    /// Writes out everything held. On an error everything stays held: a file is cut back to
+    /// where it was, another sink resumes where it stopped on the next call.
+    pub(super) fn write_out(&mut self) -> io::Result<()> {
+        if self.sent < self.buf.len() {
+            let mark = self.inner.mark();
+            if let Err(e) = self.write_rest() {
+                if let Some(mark) = mark {
+                    self.inner.cut(mark)?;
+                    self.sent = 0;
+                }
+                return Err(e);
+            }
+        }
+        self.buf.clear();
+        self.sent = 0;
+        self.held = 0;
+        self.inner.flush()
+    }
+
+    fn write_rest(&mut self) -> io::Result<()> {
+        while self.sent < self.buf.len() {
+            match self.inner.write(&self.buf[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// First and longest wait between attempts.
+const FIRST_DELAY: Duration = Duration::from_millis(100);
+const MAX_DELAY: Duration = Duration::from_secs(5);
+/// A failing output is logged at most this often.
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Waits between attempts to write a failing output, until it works or a stop is requested.
+pub(super) struct Retry {
+    stop: Signals,
+    delay: Duration,
+    failing: bool,
+    warnings: RateLimit,
+}
+
+impl Retry {
+    /// Gives up (to let the worker stop) once `stop` says so.
+    pub(super) fn new(stop: Signals) -> Self {
+        Retry {
+            stop,
+            delay: FIRST_DELAY,
+            failing: false,
+            warnings: RateLimit::new(WARN_INTERVAL),
+        }
+    }
+
+    /// After `error` writing `output`: waits before the next attempt. `Err` when there is no
+    /// point (a reader gone for good, or a stop requested): the held messages stay unwritten.
+    pub(super) fn wait(&mut self, output: &Path, error: &io::Error) -> Result<(), ()> {
+        if error.kind() == io::ErrorKind::BrokenPipe || self.stop.stop_requested().is_some() {
+            return Err(());
+        }
+        self.failing = true;
+        if self.warnings.allow() {
+            warn!(
+                output = %output.display(),
+                %error,
+                retry_in_ms = self.delay.as_millis() as u64,
+                "cannot write the output; its messages are kept (no partial record) and written once it works again, taking no new ones meanwhile"
+            );
+        }
+        let mut left = self.delay;
+        while !left.is_zero() {
+            if self.stop.stop_requested().is_some() {
+                return Err(());
+            }
+            let step = left.min(Duration::from_millis(50));
+            std::thread::sleep(step);
+            left -= step;
+        }
+        self.delay = (self.delay * 2).min(MAX_DELAY);
+        Ok(())
+    }
+
+    /// A write worked.
+    pub(super) fn succeeded(&mut self, output: &Path) {
+        if self.failing {
+            info!(output = %output.display(), "the output works again");
+        }
+        self.failing = false;
+        self.delay = FIRST_DELAY;
+    }
+}
