@@ -498,6 +498,8 @@ pub enum Ctl {
     },
     /// Re-read the topology file (same as SIGHUP)
     Reload,
+    /// Make every stdin worker reopen its output (file workers: for logrotate's postrotate)
+    Reopen,
 }
 
 #[cfg(test)]

@@ -612,3 +612,25 @@ fn a_file_worker_whose_directory_is_removed_writes_to_a_new_file() {
     assert_eq!(current_counters(&z, "out:0")["processed"], 200);
     assert_eq!(z.program_json("out:0")["restarts"], 0);
 }
+
+/// `zerologd reopen` (logrotate's postrotate) makes every file worker reopen its file: after
+/// a rename, new messages go to a new file, none lost.
+#[test]
+fn reopen_makes_file_workers_reopen_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let z = Zerologd::start(dir.path(), BASIC);
+    let out = dir.path().join("out.txt");
+    z.deliver(&out, "before", 10);
+    let rotated = dir.path().join("out.txt.1");
+    std::fs::rename(&out, &rotated).unwrap();
+    let (code, text, err) = z.ctl(&["reopen"]);
+    assert_eq!(
+        (code, text.as_str()),
+        (0, "out:0: reopening its output\n"),
+        "{err}"
+    );
+    wait_until(READY_TIMEOUT, "the file reopened", || out.exists());
+    z.deliver(&out, "after", 10);
+    assert_eq!(read_lines(&rotated).len(), 10);
+    assert_eq!(read_lines(&out).len(), 10);
+}

@@ -108,6 +108,7 @@ fn client(cmd: Ctl, config: Option<&PathBuf>, socket: Option<PathBuf>) -> ExitCo
         Ctl::Stop { name } => (Request::Stop { name }, false),
         Ctl::Restart { name } => (Request::Restart { name }, false),
         Ctl::Reload => (Request::Reload, false),
+        Ctl::Reopen => (Request::Reopen, false),
     };
     match control::request(&socket, &request) {
         Ok(reply @ Reply::Error { .. }) => {

@@ -36,6 +36,8 @@ pub enum Request {
     },
     /// Re-read the topology file and apply the difference.
     Reload,
+    /// Every stdin worker (`zerolog worker`) reopens its output: SIGHUP.
+    Reopen,
 }
 
 /// What zerologd answers.
@@ -71,6 +73,9 @@ impl Reply {
     pub fn text(&self) -> String {
         match self {
             Reply::Status { programs } => format_status(programs),
+            Reply::Commanded { name, outcomes } if outcomes.is_empty() => {
+                format!("{name}: none running\n")
+            }
             Reply::Commanded { outcomes, .. } => outcomes
                 .iter()
                 .map(|(program, o)| format!("{program}: {}\n", o.as_str()))
@@ -194,6 +199,7 @@ mod tests {
                 name: "forwarder".into(),
             },
             Request::Reload,
+            Request::Reopen,
         ] {
             let line = serde_json::to_string(&r).unwrap();
             assert_eq!(parse_request(&line).unwrap(), r);

@@ -405,6 +405,7 @@ impl Daemon {
                     Err(message) => Reply::Error { message },
                 }
             }
+            Request::Reopen => ("stdin workers".to_owned(), Ok(self.sup.reopen())),
             Request::Start { name } => {
                 let r = self.sup.start(&name);
                 (name, r)

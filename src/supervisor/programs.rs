@@ -306,9 +306,9 @@ command = ["/bin/true", "--from", "{backend}"]
     fn a_receiver_connecting_to_localhost_counts_as_a_subscriber() {
         let specs = specs(
             "[forwarder]\npublish = \"tcp://127.0.0.1:7001\"\n\
-             [[receiver]]\nname = \"r\"\nconnect = [\"localhost:7001\"]\n\
-             [[receiver]]\nname = \"any\"\nconnect = [\"tcp://127.0.0.1:7001\"]\n\
-             [[receiver]]\nname = \"elsewhere\"\nconnect = [\"tcp://localhost:7002\"]\n",
+             [[receiver]]\nname = \"r\"\nexternal_workers = true\nconnect = [\"localhost:7001\"]\n\
+             [[receiver]]\nname = \"any\"\nexternal_workers = true\nconnect = [\"tcp://127.0.0.1:7001\"]\n\
+             [[receiver]]\nname = \"elsewhere\"\nexternal_workers = true\nconnect = [\"tcp://localhost:7002\"]\n",
         );
         assert_eq!(forwarder(&specs).wait_subscribers, 2);
     }
@@ -316,7 +316,7 @@ command = ["/bin/true", "--from", "{backend}"]
     #[test]
     fn workers_of_a_wildcard_receiver_connect_to_loopback() {
         let specs = specs(
-            "[forwarder]\n[[receiver]]\nname = \"r\"\noutput = \"tcp://0.0.0.0:7200\"\n\
+            "[forwarder]\n[[receiver]]\nname = \"r\"\nexternal_workers = true\noutput = \"tcp://0.0.0.0:7200\"\n\
              [[worker]]\nname = \"w\"\nreceiver = \"r\"\ncommand = [\"null\"]\n",
         );
         let w = specs.iter().find(|s| s.name == "w:0").unwrap();
@@ -346,8 +346,8 @@ command = ["/bin/true", "--from", "{backend}"]
     fn a_receiver_of_an_ipc_publisher_connects_there() {
         let specs = specs(
             "[forwarder]\npublish = \"ipc:///run/zl/pub.sock\"\n\
-             [[receiver]]\nname = \"r\"\n\
-             [[receiver]]\nname = \"two\"\nconnect = [\"ipc:///run/zl/pub.sock\", \"tcp://10.0.0.2:6001\"]\n",
+             [[receiver]]\nname = \"r\"\nexternal_workers = true\n\
+             [[receiver]]\nname = \"two\"\nexternal_workers = true\nconnect = [\"ipc:///run/zl/pub.sock\", \"tcp://10.0.0.2:6001\"]\n",
         );
         assert_eq!(forwarder(&specs).wait_subscribers, 2);
         let connect = |i: usize| match &received(&specs)[i].1 {
@@ -363,15 +363,16 @@ command = ["/bin/true", "--from", "{backend}"]
 
     #[test]
     fn a_changed_subscription_count_alone_is_the_same_program() {
-        let one = "[forwarder]\n[[receiver]]\nname = \"a\"\n";
-        let two = "[forwarder]\n[[receiver]]\nname = \"a\"\n[[receiver]]\nname = \"b\"\n";
+        let one = "[forwarder]\n[[receiver]]\nname = \"a\"\nexternal_workers = true\n";
+        let two = "[forwarder]\n[[receiver]]\nname = \"a\"\nexternal_workers = true\n[[receiver]]\nname = \"b\"\nexternal_workers = true\n";
         let (a, b) = (specs(one), specs(two));
         assert_ne!(
             forwarder(&a).wait_subscribers,
             forwarder(&b).wait_subscribers
         );
         assert!(a[0].same_program(&b[0]));
-        let hwm = specs("[forwarder]\nhwm = 5\n[[receiver]]\nname = \"a\"\n");
+        let hwm =
+            specs("[forwarder]\nhwm = 5\n[[receiver]]\nname = \"a\"\nexternal_workers = true\n");
         assert!(!a[0].same_program(&hwm[0]));
     }
 }

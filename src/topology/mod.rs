@@ -187,6 +187,9 @@ pub struct ReceiverSection {
     /// endpoint, a wildcard bind address replaced by loopback), `output` (default
     /// `ipc://<runtime_dir>/<name>.sock`), `hwm`, `allow`.
     pub config: ReceiverConfig,
+    /// Key `external_workers`: its workers are not in this topology (zerolog 0.3 workers,
+    /// another host); without it a receiver must have a `[[worker]]`.
+    pub external_workers: bool,
     /// Process keys (`restart`, `stop_signal`, `user`, ...).
     pub settings: ProcessSettings,
 }

@@ -44,7 +44,15 @@ pub(super) const FORWARDER_KEYS: &[&str] = &[
     "udp_recv_buffer",
     "allow",
 ];
-pub(super) const RECEIVER_KEYS: &[&str] = &["name", "topic", "connect", "output", "hwm", "allow"];
+pub(super) const RECEIVER_KEYS: &[&str] = &[
+    "name",
+    "topic",
+    "connect",
+    "output",
+    "hwm",
+    "allow",
+    "external_workers",
+];
 pub(super) const WORKER_KEYS: &[&str] =
     &["name", "receiver", "type", "command", "numprocs", "framing"];
 pub(super) const SETTINGS_KEYS: &[&str] = &[
@@ -146,6 +154,7 @@ pub(super) fn build(ctx: &mut Ctx<'_>, root: &toml_edit::Table, source: &Path) -
 
     check_names(ctx, &names);
     check_binds(ctx, &binds);
+    check_receivers_have_workers(ctx, &receivers, &workers, &names);
     if forwarder.is_none() && receivers.is_empty() && workers.is_empty() && !daemon.allow_empty {
         ctx.error(
             1,
@@ -600,10 +609,15 @@ pub(super) fn receiver_section(
         hwm: hwm(ctx, &s).unwrap_or(ReceiverConfig::default().hwm),
         allow: allow_list(ctx, &s),
     };
+    let external_workers = s
+        .field(ctx, "external_workers")
+        .and_then(|f| ctx.boolean(&f))
+        .unwrap_or(false);
     let settings = settings_section(ctx, &s);
     ReceiverSection {
         name: name.unwrap_or_default(),
         config: c,
+        external_workers,
         settings,
     }
 }
@@ -781,4 +795,33 @@ pub(super) fn check_command(
         };
         format!("{e}{builtins}")
     })
+}
+
+/// Every receiver has a `[[worker]]`, or says its workers run elsewhere: a receiver nobody
+/// takes from fills up, and the forwarder, which waits for every subscriber, stops for all.
+fn check_receivers_have_workers(
+    ctx: &mut Ctx<'_>,
+    receivers: &[ReceiverSection],
+    workers: &[WorkerSection],
+    names: &[Name],
+) {
+    for r in receivers.iter().filter(|r| !r.external_workers) {
+        if workers.iter().any(|w| w.receiver == r.name) {
+            continue;
+        }
+        let Some(n) = names
+            .iter()
+            .find(|n| n.kind == "receiver" && n.name == r.name)
+        else {
+            continue;
+        };
+        ctx.error(
+            n.line,
+            &n.key,
+            format!(
+                "receiver \"{}\" has no [[worker]]: its messages would wait with nowhere to go, and hold up every other receiver; add a [[worker]] with receiver = \"{}\", or external_workers = true when its workers run elsewhere",
+                r.name, r.name
+            ),
+        );
+    }
 }

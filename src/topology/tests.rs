@@ -170,6 +170,7 @@ command = ["file", "/tmp/archive.log"]
                     hwm: 20,
                     allow: vec!["10.0.0.0/8".parse().unwrap()],
                 },
+                external_workers: false,
                 settings: ProcessSettings::default(),
             },
             ReceiverSection {
@@ -185,6 +186,7 @@ command = ["file", "/tmp/archive.log"]
                     hwm: zerolog::defaults::HWM,
                     allow: vec![],
                 },
+                external_workers: false,
                 settings: ProcessSettings::default(),
             },
         ]
@@ -527,6 +529,22 @@ output = "tcp://127.0.0.3:7100"
 [[receiver]]
 name = "d"
 output = "ipc:///tmp/zl-test/a.sock"
+[[worker]]
+name = "wa"
+receiver = "a"
+command = ["null"]
+[[worker]]
+name = "wb"
+receiver = "b"
+command = ["null"]
+[[worker]]
+name = "wc"
+receiver = "c"
+command = ["null"]
+[[worker]]
+name = "wd"
+receiver = "d"
+command = ["null"]
 "#;
     let errs = errors(text);
     has(
@@ -576,6 +594,7 @@ connect = ["log1.example.com:6001", "tcp://10.0.0.2:6001"]
 
 [[receiver]]
 name = "orphan"
+external_workers = true
 
 [[worker]]
 name = "out"
@@ -674,5 +693,25 @@ fn names_are_limited_in_length() {
     let errs = errors(&format!("[forwarder]\n[[receiver]]\nname = \"{name}\"\n"));
     has(&errs, 3, "receiver[0].name", "at most 64");
     let name = "n".repeat(64);
-    parse(&format!("[forwarder]\n[[receiver]]\nname = \"{name}\"\n")).unwrap();
+    parse(&format!(
+        "[forwarder]\n[[receiver]]\nname = \"{name}\"\nexternal_workers = true\n"
+    ))
+    .unwrap();
+}
+
+#[test]
+fn a_receiver_without_workers_is_refused_unless_they_run_elsewhere() {
+    let text = "[forwarder]\n\n[[receiver]]\nname = \"lonely\"\n\n[[receiver]]\nname = \"all\"\n\n\
+                [[worker]]\nname = \"w\"\nreceiver = \"all\"\ncommand = [\"null\"]\n";
+    let errs = errors(text);
+    has(&errs, 4, "receiver \"lonely\".name", "has no [[worker]]");
+    has(
+        &errs,
+        4,
+        "receiver \"lonely\".name",
+        "external_workers = true",
+    );
+    assert_eq!(errs.len(), 1, "{}", ConfigErrors(errs.clone()));
+    let t = parse(&text.replace("\"lonely\"\n", "\"lonely\"\nexternal_workers = true\n")).unwrap();
+    assert!(t.receivers[0].external_workers && !t.receivers[1].external_workers);
 }

@@ -623,6 +623,24 @@ impl Supervisor {
         (actions, summary)
     }
 
+    /// Operator: every running `zerolog worker` (a stdin worker) reopens its output.
+    pub fn reopen(&self) -> Commanded {
+        let mut done = Commanded::default();
+        for p in self.programs.values() {
+            let element_worker = p.spec.tier == Tier::Worker && p.spec.config.is_some();
+            if let (true, State::Running { pid, .. }) = (element_worker, p.state) {
+                done.outcomes
+                    .push((p.spec.name.clone(), Outcome::Reopening));
+                done.actions.push(Action::Signal {
+                    name: p.spec.name.clone(),
+                    pid,
+                    signal: Signal::SIGHUP,
+                });
+            }
+        }
+        done
+    }
+
     /// Every program's status, in stop order (forwarder, receivers, workers).
     pub fn status(&self, now: Instant) -> Vec<ProgramStatus> {
         let mut rows: Vec<ProgramStatus> = self

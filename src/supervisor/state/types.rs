@@ -252,6 +252,8 @@ pub enum Outcome {
     AlreadyStopped,
     /// It stops gracefully, then starts again (at once if it was not running).
     Restarting,
+    /// Asked to reopen its output.
+    Reopening,
 }
 
 impl Outcome {
@@ -265,6 +267,7 @@ impl Outcome {
             Outcome::StaysStopped => "already stopping; stays stopped",
             Outcome::AlreadyStopped => "not running; stays stopped",
             Outcome::Restarting => "restarting",
+            Outcome::Reopening => "reopening its output",
         }
     }
 }
