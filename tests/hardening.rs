@@ -634,3 +634,54 @@ fn reopen_makes_file_workers_reopen_their_files() {
     assert_eq!(read_lines(&rotated).len(), 10);
     assert_eq!(read_lines(&out).len(), 10);
 }
+
+/// A forwarder restarted while a sender never stops sending: its stop ends after the drain
+/// time, the connection closed is counted (`closed_sending_at_stop`), and every message the
+/// forwarder counted as received is delivered, in order, without a gap.
+#[test]
+fn a_forwarder_restart_under_load_delivers_all_it_received_and_counts_the_close() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let z = Zerologd::start(dir.path(), BASIC);
+    let port = z.backend;
+    let sender = std::thread::spawn(move || {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut sent = 0u64;
+        loop {
+            let mut chunk = Vec::new();
+            for _ in 0..50 {
+                chunk.extend_from_slice(format!("<13>app: steady {sent:07}\n").as_bytes());
+                sent += 1;
+            }
+            if c.write_all(&chunk).is_err() {
+                return sent;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let old = z.pid_of("forwarder").unwrap();
+    let (code, _, err) = z.ctl(&["restart", "forwarder"]);
+    assert_eq!(code, 0, "{err}");
+    z.wait_new_pid("forwarder", old);
+    let sent = sender.join().unwrap();
+    let total = z.program_json("forwarder")["counters"]["total"].clone();
+    assert_eq!(total["closed_sending_at_stop"], 1, "{total}");
+    let received = total["messages_received"].as_u64().unwrap();
+    assert!(received > 0 && received <= sent, "{received} of {sent}");
+    eprintln!(
+        "forwarder restart: sent {sent}, received {received}: {} lost in TCP",
+        sent - received
+    );
+    let out = dir.path().join("out.txt");
+    wait_for_line_count(&out, received as usize, DELIVERY_TIMEOUT, &[&z.proc]);
+    let lines = read_lines(&out);
+    assert_eq!(
+        lines.len() as u64,
+        received,
+        "every message received was delivered"
+    );
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(*l, format!("<13>app: steady {i:07}").into_bytes());
+    }
+}

@@ -261,6 +261,10 @@ counters! {
         /// Dropped: partial messages of a connection a stop closed while its sender was still
         /// in the middle of a message (after the drain time, or a pause of the sender).
         cut_at_stop,
+        /// TCP connections a stop closed while their sender was still sending: what it wrote
+        /// after the forwarder's last read was lost in TCP, and plain TCP syslog cannot say
+        /// how much (RELP can).
+        closed_sending_at_stop,
         /// ZeroMQ connections (receivers, monitors) refused by the `allow` list.
         zap_denied,
     }

@@ -204,7 +204,8 @@ impl Connection<'_> {
                 }
                 Wake::Quiet { still_sending } => {
                     if still_sending {
-                        warn!(peer = %self.peer, "connection still sending at the end of the drain time; closing it");
+                        self.stats.closed_sending_at_stop().fetch_add(1, Relaxed);
+                        warn!(peer = %self.peer, "connection still sending at the end of the drain time; closing it: what the sender writes from now on is lost in TCP (counted as closed_sending_at_stop)");
                     }
                     Some(End::Drained)
                 }
@@ -255,6 +256,12 @@ impl Connection<'_> {
             },
             Phase::Draining { until } => {
                 let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    // A sender that never pauses would hold the stop forever.
+                    return Wake::Quiet {
+                        still_sending: true,
+                    };
+                }
                 match tokio::time::timeout(DRAIN_QUIET.min(left), self.stream.readable()).await {
                     Ok(r) => Wake::Readable(r),
                     Err(_) => Wake::Quiet {
