@@ -1,9 +1,9 @@
 //! Values (restart policies, signals, names, paths) and the checks across sections: no two
-//! binds clash, names are unique.
+//! binds clash, names are unique, every receiver has a worker, worker commands can run.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use nix::sys::signal::Signal;
@@ -197,5 +197,78 @@ pub(super) fn check_names(ctx: &mut Ctx<'_>, names: &[Name]) {
                 seen.insert(&n.name, n);
             }
         }
+    }
+}
+
+/// Checks that a worker's command can run: a built-in (stdin workers) or an existing program.
+pub(super) fn check_command(
+    command: &[String],
+    kind: WorkerKind,
+    cwd: Option<&Path>,
+) -> Result<(), String> {
+    let Some((program, args)) = command.split_first() else {
+        return Err("the command is empty; give at least the program".into());
+    };
+    if program.is_empty() {
+        return Err("the program name is empty".into());
+    }
+    if kind == WorkerKind::Stdin && matches!(program.as_str(), "stdout" | "null" | "file") {
+        // The built-ins, checked by the same code that runs them.
+        use zerolog::worker::WorkerSpec;
+        let spec = WorkerSpec::resolve(program, args, None).map_err(|e| e.to_string())?;
+        if let WorkerSpec::File(path) | WorkerSpec::Null(Some(path)) = &spec {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(dir) = dir.filter(|d| path.is_absolute() && !d.is_dir()) {
+                return Err(format!(
+                    "the directory of the output file, {}, does not exist",
+                    dir.display()
+                ));
+            }
+        }
+        return Ok(());
+    }
+    let relative = program.contains('/') && Path::new(program).is_relative();
+    let found = match cwd {
+        Some(dir) if relative => {
+            zerolog::worker::find_program(&dir.join(program).to_string_lossy(), None)
+        }
+        _ => zerolog::worker::find_program(program, None),
+    };
+    found.map(|_| ()).map_err(|e| {
+        let builtins = if kind == WorkerKind::Stdin {
+            " (built-in workers: stdout, null [REPORT], file PATH)"
+        } else {
+            ""
+        };
+        format!("{e}{builtins}")
+    })
+}
+
+/// Every receiver has a `[[worker]]`, or says its workers run elsewhere: a receiver nobody
+/// takes from fills up, and the forwarder, which waits for every subscriber, stops for all.
+pub(super) fn check_receivers_have_workers(
+    ctx: &mut Ctx<'_>,
+    receivers: &[ReceiverSection],
+    workers: &[WorkerSection],
+    names: &[Name],
+) {
+    for r in receivers.iter().filter(|r| !r.external_workers) {
+        if workers.iter().any(|w| w.receiver == r.name) {
+            continue;
+        }
+        let Some(n) = names
+            .iter()
+            .find(|n| n.kind == "receiver" && n.name == r.name)
+        else {
+            continue;
+        };
+        ctx.error(
+            n.line,
+            &n.key,
+            format!(
+                "receiver \"{}\" has no [[worker]]: its messages would wait with nowhere to go, and hold up every other receiver; add a [[worker]] with receiver = \"{}\", or external_workers = true when its workers run elsewhere",
+                r.name, r.name
+            ),
+        );
     }
 }

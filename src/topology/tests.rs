@@ -1,3 +1,4 @@
+use super::checks::check_command;
 use super::*;
 
 use std::net::SocketAddr;
