@@ -529,38 +529,33 @@ mod tests {
         }
     }
 
-    fn element(args: &[&str]) -> Element {
-        let argv = std::iter::once("zerolog").chain(args.iter().copied());
+    /// `zerolog NAME ARGS...`, parsed.
+    fn element(name: &str, args: &[&str]) -> Element {
+        let argv = ["zerolog", name].into_iter().chain(args.iter().copied());
         ZerologCli::try_parse_from(argv)
             .unwrap_or_else(|e| panic!("{e}"))
             .command
     }
 
     fn forwarder(args: &[&str]) -> ForwarderConfig {
-        let mut argv = vec!["forwarder"];
-        argv.extend(args);
-        match element(&argv) {
-            Element::Forwarder(a) => a.into_config().unwrap(),
-            _ => unreachable!(),
-        }
+        let Element::Forwarder(a) = element("forwarder", args) else {
+            unreachable!()
+        };
+        a.into_config().unwrap()
     }
 
     fn receiver(args: &[&str]) -> ReceiverConfig {
-        let mut argv = vec!["receiver"];
-        argv.extend(args);
-        match element(&argv) {
-            Element::Receiver(a) => a.into_config().unwrap(),
-            _ => unreachable!(),
-        }
+        let Element::Receiver(a) = element("receiver", args) else {
+            unreachable!()
+        };
+        a.into_config().unwrap()
     }
 
     fn worker(args: &[&str]) -> WorkerConfig {
-        let mut argv = vec!["worker"];
-        argv.extend(args);
-        match element(&argv) {
-            Element::Worker(a) => a.into_config().unwrap(),
-            _ => unreachable!(),
-        }
+        let Element::Worker(a) = element("worker", args) else {
+            unreachable!()
+        };
+        a.into_config().unwrap()
     }
 
     fn ep(s: &str) -> Endpoint {

@@ -48,15 +48,6 @@ fn the_input_refuses_connections_until_the_pipeline_is_ready() {
 const STUBBORN: &str = "\n[[worker]]\nname = \"slow\"\nreceiver = \"all\"\ntype = \"zmq\"\n\
      command = [\"sh\", \"-c\", \"trap '' TERM; exec sleep 1000\"]\nstop_timeout = \"1s\"\n";
 
-/// Waits until `name` runs under a pid other than `old`.
-fn wait_running_again(z: &Zerologd, name: &str, old: i32) -> i32 {
-    wait_until(READY_TIMEOUT, &format!("{name} running again"), || {
-        let p = z.program_json(name);
-        p["state"] == "RUNNING" && p["pid"] != old
-    });
-    z.pid_of(name).unwrap()
-}
-
 /// `stop` then `start` while the program is still stopping: it comes back; `restart` then
 /// `stop`: it stays stopped. Each reply says what will happen.
 #[test]
@@ -72,7 +63,7 @@ fn the_last_command_wins_while_a_program_stops() {
         (0, "slow:0: stopping; starts again once it has stopped\n"),
         "{err}"
     );
-    let pid = wait_running_again(&z, "slow:0", pid);
+    let pid = z.wait_new_pid("slow:0", pid);
 
     let (code, out, _) = z.ctl(&["restart", "slow"]);
     assert_eq!((code, out.as_str()), (0, "slow:0: restarting\n"));
@@ -254,14 +245,9 @@ fn processes_with(needle: &str) -> Vec<i32> {
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
+        .filter(|&pid| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|s| s.trim_start().starts_with('Z'));
-            !zombie
+            alive(pid)
                 && String::from_utf8_lossy(&cmdline)
                     .replace('\0', " ")
                     .contains(needle)
@@ -321,13 +307,6 @@ fn timed_status(socket: &std::path::Path) -> (Duration, serde_json::Value) {
     (took, v["programs"].clone())
 }
 
-/// Lifts this test process's descriptor limit (it holds many connections).
-fn raise_own_nofile() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
-}
-
 /// While an attack goes on: `status` answers in under 100 ms (the median of 10), and a killed
 /// worker (`out:0`) is running again in under 100 ms.
 fn assert_responsive(z: &Zerologd, attack: &str) {
@@ -372,7 +351,8 @@ fn assert_responsive(z: &Zerologd, attack: &str) {
 /// still answers in under 100 ms, and a killed worker is back in under 100 ms.
 #[test]
 fn control_clients_cannot_stall_zerologd() {
-    raise_own_nofile();
+    // This test process holds many connections.
+    zerolog::process::raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();
     // 1,000 cheap programs with long names: a status reply larger than a socket buffer.
     let group = "i".repeat(60);
@@ -416,17 +396,6 @@ fn control_clients_cannot_stall_zerologd() {
     z.deliver(&dir.path().join("out.txt"), "after", 100);
 }
 
-fn http_get(port: u16) -> String {
-    use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    let _ = c.read_to_string(&mut answer);
-    answer
-}
-
 /// The threads of process `pid`.
 fn threads_of(pid: u32) -> usize {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -440,12 +409,16 @@ fn threads_of(pid: u32) -> usize {
 #[test]
 fn metrics_clients_cannot_stall_zerologd() {
     use std::io::Write;
-    raise_own_nofile();
+    // This test process holds many connections.
+    zerolog::process::raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let topology = format!("[zerologd]\nmetrics = \"127.0.0.1:{port}\"\n{BASIC}");
     let z = Zerologd::start(dir.path(), &topology);
-    assert!(http_get(port).contains("zerolog_program_up"), "served");
+    assert!(
+        http_get(port, "/metrics").contains("zerolog_program_up"),
+        "served"
+    );
     let threads = threads_of(z.proc.pid());
 
     // Pipelined requests, never read.
@@ -479,15 +452,10 @@ fn metrics_clients_cannot_stall_zerologd() {
     drop(held);
     drop(flood);
     wait_until(READY_TIMEOUT, "/metrics served again", || {
-        http_get(port).contains("zerolog_program_up")
+        http_get(port, "/metrics").contains("zerolog_program_up")
     });
     z.proc.signal("TERM");
     assert_eq!(z.proc.wait_exit(DELIVERY_TIMEOUT).code(), Some(0));
-}
-
-/// The current counters of program `name`.
-fn current_counters(z: &Zerologd, name: &str) -> serde_json::Value {
-    z.program_json(name)["counters"]["current"].clone()
 }
 
 /// A tmpfs of `size` mounted on `dir` for the test's life.
@@ -560,7 +528,7 @@ fn a_full_disk_loses_nothing_and_leaves_no_partial_record() {
     let bytes = std::fs::read(&out).unwrap();
     assert!(bytes.ends_with(b"\n"), "no partial record at the end");
     assert_eq!(
-        current_counters(&z, "out:0")["processed"],
+        z.counters("out:0").0["processed"],
         written.len(),
         "exact counters"
     );
@@ -574,7 +542,7 @@ fn a_full_disk_loses_nothing_and_leaves_no_partial_record() {
         assert_eq!(*l, format!("<13>app: full disk {i:05}").into_bytes());
     }
     wait_until(READY_TIMEOUT, "every message counted processed", || {
-        current_counters(&z, "out:0")["processed"] == N
+        z.counters("out:0").0["processed"] == N
     });
     assert_eq!(z.program_json("out:0")["restarts"], 0);
 }
@@ -597,7 +565,7 @@ fn a_file_worker_whose_directory_is_removed_writes_to_a_new_file() {
     }
     send_tcp(z.backend, &input);
     std::thread::sleep(Duration::from_millis(500));
-    let processed = current_counters(&z, "out:0")["processed"].as_u64().unwrap();
+    let processed = z.counters("out:0").0["processed"].as_u64().unwrap();
     assert_eq!(
         processed, 100,
         "nothing counted as written to the deleted file"
@@ -609,7 +577,7 @@ fn a_file_worker_whose_directory_is_removed_writes_to_a_new_file() {
         .map(|i| format!("<13>app: after {i}").into_bytes())
         .collect();
     assert_eq!(lines, want);
-    assert_eq!(current_counters(&z, "out:0")["processed"], 200);
+    assert_eq!(z.counters("out:0").0["processed"], 200);
     assert_eq!(z.program_json("out:0")["restarts"], 0);
 }
 

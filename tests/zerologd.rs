@@ -8,16 +8,6 @@ use std::time::{Duration, Instant};
 use crate::common::zerologd::*;
 use crate::common::*;
 
-fn alive(pid: i32) -> bool {
-    // A zombie is not alive; /proc/PID/stat's third field is the state.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            let state = s.rsplit(')').next().unwrap_or("").split_whitespace().next();
-            state != Some("Z")
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn kill_9_of_each_element_is_restarted_and_the_pipeline_delivers_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -503,15 +493,6 @@ fn scale_out_a_host_without_forwarder_takes_its_messages_from_another() {
     input.deliver(&work_dir.path().join("out.txt"), "across", 5000);
 }
 
-/// `zerologd status --json` counters of `name`: (current, total).
-fn counters_of(z: &Zerologd, name: &str) -> (serde_json::Value, serde_json::Value) {
-    let p = z.program_json(name);
-    (
-        p["counters"]["current"].clone(),
-        p["counters"]["total"].clone(),
-    )
-}
-
 #[test]
 fn status_shows_every_elements_counters_and_keeps_a_killed_ones() {
     let dir = tempfile::tempdir().unwrap();
@@ -520,14 +501,14 @@ fn status_shows_every_elements_counters_and_keeps_a_killed_ones() {
     z.deliver(&out, "counted", 1000);
     // The worker counted them as it wrote them; the others before.
     wait_until(READY_TIMEOUT, "worker counters at 1000", || {
-        counters_of(&z, "out:0").0["processed"] == 1000
+        z.counters("out:0").0["processed"] == 1000
     });
-    let (fwd, _) = counters_of(&z, "forwarder");
+    let (fwd, _) = z.counters("forwarder");
     assert_eq!(fwd["messages_received"], 1000, "{fwd}");
     assert_eq!(fwd["published"], 1000, "{fwd}");
     assert_eq!(fwd["connections_accepted"], 1, "{fwd}");
     assert_eq!(fwd["connections_open"], 0, "{fwd}");
-    let (rcv, _) = counters_of(&z, "all");
+    let (rcv, _) = z.counters("all");
     assert_eq!(
         (&rcv["received"], &rcv["pushed"]),
         (&1000.into(), &1000.into()),
@@ -535,7 +516,7 @@ fn status_shows_every_elements_counters_and_keeps_a_killed_ones() {
     );
     let bytes: u64 = read_lines(&out).iter().map(|l| l.len() as u64).sum();
     assert_eq!(rcv["bytes_received"], bytes, "{rcv}");
-    let (wrk, _) = counters_of(&z, "out:0");
+    let (wrk, _) = z.counters("out:0");
     assert_eq!(wrk["received"], 1000, "{wrk}");
     assert_eq!(wrk["bytes_received"], bytes, "{wrk}");
 
@@ -544,7 +525,7 @@ fn status_shows_every_elements_counters_and_keeps_a_killed_ones() {
     let old = z.pid_of("all").unwrap();
     kill9(old);
     z.wait_new_pid("all", old);
-    let (current, total) = counters_of(&z, "all");
+    let (current, total) = z.counters("all");
     assert_eq!(current["received"], 0, "{current}");
     assert_eq!(total["received"], 1000, "{total}");
     assert_eq!(total["pushed"], 1000, "{total}");
@@ -558,23 +539,13 @@ fn status_shows_every_elements_counters_and_keeps_a_killed_ones() {
     }
     z.deliver(&out, "after-kill", 10);
     wait_until(READY_TIMEOUT, "receiver total at 1010", || {
-        counters_of(&z, "all").1["received"] == 1010
+        z.counters("all").1["received"] == 1010
     });
     let (_, text, _) = z.ctl(&["status"]);
     assert!(
         text.contains("COUNTERS") && text.contains("total: bytes_received="),
         "{text}"
     );
-}
-
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(c, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    c.read_to_string(&mut answer).unwrap();
-    answer
 }
 
 #[test]
@@ -585,7 +556,7 @@ fn prometheus_endpoint_serves_states_restarts_and_counters() {
     let z = Zerologd::start(dir.path(), &topology);
     z.deliver(&dir.path().join("out.txt"), "scraped", 100);
     wait_until(READY_TIMEOUT, "worker counted 100", || {
-        counters_of(&z, "out:0").0["processed"] == 100
+        z.counters("out:0").0["processed"] == 100
     });
     let old = z.pid_of("out:0").unwrap();
     kill9(old);

@@ -47,7 +47,8 @@ fn main() -> ExitCode {
 
 fn forwarder(a: ForwarderArgs) -> Result<(), Error> {
     let config = a.into_config()?;
-    raise_fd_limit();
+    // Many idle connections need many descriptors.
+    zerolog::process::raise_fd_limit();
     // One thread reads and frames every connection; the publisher has its own. On a machine
     // where the pipeline's processes share a few cores, work-stealing threads only add
     // wake-ups and cross-thread hand-offs.
@@ -66,16 +67,6 @@ fn forwarder(a: ForwarderArgs) -> Result<(), Error> {
         );
         fwd.run(shutdown_signal(), zerolog::notify::ready).await
     })
-}
-
-/// Many idle connections need many descriptors: lift the soft limit to the hard one.
-fn raise_fd_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-        }
-    }
 }
 
 /// Completes on the first SIGTERM or SIGINT.

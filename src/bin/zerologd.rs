@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         Ok(t) => t,
         Err(code) => return code,
     };
-    let limit = zerologd::supervisor::limits::raise();
+    let limit = zerolog::process::raise_fd_limit();
     let programs = program_specs(&topology, Path::new("zerolog")).len();
     if let Err(message) = zerologd::supervisor::limits::check(programs, limit) {
         eprintln!(

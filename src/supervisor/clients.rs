@@ -33,12 +33,6 @@ struct Client {
     gone: bool,
 }
 
-/// What a client's readiness led to.
-pub enum Event {
-    /// Client `id` sent this request line.
-    Request(usize, String),
-}
-
 /// Every client of the control socket.
 pub struct Clients {
     listener: UnixListener,
@@ -59,12 +53,15 @@ impl Clients {
         }
     }
 
-    /// The descriptors to poll and what for: the listener (unless paused), then each client.
-    pub fn poll_fds(&self, now: Instant) -> Vec<(BorrowedFd<'_>, PollFlags)> {
+    /// The descriptors to poll and what for: the listener (for nothing while paused), then
+    /// each client.
+    pub fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
         let mut fds = Vec::with_capacity(1 + self.list.len());
-        if self.paused_until.is_none_or(|t| now >= t) {
-            fds.push((self.listener.as_fd(), PollFlags::POLLIN));
-        }
+        let listen = match self.paused_until {
+            None => PollFlags::POLLIN,
+            Some(_) => PollFlags::empty(),
+        };
+        fds.push((self.listener.as_fd(), listen));
         for c in &self.list {
             let flags = match c.output {
                 None => PollFlags::POLLIN,
@@ -91,27 +88,22 @@ impl Clients {
         }
     }
 
-    /// Handles readiness: `ready` is in the order of [`Clients::poll_fds`] (taken at `now`).
-    /// Returns the requests that arrived, to be answered with [`Clients::reply`].
-    pub fn handle(&mut self, now: Instant, ready: &[bool]) -> Vec<Event> {
-        let listening = self.paused_until.is_none_or(|t| now >= t);
-        let (listener_ready, clients_ready) = match listening {
-            true => (
-                ready.first().copied().unwrap_or(false),
-                ready.get(1..).unwrap_or(&[]),
-            ),
-            false => (false, ready),
+    /// Handles readiness: `ready` is in the order of [`Clients::poll_fds`]. Returns the
+    /// requests that arrived (client id, request line), to be answered with [`Clients::reply`].
+    pub fn handle(&mut self, now: Instant, ready: &[bool]) -> Vec<(usize, String)> {
+        let Some((&listener_ready, clients_ready)) = ready.split_first() else {
+            return Vec::new();
         };
-        let mut events = Vec::new();
-        for (id, _) in clients_ready.iter().enumerate().filter(|(_, r)| **r) {
-            if let Some(line) = self.progress(id) {
-                events.push(Event::Request(id, line));
-            }
-        }
-        if listener_ready {
+        let requests = clients_ready
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| **r)
+            .filter_map(|(id, _)| Some((id, self.progress(id)?)))
+            .collect();
+        if listener_ready && self.paused_until.is_none() {
             self.accept(now);
         }
-        events
+        requests
     }
 
     /// Queues `reply` for client `id` and sends what the socket takes now.

@@ -24,7 +24,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tracing::{error, info, warn};
 
-use super::clients::{Clients, Event};
+use super::clients::Clients;
 use super::control::{self, Reply, Request};
 use super::counters::Counters;
 use super::metrics::MetricsServer;
@@ -129,8 +129,6 @@ pub struct Daemon {
     metrics: Option<MetricsServer>,
     /// Processes programs left behind, re-parented to zerologd.
     adopted: Adopted,
-    /// Set when a child was reaped: what it left behind was adopted at its exit.
-    reaped: bool,
 }
 
 impl Daemon {
@@ -195,7 +193,6 @@ impl Daemon {
             counters,
             metrics,
             adopted: Adopted::default(),
-            reaped: false,
             watchdog: sd_notify::watchdog_enabled()
                 .filter(|d| !d.is_zero())
                 .map(|d| (d / 2, Instant::now())),
@@ -236,8 +233,7 @@ impl Daemon {
             if self.handle_events() {
                 break;
             }
-            let reaped = std::mem::take(&mut self.reaped);
-            self.adopt(Instant::now(), reaped);
+            self.adopt(Instant::now(), false);
         }
         self.adopt(Instant::now(), true);
         self.adopted.stop_all(ADOPTED_GRACE);
@@ -292,7 +288,7 @@ impl Daemon {
             .max(1);
         let now = Instant::now();
         let (wake_ready, notify_ready, client_ready, pipe_ready) = {
-            let client_fds = self.clients.poll_fds(now);
+            let client_fds = self.clients.poll_fds();
             let nc = client_fds.len();
             let mut fds = Vec::with_capacity(2 + nc + self.pipes.len());
             fds.push(PollFd::new(self.wake.as_fd(), PollFlags::POLLIN));
@@ -339,7 +335,7 @@ impl Daemon {
         if notify_ready {
             self.read_notifications();
         }
-        for Event::Request(id, line) in self.clients.handle(now, &client_ready) {
+        for (id, line) in self.clients.handle(now, &client_ready) {
             let reply = match control::parse_request(&line) {
                 Ok(request) => self.handle_request(request),
                 Err(reply) => reply,
@@ -393,7 +389,7 @@ impl Daemon {
 
     fn handle_request(&mut self, request: Request) -> Reply {
         let now = Instant::now();
-        let (name, result) = match request {
+        let (result, name) = match request {
             Request::Status => {
                 return Reply::Status {
                     programs: self.status(now),
@@ -405,19 +401,10 @@ impl Daemon {
                     Err(message) => Reply::Error { message },
                 }
             }
-            Request::Reopen => ("stdin workers".to_owned(), Ok(self.sup.reopen())),
-            Request::Start { name } => {
-                let r = self.sup.start(&name);
-                (name, r)
-            }
-            Request::Stop { name } => {
-                let r = self.sup.stop(&name, now);
-                (name, r)
-            }
-            Request::Restart { name } => {
-                let r = self.sup.restart(&name, now);
-                (name, r)
-            }
+            Request::Reopen => (Ok(self.sup.reopen()), "stdin workers".to_owned()),
+            Request::Start { name } => (self.sup.start(&name), name),
+            Request::Stop { name } => (self.sup.stop(&name, now), name),
+            Request::Restart { name } => (self.sup.restart(&name, now), name),
         };
         match result {
             Ok(done) => {
@@ -471,7 +458,7 @@ impl Daemon {
             return Err(message);
         }
         let specs = program_specs(&topology, &self.zerolog);
-        let limit = super::limits::raise();
+        let limit = zerolog::process::raise_fd_limit();
         if let Err(message) = super::limits::check(specs.len(), limit) {
             error!("reload rejected: {message}");
             return Err(format!("reload rejected, nothing changed: {message}"));
@@ -527,6 +514,7 @@ impl Daemon {
     /// Collects every exited child (ours, or orphans we adopted as subreaper).
     fn reap(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
+        let mut reaped = false;
         loop {
             let (pid, exit) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => (
@@ -554,7 +542,7 @@ impl Daemon {
                 r.forget(pid.as_raw());
             }
             self.adopted.forget(pid.as_raw());
-            self.reaped = true;
+            reaped = true;
             if let Some(name) = self.sup.name_of_pid(pid.as_raw()) {
                 if let Some(values) = self.counters.ended(&name) {
                     let line: Vec<String> =
@@ -568,6 +556,10 @@ impl Daemon {
                 }
             }
             actions.extend(self.sup.exited(pid.as_raw(), exit, now));
+        }
+        if reaped {
+            // What a program left behind was re-parented to zerologd at its exit.
+            self.adopt(now, true);
         }
         actions
     }

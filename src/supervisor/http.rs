@@ -33,21 +33,15 @@ pub const FRESH: Duration = Duration::from_millis(100);
 /// How long a request waits for the daemon loop's snapshot before serving the last one.
 const RENDER_WAIT: Duration = Duration::from_secs(2);
 
-/// A rendering of the metrics, and when it was made.
-pub type Snapshot = (Instant, Arc<String>);
+/// A rendering of the metrics (shared by every response, not copied), and when it was made.
+pub type Snapshot = (Instant, Bytes);
 
-/// What the daemon loop and the HTTP thread share.
-pub struct Shared {
-    /// Set by the HTTP thread when it wants a fresh snapshot.
-    pub wanted: AtomicBool,
-}
-
-/// Binds `addr` and serves it on a new thread; `wake` gets a byte when a snapshot is
-/// wanted. Returns the bound address.
+/// Binds `addr` and serves it on a new thread. When a request wants a fresh snapshot it sets
+/// `wanted` and writes a byte to `wake`. Returns the bound address.
 pub fn start(
     addr: SocketAddr,
     wake: UnixStream,
-    shared: Arc<Shared>,
+    wanted: Arc<AtomicBool>,
     snapshots: watch::Receiver<Snapshot>,
 ) -> Result<SocketAddr, String> {
     let listener = std::net::TcpListener::bind(addr).map_err(|e| e.to_string())?;
@@ -59,7 +53,7 @@ pub fn start(
         .map_err(|e| e.to_string())?;
     std::thread::Builder::new()
         .name("metrics".into())
-        .spawn(move || runtime.block_on(serve(listener, wake, shared, snapshots)))
+        .spawn(move || runtime.block_on(serve(listener, wake, wanted, snapshots)))
         .map_err(|e| e.to_string())?;
     Ok(bound)
 }
@@ -67,7 +61,7 @@ pub fn start(
 async fn serve(
     listener: std::net::TcpListener,
     wake: UnixStream,
-    shared: Arc<Shared>,
+    wanted: Arc<AtomicBool>,
     snapshots: watch::Receiver<Snapshot>,
 ) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
@@ -97,11 +91,11 @@ async fn serve(
             }
             continue;
         };
-        let (wake, shared, snapshots) = (wake.clone(), shared.clone(), snapshots.clone());
+        let (wake, wanted, snapshots) = (wake.clone(), wanted.clone(), snapshots.clone());
         tokio::spawn(async move {
             let _permit = permit;
             let service = hyper::service::service_fn(move |request| {
-                answer(request, wake.clone(), shared.clone(), snapshots.clone())
+                answer(request, wake.clone(), wanted.clone(), snapshots.clone())
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -115,7 +109,7 @@ async fn serve(
 async fn answer(
     request: Request<Incoming>,
     wake: Arc<UnixStream>,
-    shared: Arc<Shared>,
+    wanted: Arc<AtomicBool>,
     mut snapshots: watch::Receiver<Snapshot>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if request.method() != Method::GET || request.uri().path() != "/metrics" {
@@ -125,12 +119,12 @@ async fn answer(
     }
     let stale = snapshots.borrow_and_update().0.elapsed() >= FRESH;
     if stale {
-        shared.wanted.store(true, Ordering::Relaxed);
+        wanted.store(true, Ordering::Relaxed);
         let _ = (&*wake).write(&[0]);
         let _ = tokio::time::timeout(RENDER_WAIT, snapshots.changed()).await;
     }
     let body = snapshots.borrow().1.clone();
-    let mut response = Response::new(Full::new(Bytes::from(body.as_bytes().to_vec())));
+    let mut response = Response::new(Full::new(body));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

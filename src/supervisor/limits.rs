@@ -1,9 +1,8 @@
 //! File descriptors: zerologd holds two pipes per program (its stdout and stderr), so the
 //! number of programs a topology may run is bounded by `RLIMIT_NOFILE`. zerologd lifts its
-//! soft limit to the hard one at start (its children inherit it) and refuses a topology that
-//! cannot fit, at `--check`, at start and at reload, rather than failing program by program.
-
-use nix::sys::resource::{getrlimit, setrlimit, Resource};
+//! soft limit to the hard one at start ([`zerolog::process::raise_fd_limit`]; its children
+//! inherit it) and refuses a topology that cannot fit, at `--check`, at start and at reload,
+//! rather than failing program by program.
 
 /// Descriptors zerologd needs besides its programs' pipes: the control and notify sockets,
 /// control and metrics clients, the reaper, signal pipes, stats files being read, and room
@@ -16,18 +15,6 @@ pub const FDS_PER_PROGRAM: u64 = 2;
 /// The descriptors a topology of `programs` programs needs in zerologd.
 pub fn needed(programs: usize) -> u64 {
     FIXED_FDS + FDS_PER_PROGRAM * programs as u64
-}
-
-/// Lifts the soft limit to the hard one; returns the limit now in force.
-pub fn raise() -> u64 {
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => hard,
-            Err(_) => soft,
-        },
-        Ok((soft, _)) => soft,
-        Err(_) => u64::MAX,
-    }
 }
 
 /// `Err` with what to do when `programs` programs do not fit `limit` descriptors.

@@ -9,14 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use hyper::body::Bytes;
 use tokio::sync::watch;
 
-use super::http::{self, Shared, Snapshot};
+use super::http::{self, Snapshot};
 use super::state::ProgramStatus;
 
 /// The daemon loop's side of the endpoint.
 pub struct MetricsServer {
-    shared: Arc<Shared>,
+    /// Set when a request wants a fresh rendering.
+    wanted: Arc<AtomicBool>,
     snapshots: watch::Sender<Snapshot>,
     addr: SocketAddr,
 }
@@ -24,17 +26,15 @@ pub struct MetricsServer {
 impl MetricsServer {
     /// Listens on `addr`; `wake` gets a byte when a request wants a fresh rendering.
     pub fn start(addr: SocketAddr, wake: UnixStream) -> Result<Self, String> {
-        let shared = Arc::new(Shared {
-            wanted: AtomicBool::new(false),
-        });
+        let wanted = Arc::new(AtomicBool::new(false));
         // Old enough to be stale: the first request asks for a rendering.
         let never = Instant::now()
             .checked_sub(http::FRESH)
             .unwrap_or_else(Instant::now);
-        let (snapshots, receiver) = watch::channel((never, Arc::new(String::new())));
-        let addr = http::start(addr, wake, shared.clone(), receiver)?;
+        let (snapshots, receiver) = watch::channel((never, Bytes::new()));
+        let addr = http::start(addr, wake, wanted.clone(), receiver)?;
         Ok(MetricsServer {
-            shared,
+            wanted,
             snapshots,
             addr,
         })
@@ -47,9 +47,9 @@ impl MetricsServer {
 
     /// Renders a fresh snapshot with `render()` when a request wants one.
     pub fn serve(&self, render: impl Fn() -> String) {
-        if self.shared.wanted.swap(false, Ordering::Relaxed) {
+        if self.wanted.swap(false, Ordering::Relaxed) {
             self.snapshots
-                .send_replace((Instant::now(), Arc::new(render())));
+                .send_replace((Instant::now(), Bytes::from(render())));
         }
     }
 }

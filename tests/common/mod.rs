@@ -753,3 +753,25 @@ pub fn write_file(dir: &Path, name: impl AsRef<OsStr>, text: &str) -> PathBuf {
     file.write_all(text.as_bytes()).expect("write");
     path
 }
+
+/// Whether process `pid` lives (a zombie does not).
+pub fn alive(pid: i32) -> bool {
+    // A zombie is not alive; /proc/PID/stat's third field is the state.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let state = s.rsplit(')').next().unwrap_or("").split_whitespace().next();
+            state != Some("Z")
+        })
+        .unwrap_or(false)
+}
+
+/// `GET path` over HTTP/1.0 from 127.0.0.1:`port`: the whole answer, or what came of it.
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(c, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = c.read_to_string(&mut answer);
+    answer
+}

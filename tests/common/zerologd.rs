@@ -59,25 +59,23 @@ impl Zerologd {
         topology: &str,
         configure: impl FnOnce(&mut Command),
     ) -> Zerologd {
-        let backend = free_port();
-        let config = write_file(dir, "zerolog.toml", &Self::expand(dir, topology, backend));
-        let z = Self::spawn_with(
-            dir,
-            "zerologd",
-            &config,
-            backend,
-            &test_log_level(),
-            configure,
-        );
-        z.wait_ready();
-        z
+        Self::start_configured(dir, topology, &test_log_level(), configure)
     }
 
     /// [`Zerologd::start`] with `RUST_LOG=level` for zerologd and its children.
     pub fn start_logging(dir: &Path, topology: &str, level: &str) -> Zerologd {
+        Self::start_configured(dir, topology, level, |_| {})
+    }
+
+    fn start_configured(
+        dir: &Path,
+        topology: &str,
+        level: &str,
+        configure: impl FnOnce(&mut Command),
+    ) -> Zerologd {
         let backend = free_port();
         let config = write_file(dir, "zerolog.toml", &Self::expand(dir, topology, backend));
-        let z = Self::spawn_logging(dir, "zerologd", &config, backend, level);
+        let z = Self::spawn_with(dir, "zerologd", &config, backend, level, configure);
         z.wait_ready();
         z
     }
@@ -114,11 +112,7 @@ impl Zerologd {
     }
 
     pub fn spawn(dir: &Path, name: &str, config: &Path, backend: u16) -> Zerologd {
-        Self::spawn_logging(dir, name, config, backend, &test_log_level())
-    }
-
-    fn spawn_logging(dir: &Path, name: &str, config: &Path, backend: u16, level: &str) -> Zerologd {
-        Self::spawn_with(dir, name, config, backend, level, |_| {})
+        Self::spawn_with(dir, name, config, backend, &test_log_level(), |_| {})
     }
 
     fn spawn_with(
@@ -227,6 +221,15 @@ impl Zerologd {
             new.is_some() && self.state_of(name) == "RUNNING"
         });
         new.unwrap()
+    }
+
+    /// `status --json` counters of program `name`: (current, total).
+    pub fn counters(&self, name: &str) -> (serde_json::Value, serde_json::Value) {
+        let p = self.program_json(name);
+        (
+            p["counters"]["current"].clone(),
+            p["counters"]["total"].clone(),
+        )
     }
 
     /// Sends probe messages until one reaches `out`.

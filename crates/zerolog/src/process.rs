@@ -23,6 +23,20 @@ pub fn die_with_parent(cmd: &mut Command) {
     }
 }
 
+/// Lifts the soft `RLIMIT_NOFILE` to the hard limit (many connections, many children need
+/// many descriptors); returns the limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(_) => soft,
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => u64::MAX,
+    }
+}
+
 /// Starts the child with SIGUSR1 and SIGUSR2 ignored (an ignored disposition survives exec), so
 /// a pause or resume that arrives before the receiver installed its handlers is lost rather
 /// than fatal: their default action is to terminate.

@@ -60,19 +60,10 @@ impl Worker for StdoutWorker {
     }
     fn flush(&mut self) -> Result<(), Error> {
         let path = Path::new("stdout");
-        loop {
-            match self.out.write_out() {
-                Ok(()) => {
-                    self.retry.succeeded(path);
-                    return Ok(());
-                }
-                Err(e) => {
-                    if self.retry.wait(path, &e).is_err() {
-                        return Err(out_err(path)(e));
-                    }
-                }
-            }
-        }
+        let out = &mut self.out;
+        self.retry
+            .until_done(path, || out.write_out())
+            .map_err(out_err(path))
     }
     fn buffered(&self) -> u64 {
         self.out.held
@@ -94,7 +85,7 @@ impl FileWorker {
     pub fn open(path: &Path, framing: OutputFraming) -> Result<Self, Error> {
         Ok(FileWorker {
             path: path.to_path_buf(),
-            out: MsgBuf::new(Self::open_file(path)?),
+            out: MsgBuf::new(open_append(path).map_err(out_err(path))?),
             framing,
             retry: Retry::new(Signals::none()),
         })
@@ -105,28 +96,22 @@ impl FileWorker {
         self.retry = Retry::new(signals.clone());
         self
     }
+}
 
-    fn open_file(path: &Path) -> Result<File, Error> {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(out_err(path))
-    }
+/// `path` opened for appending, created if missing.
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
 
-    /// Opens the file anew when the open one was deleted.
-    fn reopen_if_deleted(&mut self) -> io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        if self.out.inner.metadata()?.nlink() > 0 {
-            return Ok(());
-        }
-        warn!(path = %self.path.display(), "the output file was deleted: opening it anew");
-        self.out.inner = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        Ok(())
+/// Opens `path` anew when `out`'s file was deleted.
+fn reopen_if_deleted(path: &Path, out: &mut MsgBuf<File>) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if out.inner.metadata()?.nlink() > 0 {
+        return Ok(());
     }
+    warn!(path = %path.display(), "the output file was deleted: opening it anew");
+    out.inner = open_append(path)?;
+    Ok(())
 }
 
 impl Worker for FileWorker {
@@ -137,19 +122,13 @@ impl Worker for FileWorker {
         Ok(())
     }
     fn flush(&mut self) -> Result<(), Error> {
-        loop {
-            match self.reopen_if_deleted().and_then(|()| self.out.write_out()) {
-                Ok(()) => {
-                    self.retry.succeeded(&self.path);
-                    return Ok(());
-                }
-                Err(e) => {
-                    if self.retry.wait(&self.path, &e).is_err() {
-                        return Err(out_err(&self.path)(e));
-                    }
-                }
-            }
-        }
+        let (path, out) = (&self.path, &mut self.out);
+        self.retry
+            .until_done(path, || {
+                reopen_if_deleted(path, out)?;
+                out.write_out()
+            })
+            .map_err(out_err(path))
     }
     fn buffered(&self) -> u64 {
         self.out.held
@@ -157,7 +136,7 @@ impl Worker for FileWorker {
     fn reopen(&mut self) -> Result<(), Error> {
         // Nothing held may be dropped with the old file (the runner has flushed already).
         self.flush()?;
-        self.out.inner = Self::open_file(&self.path)?;
+        self.out.inner = open_append(&self.path).map_err(out_err(&self.path))?;
         info!(path = %self.path.display(), "reopened output file");
         Ok(())
     }

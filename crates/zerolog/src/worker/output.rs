@@ -131,9 +131,30 @@ impl Retry {
         }
     }
 
+    /// Runs `attempt` until it works, waiting between failures; the error it gave up on.
+    pub(super) fn until_done(
+        &mut self,
+        output: &Path,
+        mut attempt: impl FnMut() -> io::Result<()>,
+    ) -> io::Result<()> {
+        loop {
+            match attempt() {
+                Ok(()) => {
+                    self.succeeded(output);
+                    return Ok(());
+                }
+                Err(e) => {
+                    if self.wait(output, &e).is_err() {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
     /// After `error` writing `output`: waits before the next attempt. `Err` when there is no
     /// point (a reader gone for good, or a stop requested): the held messages stay unwritten.
-    pub(super) fn wait(&mut self, output: &Path, error: &io::Error) -> Result<(), ()> {
+    fn wait(&mut self, output: &Path, error: &io::Error) -> Result<(), ()> {
         if error.kind() == io::ErrorKind::BrokenPipe || self.stop.stop_requested().is_some() {
             return Err(());
         }
@@ -160,7 +181,7 @@ impl Retry {
     }
 
     /// A write worked.
-    pub(super) fn succeeded(&mut self, output: &Path) {
+    fn succeeded(&mut self, output: &Path) {
         if self.failing {
             info!(output = %output.display(), "the output works again");
         }
