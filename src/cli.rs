@@ -190,6 +190,11 @@ pub struct ForwarderArgs {
     /// Messages queued per receiver before publishing blocks (and input is throttled)
     #[arg(long, default_value_t = defaults::HWM, value_name = "N")]
     pub hwm: i32,
+    /// Bytes queued per receiver, at most BYTES/16: the queue holds fewer than --hwm
+    /// messages when they are long
+    #[arg(long, default_value_t = zerolog::queue::DEFAULT_QUEUE_BYTES, value_name = "BYTES",
+          value_parser = queue_bytes)]
+    pub queue_bytes: usize,
     /// Open TCP connections allowed per input; more are closed at once and counted
     #[arg(long, default_value_t = zerolog::forwarder::DEFAULT_MAX_CONNECTIONS, value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
@@ -254,6 +259,9 @@ pub struct ReceiverArgs {
     /// Messages queued from the forwarder, and towards workers, before the receiver waits
     #[arg(long, default_value_t = defaults::HWM, value_name = "N")]
     pub hwm: i32,
+    /// `--queue-bytes` and `--max-message-size`
+    #[command(flatten)]
+    pub queue: ReceiveQueueArgs,
     /// A publisher to subscribe to, besides or instead of FORWARDER_ADDRESS FORWARDER_PORT
     /// (repeatable; e.g. tcp://10.0.0.2:6001 or ipc:///run/zerolog/pub.sock)
     #[arg(long, value_name = "ENDPOINT", value_parser = Endpoint::parse_connect)]
@@ -288,6 +296,9 @@ pub struct WorkerArgs {
     /// Separator of --receive joined
     #[arg(long, default_value = " ", value_name = "TEXT")]
     pub join_separator: String,
+    /// `--queue-bytes` and `--max-message-size`
+    #[command(flatten)]
+    pub queue: ReceiveQueueArgs,
     /// ZeroMQ endpoint to receive messages from (e.g. tcp://127.0.0.1:6200 or
     /// ipc:///run/zerolog/all.sock)
     #[arg(required_unless_present = "config", value_parser = Endpoint::parse_connect)]
@@ -301,6 +312,33 @@ pub struct WorkerArgs {
     /// `--config FILE`
     #[command(flatten)]
     pub from_file: FromFile,
+}
+
+/// How much a receiving queue (a receiver's from the forwarder, a worker's) holds.
+#[derive(Args)]
+pub struct ReceiveQueueArgs {
+    /// Bytes queued from upstream, at most: the queue holds BYTES / --max-message-size
+    /// messages (at most --hwm; and BYTES/16 towards each worker of a receiver)
+    #[arg(long, default_value_t = zerolog::queue::DEFAULT_QUEUE_BYTES, value_name = "BYTES",
+          value_parser = queue_bytes)]
+    pub queue_bytes: usize,
+    /// The longest message upstream sends (the forwarder's --max-message-size)
+    #[arg(long, default_value_t = zerolog::framing::DEFAULT_MAX_SIZE, value_name = "BYTES",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=(1 << 30)))]
+    pub max_message_size: usize,
+}
+
+/// Parses `--queue-bytes`: a number of bytes in [`zerolog::queue::QUEUE_BYTES_RANGE`].
+fn queue_bytes(text: &str) -> Result<usize, String> {
+    let range = zerolog::queue::QUEUE_BYTES_RANGE;
+    match text.parse::<usize>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a number of bytes from {} to {}",
+            range.start(),
+            range.end()
+        )),
+    }
 }
 
 /// `--config FILE` of the elements: what zerologd runs them with.
@@ -372,6 +410,7 @@ impl ForwarderArgs {
             topic_template: self.topic_template,
             wait_subscribers: self.wait_subscribers,
             send_hwm: self.hwm,
+            queue_bytes: self.queue_bytes,
             max_connections: self.max_connections,
             idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             udp_recv_buffer: self.udp_recv_buffer,
@@ -404,6 +443,8 @@ impl ReceiverArgs {
             topics: self.topic.into_iter().map(String::into_bytes).collect(),
             output,
             hwm: self.hwm,
+            queue_bytes: self.queue.queue_bytes,
+            max_message_size: self.queue.max_message_size,
             allow: self.allow,
         })
     }
@@ -435,6 +476,8 @@ impl WorkerArgs {
             directory: self.directory,
             framing: self.framing,
             receive,
+            queue_bytes: self.queue.queue_bytes,
+            max_message_size: self.queue.max_message_size,
         })
     }
 }
@@ -595,6 +638,8 @@ mod tests {
             "3",
             "--hwm",
             "9",
+            "--queue-bytes",
+            "2000000",
             "--max-connections",
             "5",
             "--idle-timeout",
@@ -619,6 +664,7 @@ mod tests {
             topic_template: "{hostname}".parse().unwrap(),
             wait_subscribers: 3,
             send_hwm: 9,
+            queue_bytes: 2_000_000,
             max_connections: 5,
             idle_timeout: Some(Duration::from_secs(60)),
             udp_recv_buffer: Some(65536),
@@ -652,6 +698,10 @@ mod tests {
             "0.0.0.0",
             "--hwm",
             "8",
+            "--queue-bytes",
+            "3000000",
+            "--max-message-size",
+            "1000",
             "--connect",
             "ipc:///run/p.sock",
             "--allow",
@@ -662,6 +712,8 @@ mod tests {
             topics: vec![b"nginx".to_vec(), b"kernel".to_vec()],
             output: ep("tcp://0.0.0.0:7200"),
             hwm: 8,
+            queue_bytes: 3_000_000,
+            max_message_size: 1000,
             allow: vec![net("10.0.0.0/8")],
         };
         assert_eq!(r, want);
@@ -683,6 +735,10 @@ mod tests {
             "joined",
             "--join-separator",
             "|",
+            "--queue-bytes",
+            "4000000",
+            "--max-message-size",
+            "2000",
             "tcp://127.0.0.1:7200",
             "prog",
             "--verbose",
@@ -694,6 +750,8 @@ mod tests {
             directory: Some("/opt/w".into()),
             framing: OutputFraming::Nul,
             receive: Receive::Joined(b"|".to_vec()),
+            queue_bytes: 4_000_000,
+            max_message_size: 2000,
         };
         assert_eq!(w, want);
     }

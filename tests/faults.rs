@@ -11,16 +11,38 @@ use crate::common::load::*;
 use crate::common::zerologd::*;
 use crate::common::*;
 
-/// Resident set size (VmRSS) of `pid`, in kB; 0 once it is gone.
-fn rss_kb(pid: u32) -> u64 {
+/// Field `key` (`VmRSS`, `VmHWM`) of `pid`'s /proc status, in kB; 0 once it is gone.
+fn status_kb(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
                 .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// A forwarder, one receiver, and `numprocs` copies of the Python `script` as its worker,
+/// each writing to `{DIR}/out.PID`.
+fn slow_topology(script: &Path, numprocs: u32) -> String {
+    format!(
+        r#"
+[forwarder]
+tcp = ["127.0.0.1:{{B}}"]
+publish = "tcp://127.0.0.1:{{F}}"
+
+[[receiver]]
+name = "all"
+
+[[worker]]
+name = "slow"
+receiver = "all"
+numprocs = {numprocs}
+command = ["sh", "-c", "exec python3 {} {{DIR}}/out.$$"]
+"#,
+        script.display()
+    )
 }
 
 /// Pids of zerologd's children (forwarder, receiver, worker wrappers and their programs).
@@ -58,23 +80,7 @@ for line in sys.stdin.buffer:
 fn slow_workers_for_30_s_get_everything_the_sender_is_throttled_memory_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let script = write_file(dir.path(), "slow.py", SLOW_WORKER);
-    let topology = format!(
-        r#"
-[forwarder]
-tcp = ["127.0.0.1:{{B}}"]
-publish = "tcp://127.0.0.1:{{F}}"
-
-[[receiver]]
-name = "all"
-
-[[worker]]
-name = "slow"
-receiver = "all"
-numprocs = 2
-command = ["sh", "-c", "exec python3 {} {{DIR}}/out.$$"]
-"#,
-        script.display()
-    );
+    let topology = slow_topology(&script, 2);
     let z = Zerologd::start(dir.path(), &topology);
 
     // loggen as fast as it can for 30 s: the pipeline takes a few thousand lines a second.
@@ -97,7 +103,7 @@ command = ["sh", "-c", "exec python3 {} {{DIR}}/out.$$"]
         );
         for pid in descendants(zerologd_pid).into_iter().chain([zerologd_pid]) {
             let e = peak.entry(comm(pid)).or_default();
-            *e = (*e).max(rss_kb(pid));
+            *e = (*e).max(status_kb(pid, "VmRSS"));
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -132,6 +138,85 @@ command = ["sh", "-c", "exec python3 {} {{DIR}}/out.$$"]
         peak.contains_key("zerolog"),
         "sampled the elements: {peak:?}"
     );
+}
+
+/// The command and its first argument (`zerolog receiver`), from /proc.
+fn label(pid: u32) -> String {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut args = cmdline.split(|&b| b == 0).map(String::from_utf8_lossy);
+    let program = args.next().unwrap_or_default();
+    let program = program.rsplit('/').next().unwrap_or_default().to_string();
+    format!("{program} {}", args.next().unwrap_or_default())
+}
+
+/// A worker program that takes about 2 ms per message and keeps the start of each line.
+const SLOW_LONG_LINE_WORKER: &str = r#"import sys, time
+out = open(sys.argv[1], 'ab')
+for line in sys.stdin.buffer:
+    out.write(line[:200].rstrip(b"\n") + b"\n")
+    out.flush()
+    time.sleep(0.002)
+"#;
+
+/// Long lines into one slow worker: each queue holds at most its budget of bytes, not 10,000
+/// messages (which is 640 MB of 64 KiB lines), so every process stays under 64 MB while the
+/// queues are full, and everything sent is still delivered once.
+#[test]
+fn queues_of_long_lines_are_bounded_in_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_file(dir.path(), "slow.py", SLOW_LONG_LINE_WORKER);
+    let topology = slow_topology(&script, 1);
+    let z = Zerologd::start(dir.path(), &topology);
+    // 65,000-byte lines for 8 s: the worker takes about 500 a second, so every queue of the
+    // pipeline fills within the first second or two and stays full.
+    let mut cmd = Command::new(zerolog_bin());
+    cmd.args(["loggen", "--json", "--app", "long", "-d", "8", "-c", "2"])
+        .args(["-s", "65000", "-P", &z.backend.to_string()]);
+    let loggen = Proc::spawn(dir.path(), "loggen", cmd);
+    let report = loggen_report(&loggen, Duration::from_secs(60));
+    let sent = report["messages"].as_u64().unwrap();
+
+    // The peaks, read while the queues are still full.
+    let zerologd_pid = z.proc.pid();
+    let peak: Vec<(String, u64)> = descendants(zerologd_pid)
+        .into_iter()
+        .chain([zerologd_pid])
+        .map(|pid| (label(pid), status_kb(pid, "VmHWM")))
+        .collect();
+    eprintln!("long lines: loggen sent {sent}; peak RSS kB {peak:?}");
+    let load = Load {
+        count: sent,
+        rate: 0,
+        connections: 2,
+    };
+    assert_all_delivered_once(dir.path(), "out.", &load, &[&z.proc]);
+    // Throttled to the worker's pace plus what the queues hold (a few hundred lines each).
+    assert!(
+        sent < 10_000,
+        "loggen was not throttled: {sent} lines\n{}",
+        z.proc.describe()
+    );
+    for (name, kb) in &peak {
+        assert!(
+            *kb < 64 * 1024,
+            "{name} peaked at {kb} kB (bound: 64 MB)\n{}",
+            z.proc.describe()
+        );
+    }
+    let elements = peak
+        .iter()
+        .filter(|(n, _)| n.starts_with("zerolog "))
+        .count();
+    assert!(
+        elements >= 3,
+        "measured the forwarder, receiver and worker: {peak:?}"
+    );
+    let (_, total) = z.counters("forwarder");
+    assert_eq!(
+        total["truncated"], 0,
+        "the lines fit max_message_size: {total}"
+    );
+    assert_eq!(total["messages_received"], sent, "{total}");
 }
 
 /// Two network namespaces joined by a veth pair, removed on drop.

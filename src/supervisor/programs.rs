@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::supervisor::state::{ProgramSpec, Tier};
-use crate::topology::{ProcessSettings, Topology, WorkerKind, WorkerSection};
+use crate::topology::{ProcessSettings, ReceiverSection, Topology, WorkerKind, WorkerSection};
 use zerolog::element::ElementConfig;
 use zerolog::forwarder::ForwarderConfig;
-use zerolog::worker::{Receive, WorkerConfig};
+use zerolog::receiver::ReceiverConfig;
+use zerolog::worker::{Receive, WorkerConfig, MAX_MESSAGE_SIZE_ENV, QUEUE_BYTES_ENV};
 
 /// Finds the `zerolog` binary: the configured path, else next to this executable, else PATH.
 pub fn zerolog_binary(configured: Option<&Path>) -> PathBuf {
@@ -95,7 +96,7 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
         specs.push(element(topology, &bin, id, config, &f.settings));
     }
     for r in &topology.receivers {
-        let config = ElementConfig::Receiver(r.config.clone());
+        let config = ElementConfig::Receiver(receiver_config(topology, r));
         let id = (r.name.as_str(), Tier::Receiver);
         specs.push(element(topology, &bin, id, config, &r.settings));
     }
@@ -105,12 +106,28 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
     specs
 }
 
+/// A receiver's configuration, with the longest message its publisher sends: the local
+/// forwarder's `max_message_size` when it subscribes to it (it sizes the receiving queue).
+fn receiver_config(topology: &Topology, r: &ReceiverSection) -> ReceiverConfig {
+    let local = topology.forwarder.as_ref().filter(|f| {
+        r.config
+            .connect
+            .iter()
+            .any(|c| c.reaches(&f.config.publish))
+    });
+    ReceiverConfig {
+        max_message_size: local.map_or(r.config.max_message_size, |f| f.config.max_message_size),
+        ..r.config.clone()
+    }
+}
+
 /// The `numprocs` processes of a worker entry.
 fn worker_specs(topology: &Topology, bin: &str, w: &WorkerSection) -> Vec<ProgramSpec> {
-    let Some(receiver) = topology.receivers.iter().find(|r| r.name == w.receiver) else {
+    let Some(section) = topology.receivers.iter().find(|r| r.name == w.receiver) else {
         return Vec::new();
     };
-    let backend = receiver.config.output.connect_target();
+    let receiver = receiver_config(topology, section);
+    let backend = receiver.output.connect_target();
     (0..w.numprocs)
         .map(|i| {
             let name = format!("{}:{i}", w.name);
@@ -122,6 +139,8 @@ fn worker_specs(topology: &Topology, bin: &str, w: &WorkerSection) -> Vec<Progra
                         directory: None,
                         framing: w.framing,
                         receive: Receive::Frame,
+                        queue_bytes: receiver.queue_bytes,
+                        max_message_size: receiver.max_message_size,
                     });
                     element(topology, bin, (&name, Tier::Worker), config, &w.settings)
                 }
@@ -143,9 +162,17 @@ fn worker_specs(topology: &Topology, bin: &str, w: &WorkerSection) -> Vec<Progra
                 },
             };
             spec.group = w.name.clone();
-            spec.upstream = Some(receiver.name.clone());
+            spec.upstream = Some(section.name.clone());
             spec.env
                 .insert("ZEROLOG_BACKEND".into(), backend.to_string());
+            // For the library's runner in a program of the operator's (the built-in worker
+            // reads the same in its configuration).
+            let queue = [
+                (QUEUE_BYTES_ENV, receiver.queue_bytes),
+                (MAX_MESSAGE_SIZE_ENV, receiver.max_message_size),
+            ];
+            spec.env
+                .extend(queue.map(|(k, v)| (k.to_string(), v.to_string())));
             spec.env.insert("ZEROLOG_PROCESS_NUM".into(), i.to_string());
             spec
         })
@@ -157,7 +184,6 @@ mod tests {
     use super::*;
     use std::time::Duration;
     use zerolog::endpoint::Endpoint;
-    use zerolog::receiver::ReceiverConfig;
 
     fn ep(s: &str) -> Endpoint {
         s.parse().unwrap()
@@ -211,6 +237,7 @@ framing = "octet-counted"
 max_message_size = 1000
 topic_template = "{hostname}.{app}"
 hwm = 77
+queue_bytes = 2000000
 max_connections = 12
 idle_timeout = "1500ms"
 udp_recv_buffer = 65536
@@ -222,6 +249,7 @@ topic = ["nginx", "apache"]
 connect = ["localhost:7001", "ipc:///run/zl-test/other.sock"]
 output = "tcp://0.0.0.0:7200"
 hwm = 55
+queue_bytes = 3000000
 allow = ["192.168.0.0/16"]
 
 [[worker]]
@@ -253,6 +281,7 @@ command = ["/bin/true", "--from", "{backend}"]
             // Two topics of the one receiver that reaches it.
             wait_subscribers: 2,
             send_hwm: 77,
+            queue_bytes: 2_000_000,
             max_connections: 12,
             idle_timeout: Some(Duration::from_millis(1500)),
             udp_recv_buffer: Some(65536),
@@ -266,6 +295,9 @@ command = ["/bin/true", "--from", "{backend}"]
             topics: vec![b"nginx".to_vec(), b"apache".to_vec()],
             output: ep("tcp://0.0.0.0:7200"),
             hwm: 55,
+            queue_bytes: 3_000_000,
+            // The forwarder's, as the receiver subscribes to it.
+            max_message_size: 1000,
             allow: vec![net("192.168.0.0/16")],
         };
         let want_worker = WorkerConfig {
@@ -274,6 +306,9 @@ command = ["/bin/true", "--from", "{backend}"]
             directory: None,
             framing: zerolog::worker::OutputFraming::Nul,
             receive: Receive::Frame,
+            // The receiver's budget, the forwarder's longest message.
+            queue_bytes: 3_000_000,
+            max_message_size: 1000,
         };
         assert_eq!(
             received(&specs),
@@ -299,6 +334,8 @@ command = ["/bin/true", "--from", "{backend}"]
         let own = &specs[4];
         assert_eq!(own.argv, ["/bin/true", "--from", "tcp://127.0.0.1:7200"]);
         assert_eq!(own.env["ZEROLOG_BACKEND"], "tcp://127.0.0.1:7200");
+        assert_eq!(own.env[QUEUE_BYTES_ENV], "3000000");
+        assert_eq!(own.env[MAX_MESSAGE_SIZE_ENV], "1000");
         assert!(!own.notifies && specs[2].notifies);
     }
 

@@ -169,7 +169,8 @@ impl Default for ProcessSettings {
 pub struct ForwarderSection {
     /// Every other key, read into the forwarder's own configuration, whose defaults are the
     /// section's: `tcp`, `udp`, `publish`, `monitor`, `framing`, `max_message_size`,
-    /// `topic_template`, `hwm` (`send_hwm`), `max_connections`, `idle_timeout` ("0s": none),
+    /// `topic_template`, `hwm` (`send_hwm`), `queue_bytes`, `max_connections`, `idle_timeout`
+    /// ("0s": none),
     /// `udp_recv_buffer`, `allow`. `wait_subscribers` is not a key: zerologd counts the
     /// receivers' subscriptions.
     pub config: ForwarderConfig,
@@ -185,7 +186,8 @@ pub struct ReceiverSection {
     /// Every other key, read into the receiver's own configuration: `topic` (a string or a
     /// list; none means every topic), `connect` (default: the local forwarder's publish
     /// endpoint, a wildcard bind address replaced by loopback), `output` (default
-    /// `ipc://<runtime_dir>/<name>.sock`), `hwm`, `allow`.
+    /// `ipc://<runtime_dir>/<name>.sock`), `hwm`, `queue_bytes`, `allow`.
+    /// `max_message_size` is not a key: zerologd hands it the local forwarder's.
     pub config: ReceiverConfig,
     /// Key `external_workers`: its workers are not in this topology (zerolog 0.3 workers,
     /// another host); without it a receiver must have a `[[worker]]`.

@@ -39,6 +39,7 @@ pub(super) const FORWARDER_KEYS: &[&str] = &[
     "max_message_size",
     "topic_template",
     "hwm",
+    "queue_bytes",
     "max_connections",
     "idle_timeout",
     "udp_recv_buffer",
@@ -50,6 +51,7 @@ pub(super) const RECEIVER_KEYS: &[&str] = &[
     "connect",
     "output",
     "hwm",
+    "queue_bytes",
     "allow",
     "external_workers",
 ];
@@ -420,6 +422,14 @@ pub(super) fn hwm(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Option<i32> {
         .and_then(|f| ctx.int_in(&f, 1, i64::from(i32::MAX)))
 }
 
+/// Key `queue_bytes`, when given and valid.
+fn queue_bytes(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Option<usize> {
+    let range = zerolog::queue::QUEUE_BYTES_RANGE;
+    let (low, high) = (*range.start() as i64, *range.end() as i64);
+    s.field(ctx, "queue_bytes")
+        .and_then(|f| ctx.int_in(&f, low, high))
+}
+
 pub(super) fn socket_addrs(
     ctx: &mut Ctx<'_>,
     s: &Section<'_>,
@@ -506,6 +516,7 @@ pub(super) fn forwarder_section(
         c.topic_template = ctx.parsed(&f, parse).unwrap_or(c.topic_template);
     }
     c.send_hwm = hwm(ctx, s).unwrap_or(c.send_hwm);
+    c.queue_bytes = queue_bytes(ctx, s).unwrap_or(c.queue_bytes);
     if let Some(f) = s.field(ctx, "max_connections") {
         c.max_connections = ctx.int_in(&f, 1, 1 << 20).unwrap_or(c.max_connections);
     }
@@ -607,7 +618,9 @@ pub(super) fn receiver_section(
         connect,
         output,
         hwm: hwm(ctx, &s).unwrap_or(ReceiverConfig::default().hwm),
+        queue_bytes: queue_bytes(ctx, &s).unwrap_or(ReceiverConfig::default().queue_bytes),
         allow: allow_list(ctx, &s),
+        ..ReceiverConfig::default()
     };
     let external_workers = s
         .field(ctx, "external_workers")

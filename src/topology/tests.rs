@@ -59,6 +59,7 @@ framing = "octet-counted"
 max_message_size = 131072
 topic_template = "{{hostname}}.{{app}}"
 hwm = 500
+queue_bytes = 8388608
 max_connections = 100
 idle_timeout = "5m"
 udp_recv_buffer = 4194304
@@ -78,6 +79,7 @@ name = "nginx"
 topic = "nginx"
 output = "tcp://127.0.0.1:7200"
 hwm = 20
+queue_bytes = 1048576
 allow = ["10.0.0.0/8"]
 
 [[receiver]]
@@ -133,6 +135,7 @@ command = ["file", "/tmp/archive.log"]
             topic_template: TopicTemplate::parse("{hostname}.{app}").unwrap(),
             wait_subscribers: 0,
             send_hwm: 500,
+            queue_bytes: 8 << 20,
             max_connections: 100,
             idle_timeout: Some(Duration::from_secs(300)),
             udp_recv_buffer: Some(4_194_304),
@@ -169,6 +172,9 @@ command = ["file", "/tmp/archive.log"]
                     connect: vec![ep("tcp://127.0.0.1:7001")],
                     output: ep("tcp://127.0.0.1:7200"),
                     hwm: 20,
+                    queue_bytes: 1 << 20,
+                    // The forwarder's is handed to it at start (not part of the section).
+                    max_message_size: zerolog::framing::DEFAULT_MAX_SIZE,
                     allow: vec!["10.0.0.0/8".parse().unwrap()],
                 },
                 external_workers: false,
@@ -185,6 +191,8 @@ command = ["file", "/tmp/archive.log"]
                     ],
                     output: ep("ipc:///tmp/zl-test/rest.sock"),
                     hwm: zerolog::defaults::HWM,
+                    queue_bytes: zerolog::queue::DEFAULT_QUEUE_BYTES,
+                    max_message_size: zerolog::framing::DEFAULT_MAX_SIZE,
                     allow: vec![],
                 },
                 external_workers: false,
@@ -715,4 +723,21 @@ fn a_receiver_without_workers_is_refused_unless_they_run_elsewhere() {
     assert_eq!(errs.len(), 1, "{}", ConfigErrors(errs.clone()));
     let t = parse(&text.replace("\"lonely\"\n", "\"lonely\"\nexternal_workers = true\n")).unwrap();
     assert!(t.receivers[0].external_workers && !t.receivers[1].external_workers);
+}
+
+#[test]
+fn a_queue_budget_out_of_range_is_refused() {
+    let errs = errors("[forwarder]\nqueue_bytes = 1000\n[[receiver]]\nname = \"r\"\nexternal_workers = true\nqueue_bytes = 1e12\n");
+    has(
+        &errs,
+        2,
+        "forwarder.queue_bytes",
+        "must be between 1048576 and 4294967296, found 1000",
+    );
+    has(
+        &errs,
+        6,
+        "receiver \"r\".queue_bytes",
+        "expected an integer",
+    );
 }

@@ -125,6 +125,8 @@ mod tests {
             directory: None,
             framing: crate::worker::OutputFraming::Nul,
             receive: crate::worker::Receive::Joined(b" ".to_vec()),
+            queue_bytes: 5 << 20,
+            max_message_size: 1000,
         });
         c.save(&path).unwrap();
         assert_eq!(ElementConfig::load(&path).unwrap(), c);

@@ -138,6 +138,7 @@ pub mod events;
 pub mod forwarder;
 pub mod notify;
 pub mod process;
+pub mod queue;
 pub mod receiver;
 pub mod signals;
 pub mod stats;

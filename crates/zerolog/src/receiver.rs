@@ -45,6 +45,7 @@ use tracing::{error, info, warn};
 
 use crate::endpoint::Endpoint;
 use crate::events::{Blocked, RateLimit};
+use crate::queue::{self, SendQueue};
 use crate::signals::{self, Signals};
 use crate::stats::ReceiverStats;
 use crate::zmqutil::{self, zerr, RawMsg, RawSocket};
@@ -62,8 +63,15 @@ pub struct ReceiverConfig {
     pub topics: Vec<Vec<u8>>,
     /// Endpoint the PUSH socket binds for workers (`tcp://...` or `ipc://...`).
     pub output: Endpoint,
-    /// Queue lengths (messages) of the SUB and PUSH sockets.
+    /// Queue lengths (messages) of the SUB and PUSH sockets, at most.
     pub hwm: i32,
+    /// Byte budget of the queues: the SUB socket's holds at most `queue_bytes` (it is
+    /// `queue_bytes / max_message_size` messages long), each worker's at most
+    /// `queue_bytes / SEND_SHARE`; see [`crate::queue`].
+    pub queue_bytes: usize,
+    /// The longest message the publisher sends (the forwarder's `max_message_size`), which
+    /// sets the SUB socket's queue length.
+    pub max_message_size: usize,
     /// Networks workers may connect from (TCP output); empty: any (see [`crate::access`]).
     pub allow: Vec<ipnet::IpNet>,
 }
@@ -78,6 +86,8 @@ impl Default for ReceiverConfig {
             topics: Vec::new(),
             output: Endpoint::tcp(crate::defaults::BIND_HOST, crate::defaults::OUTPUT_PORT),
             hwm: crate::defaults::HWM,
+            queue_bytes: crate::queue::DEFAULT_QUEUE_BYTES,
+            max_message_size: crate::framing::DEFAULT_MAX_SIZE,
             allow: Vec::new(),
         }
     }
@@ -94,7 +104,9 @@ pub struct Receiver {
     _ctx: zmq::Context,
     /// Kept alive for the raw handles, through which they are used.
     _sub: zmq::Socket,
-    _push: zmq::Socket,
+    push: zmq::Socket,
+    /// The bound of the PUSH socket's queues, as it starts.
+    push_queue: SendQueue,
     sub_raw: RawSocket,
     push_raw: RawSocket,
     output_endpoint: Endpoint,
@@ -114,7 +126,8 @@ impl Receiver {
             .socket(zmq::PUSH)
             .map_err(zerr("creating PUSH socket"))?;
         zmqutil::set_io_batch(&mut push).map_err(zerr("setting PUSH batch size"))?;
-        push.set_sndhwm(config.hwm)
+        let push_queue = SendQueue::new(config.hwm, config.queue_bytes, config.max_message_size);
+        push.set_sndhwm(push_queue.start_hwm())
             .map_err(zerr("setting PUSH hwm"))?;
         push.set_sndtimeo(TICK_MS)
             .map_err(zerr("setting PUSH timeout"))?;
@@ -125,8 +138,8 @@ impl Receiver {
 
         let mut sub = ctx.socket(zmq::SUB).map_err(zerr("creating SUB socket"))?;
         zmqutil::set_io_batch(&mut sub).map_err(zerr("setting SUB batch size"))?;
-        sub.set_rcvhwm(config.hwm)
-            .map_err(zerr("setting SUB hwm"))?;
+        let hwm = queue::receive_hwm(config.hwm, config.queue_bytes, config.max_message_size);
+        sub.set_rcvhwm(hwm).map_err(zerr("setting SUB hwm"))?;
         sub.set_rcvtimeo(TICK_MS)
             .map_err(zerr("setting SUB timeout"))?;
         sub.set_linger(0).map_err(zerr("setting linger"))?;
@@ -144,7 +157,8 @@ impl Receiver {
             sub_raw: RawSocket::of(&mut sub),
             push_raw: RawSocket::of(&mut push),
             _sub: sub,
-            _push: push,
+            push,
+            push_queue,
             output_endpoint,
             stats,
         })
@@ -184,6 +198,7 @@ impl Receiver {
         let mut data = RawMsg::new();
         let mut stopping = false;
         let mut pause = Pause::default();
+        let mut queue = self.push_queue.clone();
         loop {
             if !stopping && signals.stop_requested().is_some() {
                 stopping = true;
@@ -223,6 +238,11 @@ impl Receiver {
             self.stats
                 .bytes_received()
                 .fetch_add(out.len() as u64, Relaxed);
+            if let Some(hwm) = queue.before_send(out.len()) {
+                self.push
+                    .set_sndhwm(hwm)
+                    .map_err(zerr("setting PUSH hwm"))?;
+            }
             self.push_blocking(out, signals, &mut pause)?;
         }
     }

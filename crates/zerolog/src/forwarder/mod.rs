@@ -64,6 +64,7 @@ use tracing::{debug, error, info, warn};
 use crate::endpoint::Endpoint;
 use crate::events::{Blocked, RateLimit};
 use crate::framing::{Framing, DEFAULT_MAX_SIZE};
+use crate::queue::SendQueue;
 use crate::stats::ForwarderStats;
 use crate::syslog::{self, TopicTemplate};
 use crate::zmqutil::{self, zerr};
@@ -97,8 +98,11 @@ pub struct ForwarderConfig {
     pub topic_template: TopicTemplate,
     /// Subscriptions to wait for before reading any input (slow-joiner protection).
     pub wait_subscribers: usize,
-    /// Per-subscriber queue length (messages) of the XPUB socket.
+    /// Per-subscriber queue length (messages) of the XPUB socket, at most.
     pub send_hwm: i32,
+    /// Byte budget of the queues: each receiver's (and the monitor's) holds at most
+    /// `queue_bytes / SEND_SHARE` (2 MiB by default), see [`crate::queue`].
+    pub queue_bytes: usize,
     /// Open connections allowed per TCP input; more are closed at once and counted
     /// (`connections_refused`). Default [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
@@ -131,6 +135,7 @@ impl Default for ForwarderConfig {
             topic_template: TopicTemplate::default(),
             wait_subscribers: 0,
             send_hwm: crate::defaults::HWM,
+            queue_bytes: crate::queue::DEFAULT_QUEUE_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: None,
             udp_recv_buffer: None,
@@ -151,6 +156,8 @@ const DRAIN_QUIET: Duration = Duration::from_millis(200);
 const DRAIN_MAX: Duration = Duration::from_secs(5);
 /// Linger on close, so queued messages reach the receivers on shutdown.
 const LINGER_MS: i32 = 10_000;
+/// Queue length of the monitor socket, at most (libzmq's default).
+const MONITOR_HWM: i32 = 1000;
 
 /// Framed messages with their topics, packed in one buffer.
 #[derive(Default)]
@@ -192,8 +199,8 @@ pub struct Forwarder {
     tcp: Vec<TcpSocket>,
     udp: Vec<UdpSocket>,
     _ctx: zmq::Context,
-    xpub: zmq::Socket,
-    monitor: Option<zmq::Socket>,
+    xpub: Output,
+    monitor: Option<Output>,
     publish_endpoint: Endpoint,
     stats: Arc<ForwarderStats>,
 }
@@ -213,7 +220,8 @@ impl Forwarder {
             .map_err(zerr("creating XPUB socket"))?;
         zmqutil::set_xpub_nodrop_verboser(&mut xpub).map_err(zerr("setting XPUB options"))?;
         zmqutil::set_io_batch(&mut xpub).map_err(zerr("setting XPUB batch size"))?;
-        xpub.set_sndhwm(config.send_hwm)
+        let queue = SendQueue::new(config.send_hwm, config.queue_bytes, config.max_message_size);
+        xpub.set_sndhwm(queue.start_hwm())
             .map_err(zerr("setting send high-water mark"))?;
         xpub.set_sndtimeo(SEND_TIMEOUT_MS)
             .map_err(zerr("setting send timeout"))?;
@@ -221,6 +229,7 @@ impl Forwarder {
         crate::access::protect(&xpub, &config.allow)?;
         zmqutil::bind(&xpub, &config.publish)?;
         let publish_endpoint = zmqutil::bound_endpoint(&xpub, &config.publish);
+        let xpub = (xpub, queue);
 
         let monitor = match &config.monitor {
             Some(endpoint) => {
@@ -228,9 +237,13 @@ impl Forwarder {
                     .socket(zmq::PUB)
                     .map_err(zerr("creating monitor socket"))?;
                 s.set_linger(0).map_err(zerr("setting linger"))?;
+                let queue =
+                    SendQueue::new(MONITOR_HWM, config.queue_bytes, config.max_message_size);
+                s.set_sndhwm(queue.start_hwm())
+                    .map_err(zerr("setting monitor high-water mark"))?;
                 crate::access::protect(&s, &config.allow)?;
                 zmqutil::bind(&s, endpoint)?;
-                Some(s)
+                Some((s, queue))
             }
             None => None,
         };
@@ -507,9 +520,12 @@ fn read_subscriptions(
     }
 }
 
+/// A sending socket and the bound of its queues.
+type Output = (zmq::Socket, SendQueue);
+
 fn publish_loop(
-    xpub: zmq::Socket,
-    monitor: Option<zmq::Socket>,
+    (xpub, mut queue): Output,
+    mut monitor: Option<Output>,
     mut rx: mpsc::Receiver<Batch>,
     ready: oneshot::Sender<()>,
     wait_subscribers: usize,
@@ -533,8 +549,12 @@ fn publish_loop(
     while let Some(batch) = rx.blocking_recv() {
         read_subscriptions(&xpub, &mut subs, 0)?;
         for (topic, msg) in batch.iter() {
-            publish_one(&xpub, &mut subs, topic, msg, &stop, stats)?;
-            if let Some(m) = &monitor {
+            publish_one(&xpub, &mut queue, &mut subs, (topic, msg), &stop, stats)?;
+            if let Some((m, queue)) = &mut monitor {
+                if let Some(hwm) = queue.before_send(topic.len() + msg.len()) {
+                    m.set_sndhwm(hwm)
+                        .map_err(zerr("setting monitor high-water mark"))?;
+                }
                 // Lossy by design: never wait for the monitor.
                 let _ = m
                     .send(topic, zmq::SNDMORE | zmq::DONTWAIT)
@@ -548,12 +568,16 @@ fn publish_loop(
 
 fn publish_one(
     xpub: &zmq::Socket,
+    queue: &mut SendQueue,
     subs: &mut Subscriptions,
-    topic: &[u8],
-    msg: &[u8],
+    (topic, msg): (&[u8], &[u8]),
     stop: &watch::Receiver<bool>,
     stats: &ForwarderStats,
 ) -> Result<(), Error> {
+    if let Some(hwm) = queue.before_send(topic.len() + msg.len()) {
+        xpub.set_sndhwm(hwm)
+            .map_err(zerr("setting send high-water mark"))?;
+    }
     // Only a blocked publish looks at the clock.
     let mut blocked_since: Option<Instant> = None;
     let mut blocked_log = RateLimit::new(Duration::from_secs(10));

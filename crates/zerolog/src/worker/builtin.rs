@@ -5,13 +5,11 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
 use crate::endpoint::Endpoint;
-use crate::stats::WorkerStats;
 use crate::Error;
 
 use crate::signals::Signals;
@@ -597,6 +595,20 @@ pub struct WorkerConfig {
     /// What a multipart message becomes.
     #[serde(default)]
     pub receive: Receive,
+    /// Byte budget of the queue ahead of the worker (the receiver's `queue_bytes`).
+    #[serde(default = "default_queue_bytes")]
+    pub queue_bytes: usize,
+    /// The longest message that can arrive (the forwarder's `max_message_size`).
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: usize,
+}
+
+fn default_queue_bytes() -> usize {
+    crate::queue::DEFAULT_QUEUE_BYTES
+}
+
+fn default_max_message_size() -> usize {
+    crate::framing::DEFAULT_MAX_SIZE
 }
 
 impl WorkerConfig {
@@ -608,20 +620,13 @@ impl WorkerConfig {
             .ok_or_else(|| Error::Usage("the worker has no command".into()))?;
         let spec = WorkerSpec::resolve(worker, args, self.directory.as_deref())?;
         let mut w = spec.start(self.framing, signals)?;
-        let stats = new_stats();
-        super::run(
-            &self.backend.to_string(),
-            &self.receive,
-            w.as_mut(),
-            signals,
-            &stats,
-        )
+        super::Runner::new(self.backend.to_string())
+            .receive(self.receive.clone())
+            .signals(signals.clone())
+            .queue_bytes(self.queue_bytes)
+            .max_message_size(self.max_message_size)
+            .run(w.as_mut())
     }
-}
-
-/// Counters shared with a running worker (in `$ZEROLOG_STATS_FILE` when it is set).
-pub fn new_stats() -> Arc<WorkerStats> {
-    Arc::new(WorkerStats::from_env())
 }
 
 #[cfg(test)]

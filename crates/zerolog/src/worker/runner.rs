@@ -17,7 +17,8 @@ use super::{Receive, Worker};
 /// By default it installs handlers for SIGTERM and SIGINT (graceful stop: process what is
 /// queued, then [`Worker::stop`]; a second signal ends the process at once) and SIGHUP
 /// ([`Worker::reopen`]), receives one frame per message ([`Receive::Frame`]) and queues at most
-/// 1000 messages ahead of the worker.
+/// 1000 messages, and at most 32 MiB of the longest messages, ahead of the worker (see
+/// [`Runner::queue_length`] and [`Runner::queue_bytes`]).
 ///
 /// # Example
 ///
@@ -75,6 +76,8 @@ pub struct Runner {
     signals: Option<Signals>,
     stats: Arc<WorkerStats>,
     hwm: i32,
+    queue_bytes: usize,
+    max_message_size: usize,
 }
 
 impl Runner {
@@ -87,6 +90,8 @@ impl Runner {
             signals: None,
             stats: Arc::new(WorkerStats::from_env()),
             hwm: DEFAULT_HWM,
+            queue_bytes: size_from_env(QUEUE_BYTES_ENV, crate::queue::DEFAULT_QUEUE_BYTES),
+            max_message_size: size_from_env(MAX_MESSAGE_SIZE_ENV, crate::framing::DEFAULT_MAX_SIZE),
         }
     }
 
@@ -110,6 +115,21 @@ impl Runner {
         self
     }
 
+    /// The queue holds at most `bytes` (default 32 MiB, or `$ZEROLOG_QUEUE_BYTES`, which
+    /// zerologd sets to the receiver's `queue_bytes`): it is `bytes / max_message_size`
+    /// messages long when that is shorter than [`Runner::queue_length`].
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes;
+        self
+    }
+
+    /// The longest message that can arrive (default 64 KiB, or `$ZEROLOG_MAX_MESSAGE_SIZE`,
+    /// which zerologd sets to the forwarder's `max_message_size`).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
     /// The counters of this runner, shared: read them while it runs or after.
     pub fn stats(&self) -> Arc<WorkerStats> {
         self.stats.clone()
@@ -126,14 +146,35 @@ impl Runner {
                 source,
             })?,
         };
+        let hwm = crate::queue::receive_hwm(self.hwm, self.queue_bytes, self.max_message_size);
         run_inner(
             &self.backend,
             &self.receive,
-            self.hwm,
+            hwm,
             worker,
             &signals,
             &self.stats,
         )
+    }
+}
+
+/// Where zerologd tells its workers the receiver's `queue_bytes`...
+pub const QUEUE_BYTES_ENV: &str = "ZEROLOG_QUEUE_BYTES";
+/// ...and the forwarder's `max_message_size`.
+pub const MAX_MESSAGE_SIZE_ENV: &str = "ZEROLOG_MAX_MESSAGE_SIZE";
+
+/// A positive size from the environment variable `name`, else `default` (with a warning when
+/// the variable is set but is not one).
+fn size_from_env(name: &str, default: usize) -> usize {
+    let Some(value) = std::env::var_os(name) else {
+        return default;
+    };
+    match value.to_str().and_then(|v| v.parse::<usize>().ok()) {
+        Some(n) if n > 0 => n,
+        _ => {
+            tracing::warn!(variable = name, value = ?value, default, "not a size in bytes; using the default");
+            default
+        }
     }
 }
 
@@ -161,22 +202,6 @@ pub fn run_worker<W: Worker + ?Sized>(backend: &str, worker: &mut W) -> Result<(
 const TICK_MS: i32 = 100;
 /// Default queue length of the PULL socket.
 const DEFAULT_HWM: i32 = 1000;
-
-/// Connects a PULL socket to `backend` and feeds `worker` until a stop signal; then processes
-/// messages until none arrived for a tick (100 ms), calls [`Worker::stop`], and returns. A
-/// worker error ends the run.
-///
-/// This is the runner of the `zerolog worker` command, with the signals and counters passed in;
-/// [`Runner`] and [`run_worker`] are the same loop with defaults.
-pub fn run(
-    backend: &str,
-    receive: &Receive,
-    worker: &mut dyn Worker,
-    signals: &Signals,
-    stats: &WorkerStats,
-) -> Result<(), Error> {
-    run_inner(backend, receive, DEFAULT_HWM, worker, signals, stats)
-}
 
 // Generic rather than `&mut dyn Worker`, so every method of `W` (`buffered` included) is
 // the one called, with no adapter to forget one.
