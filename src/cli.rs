@@ -177,7 +177,7 @@ pub struct ForwarderArgs {
     pub framing: Framing,
     /// Longer messages are truncated to this size and counted
     #[arg(long, default_value_t = zerolog::framing::DEFAULT_MAX_SIZE, value_name = "BYTES",
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=(1 << 30)))]
+          value_parser = message_size())]
     pub max_message_size: usize,
     /// Topic of each message, from its syslog header. Fields: {app} {hostname} {procid}
     /// {msgid} {facility} {severity} {pri}; a missing field renders as `-`
@@ -193,7 +193,7 @@ pub struct ForwarderArgs {
     /// Bytes queued per receiver, at most BYTES/16: the queue holds fewer than --hwm
     /// messages when they are long
     #[arg(long, default_value_t = zerolog::queue::DEFAULT_QUEUE_BYTES, value_name = "BYTES",
-          value_parser = queue_bytes)]
+          value_parser = queue_bytes())]
     pub queue_bytes: usize,
     /// Open TCP connections allowed per input; more are closed at once and counted
     #[arg(long, default_value_t = zerolog::forwarder::DEFAULT_MAX_CONNECTIONS, value_name = "N",
@@ -320,25 +320,23 @@ pub struct ReceiveQueueArgs {
     /// Bytes queued from upstream, at most: the queue holds BYTES / --max-message-size
     /// messages (at most --hwm; and BYTES/16 towards each worker of a receiver)
     #[arg(long, default_value_t = zerolog::queue::DEFAULT_QUEUE_BYTES, value_name = "BYTES",
-          value_parser = queue_bytes)]
+          value_parser = queue_bytes())]
     pub queue_bytes: usize,
     /// The longest message upstream sends (the forwarder's --max-message-size)
     #[arg(long, default_value_t = zerolog::framing::DEFAULT_MAX_SIZE, value_name = "BYTES",
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=(1 << 30)))]
+          value_parser = message_size())]
     pub max_message_size: usize,
 }
 
-/// Parses `--queue-bytes`: a number of bytes in [`zerolog::queue::QUEUE_BYTES_RANGE`].
-fn queue_bytes(text: &str) -> Result<usize, String> {
+/// `--max-message-size`: 1 byte to 1 GiB.
+fn message_size() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..=(1 << 30))
+}
+
+/// `--queue-bytes`: [`zerolog::queue::QUEUE_BYTES_RANGE`].
+fn queue_bytes() -> clap::builder::RangedU64ValueParser<usize> {
     let range = zerolog::queue::QUEUE_BYTES_RANGE;
-    match text.parse::<usize>() {
-        Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(format!(
-            "expected a number of bytes from {} to {}",
-            range.start(),
-            range.end()
-        )),
-    }
+    clap::builder::RangedU64ValueParser::new().range(*range.start() as u64..=*range.end() as u64)
 }
 
 /// `--config FILE` of the elements: what zerologd runs them with.

@@ -23,9 +23,21 @@ fn status_kb(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// A forwarder, one receiver, and `numprocs` copies of the Python `script` as its worker,
-/// each writing to `{DIR}/out.PID`.
-fn slow_topology(script: &Path, numprocs: u32) -> String {
+/// A worker program far slower than loggen: it keeps the first 200 bytes of each line, in the
+/// file named by its first argument, and sleeps the seconds of its second after each.
+const SLOW_WORKER: &str = r#"import sys, time
+out = open(sys.argv[1], 'ab')
+delay = float(sys.argv[2])
+for line in sys.stdin.buffer:
+    out.write(line[:200].rstrip(b"\n") + b"\n")
+    out.flush()
+    time.sleep(delay)
+"#;
+
+/// A forwarder, one receiver, and `numprocs` copies of [`SLOW_WORKER`] taking `delay` seconds
+/// per message as its worker, each writing to `{DIR}/out.PID`.
+fn slow_topology(dir: &Path, numprocs: u32, delay: f64) -> String {
+    let script = write_file(dir, "slow.py", SLOW_WORKER);
     format!(
         r#"
 [forwarder]
@@ -39,7 +51,7 @@ name = "all"
 name = "slow"
 receiver = "all"
 numprocs = {numprocs}
-command = ["sh", "-c", "exec python3 {} {{DIR}}/out.$$"]
+command = ["sh", "-c", "exec python3 {} {{DIR}}/out.$$ {delay}"]
 "#,
         script.display()
     )
@@ -67,20 +79,11 @@ fn comm(pid: u32) -> String {
         .to_string()
 }
 
-/// A worker program that takes about 0.5 ms per message: far slower than loggen.
-const SLOW_WORKER: &str = r#"import sys, time
-out = open(sys.argv[1], 'ab')
-for line in sys.stdin.buffer:
-    out.write(line)
-    out.flush()
-    time.sleep(0.0005)
-"#;
-
 #[test]
 fn slow_workers_for_30_s_get_everything_the_sender_is_throttled_memory_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let script = write_file(dir.path(), "slow.py", SLOW_WORKER);
-    let topology = slow_topology(&script, 2);
+    // About 0.5 ms per message.
+    let topology = slow_topology(dir.path(), 2, 0.0005);
     let z = Zerologd::start(dir.path(), &topology);
 
     // loggen as fast as it can for 30 s: the pipeline takes a few thousand lines a second.
@@ -149,23 +152,14 @@ fn label(pid: u32) -> String {
     format!("{program} {}", args.next().unwrap_or_default())
 }
 
-/// A worker program that takes about 2 ms per message and keeps the start of each line.
-const SLOW_LONG_LINE_WORKER: &str = r#"import sys, time
-out = open(sys.argv[1], 'ab')
-for line in sys.stdin.buffer:
-    out.write(line[:200].rstrip(b"\n") + b"\n")
-    out.flush()
-    time.sleep(0.002)
-"#;
-
 /// Long lines into one slow worker: each queue holds at most its budget of bytes, not 10,000
 /// messages (which is 640 MB of 64 KiB lines), so every process stays under 64 MB while the
 /// queues are full, and everything sent is still delivered once.
 #[test]
 fn queues_of_long_lines_are_bounded_in_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let script = write_file(dir.path(), "slow.py", SLOW_LONG_LINE_WORKER);
-    let topology = slow_topology(&script, 1);
+    // About 2 ms per message.
+    let topology = slow_topology(dir.path(), 1, 0.002);
     let z = Zerologd::start(dir.path(), &topology);
     // 65,000-byte lines for 8 s: the worker takes about 500 a second, so every queue of the
     // pipeline fills within the first second or two and stays full.

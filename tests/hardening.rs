@@ -498,8 +498,7 @@ impl Drop for Tmpfs {
 /// writes them all once there is room again; its counters say what it wrote.
 #[test]
 fn a_full_disk_loses_nothing_and_leaves_no_partial_record() {
-    let root = nix::unistd::geteuid().is_root().then_some(());
-    if peer_or_skip("root privileges (to mount a small tmpfs)", root).is_none() {
+    if !root_or_skip("to mount a small tmpfs") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

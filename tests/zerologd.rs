@@ -430,8 +430,7 @@ fn a_pipeline_on_unix_sockets_delivers() {
 
 #[test]
 fn programs_run_as_their_configured_user_and_group() {
-    let root = nix::unistd::geteuid().is_root().then_some(());
-    if peer_or_skip("root privileges (to switch users)", root).is_none() {
+    if !root_or_skip("to switch users") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::supervisor::state::{ProgramSpec, Tier};
-use crate::topology::{ProcessSettings, ReceiverSection, Topology, WorkerKind, WorkerSection};
+use crate::topology::{
+    ForwarderSection, ProcessSettings, ReceiverSection, Topology, WorkerKind, WorkerSection,
+};
 use zerolog::element::ElementConfig;
 use zerolog::forwarder::ForwarderConfig;
 use zerolog::receiver::ReceiverConfig;
@@ -80,12 +82,7 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
         let expected: usize = topology
             .receivers
             .iter()
-            .filter(|r| {
-                r.config
-                    .connect
-                    .iter()
-                    .any(|c| c.reaches(&f.config.publish))
-            })
+            .filter(|r| subscribes_to(r, f))
             .map(|r| r.config.topics.len().max(1))
             .sum();
         let config = ElementConfig::Forwarder(ForwarderConfig {
@@ -109,16 +106,19 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
 /// A receiver's configuration, with the longest message its publisher sends: the local
 /// forwarder's `max_message_size` when it subscribes to it (it sizes the receiving queue).
 fn receiver_config(topology: &Topology, r: &ReceiverSection) -> ReceiverConfig {
-    let local = topology.forwarder.as_ref().filter(|f| {
-        r.config
-            .connect
-            .iter()
-            .any(|c| c.reaches(&f.config.publish))
-    });
+    let local = topology.forwarder.as_ref().filter(|f| subscribes_to(r, f));
     ReceiverConfig {
         max_message_size: local.map_or(r.config.max_message_size, |f| f.config.max_message_size),
         ..r.config.clone()
     }
+}
+
+/// Whether receiver `r` subscribes to the forwarder `f`.
+fn subscribes_to(r: &ReceiverSection, f: &ForwarderSection) -> bool {
+    r.config
+        .connect
+        .iter()
+        .any(|c| c.reaches(&f.config.publish))
 }
 
 /// The `numprocs` processes of a worker entry.

@@ -613,14 +613,15 @@ pub(super) fn receiver_section(
         }
         (None, None) => placeholder(),
     };
+    let defaults = ReceiverConfig::default();
     let c = ReceiverConfig {
         topics,
         connect,
         output,
-        hwm: hwm(ctx, &s).unwrap_or(ReceiverConfig::default().hwm),
-        queue_bytes: queue_bytes(ctx, &s).unwrap_or(ReceiverConfig::default().queue_bytes),
+        hwm: hwm(ctx, &s).unwrap_or(defaults.hwm),
+        queue_bytes: queue_bytes(ctx, &s).unwrap_or(defaults.queue_bytes),
         allow: allow_list(ctx, &s),
-        ..ReceiverConfig::default()
+        ..defaults
     };
     let external_workers = s
         .field(ctx, "external_workers")

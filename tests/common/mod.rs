@@ -775,3 +775,10 @@ pub fn http_get(port: u16, path: &str) -> String {
     let _ = c.read_to_string(&mut answer);
     answer
 }
+
+/// Whether this test runs as root (it needs to for `why`); otherwise a visible skip, or a
+/// failure under ZEROLOG_REQUIRE_INTEROP=1, as for a missing peer.
+pub fn root_or_skip(why: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root().then_some(());
+    peer_or_skip(&format!("root privileges ({why})"), root).is_some()
+}

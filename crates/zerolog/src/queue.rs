@@ -44,18 +44,18 @@ const BLOCKS: usize = 8;
 
 /// While its HWM differs from the one the socket was bound with, a [`SendQueue`] asks for it
 /// to be set again after this many messages (or its HWM, if more), for the connections made
-/// since: see [`SendQueue::start_hwm`].
+/// since: see [`SendQueue::start_on`].
 const REAPPLY_EVERY: usize = 1024;
 
 /// The high-water mark of one sending socket, kept so that its queues hold a bounded number
 /// of bytes.
 ///
-/// Bind the socket with SNDHWM [`SendQueue::start_hwm`], call [`SendQueue::before_send`] with
-/// the size of every message before sending it, and set the socket's SNDHWM to what it
-/// returns. libzmq applies a new HWM to the connections the socket has taken in, but a new
-/// connection starts with the HWM of the bind: the start HWM, low enough for messages of
-/// `max_message_size`; the next re-application (within [`REAPPLY_EVERY`] messages) gives it
-/// the current one.
+/// Set the start HWM on the socket before it binds ([`SendQueue::start_on`]) and call
+/// [`SendQueue::before_send`] with the size of every message before sending it. libzmq
+/// applies a new HWM to the connections the socket has taken in, but a new connection starts
+/// with the HWM of the bind: the start HWM, low enough for messages of `max_message_size`;
+/// the next re-application (every [`REAPPLY_EVERY`] messages, or HWM if more) gives it the
+/// current one.
 ///
 /// The HWM is `budget / S` (at most `hwm`), where `S` is the largest of the last `hwm`
 /// messages sent, rounded up to a power of two; the budget is `queue_bytes / SEND_SHARE`.
@@ -84,8 +84,10 @@ pub struct SendQueue {
     /// Largest message of the window when the HWM was last computed.
     largest: usize,
     hwm: i32,
-    /// Messages since the HWM was last handed out.
+    /// Messages since the HWM was last handed out, and after how many it is handed out again
+    /// (never while it is the start HWM, which new connections have anyway).
     since_applied: usize,
+    reapply_after: usize,
 }
 
 impl SendQueue {
@@ -94,8 +96,7 @@ impl SendQueue {
     pub fn new(hwm: i32, queue_bytes: usize, max_message_size: usize) -> Self {
         let cap = hwm.max(1);
         let budget = (queue_bytes / SEND_SHARE).max(1);
-        let basis = max_message_size.max(1).next_power_of_two();
-        let start = clamp_hwm(cap, budget / basis);
+        let start = hwm_for(cap, budget, max_message_size);
         SendQueue {
             budget,
             cap,
@@ -105,16 +106,26 @@ impl SendQueue {
             block_max: 0,
             blocks: std::collections::VecDeque::with_capacity(BLOCKS),
             blocks_max: 0,
-            largest: basis,
+            largest: max_message_size,
             hwm: start,
             since_applied: 0,
+            reapply_after: usize::MAX,
         }
     }
 
-    /// The high-water mark to bind the socket with: the one for messages of
-    /// `max_message_size`.
-    pub fn start_hwm(&self) -> i32 {
-        self.start
+    /// Sets `socket`'s SNDHWM to the start HWM, the one for messages of `max_message_size`:
+    /// call it before the socket binds, so every connection starts with it.
+    pub fn start_on(&self, socket: &zmq::Socket) -> Result<(), zmq::Error> {
+        socket.set_sndhwm(self.start)
+    }
+
+    /// Before a message of `size` bytes is sent on `socket`: sets its SNDHWM when the
+    /// high-water mark changed or is due to be set again.
+    pub fn before_send(&mut self, socket: &zmq::Socket, size: usize) -> Result<(), zmq::Error> {
+        match self.next_hwm(size) {
+            Some(hwm) => socket.set_sndhwm(hwm),
+            None => Ok(()),
+        }
     }
 
     /// The high-water mark the socket's connections must have now.
@@ -124,8 +135,8 @@ impl SendQueue {
 
     /// Notes a message of `size` bytes that is about to be sent. Returns the high-water mark
     /// to set on the socket first, when it changed or is due to be set again.
-    pub fn before_send(&mut self, size: usize) -> Option<i32> {
-        // Per message: two comparisons and a count, on the publishing hot path.
+    fn next_hwm(&mut self, size: usize) -> Option<i32> {
+        // Per message: two comparisons and two counts, on the publishing hot path.
         self.block_max = self.block_max.max(size);
         self.in_block += 1;
         if self.in_block == self.block_len {
@@ -140,21 +151,29 @@ impl SendQueue {
         self.since_applied += 1;
         // The window: the complete blocks, and the current one (which now includes `size`).
         let largest = self.blocks_max.max(self.block_max);
-        let due =
-            self.hwm != self.start && self.since_applied >= REAPPLY_EVERY.max(self.hwm as usize);
+        let due = self.since_applied >= self.reapply_after;
         if largest == self.largest && !due {
             return None;
         }
         self.largest = largest;
-        let basis = largest.max(1).next_power_of_two();
-        let hwm = clamp_hwm(self.cap, self.budget / basis);
+        let hwm = hwm_for(self.cap, self.budget, largest);
         if hwm == self.hwm && !due {
             return None;
         }
         self.hwm = hwm;
         self.since_applied = 0;
+        self.reapply_after = if hwm == self.start {
+            usize::MAX
+        } else {
+            REAPPLY_EVERY.max(hwm as usize)
+        };
         Some(hwm)
     }
+}
+
+/// The high-water mark that keeps messages of up to `largest` bytes within `budget`.
+fn hwm_for(cap: i32, budget: usize, largest: usize) -> i32 {
+    clamp_hwm(cap, budget / largest.max(1).next_power_of_two())
 }
 
 #[cfg(test)]
@@ -176,29 +195,29 @@ mod tests {
         let mut q = SendQueue::new(10_000, 32 << 20, 64 << 10);
         // Bound for the longest messages (2 MiB / 64 KiB), raised for short ones: 2 MiB for
         // messages of up to 256 bytes.
-        assert_eq!((q.start_hwm(), q.hwm()), (32, 32));
-        assert_eq!(q.before_send(150), Some(8_192));
+        assert_eq!((q.start, q.hwm()), (32, 32));
+        assert_eq!(q.next_hwm(150), Some(8_192));
         // Handed out again every 8,192 messages, for connections made since.
         let again = (0..50_000)
-            .filter_map(|_| q.before_send(150))
+            .filter_map(|_| q.next_hwm(150))
             .collect::<Vec<_>>();
         assert_eq!(again, [8_192; 6]);
         // One long message lowers the HWM before it is sent: 2 MiB / 64 KiB.
-        assert_eq!(q.before_send(60_000), Some(32));
+        assert_eq!(q.next_hwm(60_000), Some(32));
         // It stays low while the long message may still be queued...
         for _ in 0..9_999 {
-            assert_eq!(q.before_send(150), None);
+            assert_eq!(q.next_hwm(150), None);
         }
         // ...and rises once the last 10,000 messages are short again (within a block).
-        let rose = (0..2_000).find_map(|_| q.before_send(150));
+        let rose = (0..2_000).find_map(|_| q.next_hwm(150));
         assert_eq!(rose, Some(8_192));
         // The configured hwm stays the limit.
         let mut q = SendQueue::new(100, 32 << 20, 64 << 10);
-        assert_eq!(q.before_send(150), Some(100));
+        assert_eq!(q.next_hwm(150), Some(100));
         assert_eq!(q.hwm(), 100);
         // Messages of the longest size: the start HWM, never handed out again.
         let mut q = SendQueue::new(10_000, 32 << 20, 64 << 10);
-        assert!((0..50_000).all(|_| q.before_send(65_536).is_none()));
+        assert!((0..50_000).all(|_| q.next_hwm(65_536).is_none()));
     }
 
     /// Pipes that behave as libzmq's do: a send to a pipe waits while it holds `hwm` messages
@@ -234,7 +253,7 @@ mod tests {
                     _ => 1 + (next() % (2 * budget as u64)) as usize,
                 };
                 let pipe = (next() % pipes as u64) as usize;
-                q.before_send(size);
+                q.next_hwm(size);
                 (pipe, size)
             });
             let (queue, held) = &mut queues[pipe];

@@ -127,7 +127,8 @@ impl Receiver {
             .map_err(zerr("creating PUSH socket"))?;
         zmqutil::set_io_batch(&mut push).map_err(zerr("setting PUSH batch size"))?;
         let push_queue = SendQueue::new(config.hwm, config.queue_bytes, config.max_message_size);
-        push.set_sndhwm(push_queue.start_hwm())
+        push_queue
+            .start_on(&push)
             .map_err(zerr("setting PUSH hwm"))?;
         push.set_sndtimeo(TICK_MS)
             .map_err(zerr("setting PUSH timeout"))?;
@@ -238,11 +239,9 @@ impl Receiver {
             self.stats
                 .bytes_received()
                 .fetch_add(out.len() as u64, Relaxed);
-            if let Some(hwm) = queue.before_send(out.len()) {
-                self.push
-                    .set_sndhwm(hwm)
-                    .map_err(zerr("setting PUSH hwm"))?;
-            }
+            queue
+                .before_send(&self.push, out.len())
+                .map_err(zerr("setting PUSH hwm"))?;
             self.push_blocking(out, signals, &mut pause)?;
         }
     }

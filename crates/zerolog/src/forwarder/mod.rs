@@ -221,7 +221,8 @@ impl Forwarder {
         zmqutil::set_xpub_nodrop_verboser(&mut xpub).map_err(zerr("setting XPUB options"))?;
         zmqutil::set_io_batch(&mut xpub).map_err(zerr("setting XPUB batch size"))?;
         let queue = SendQueue::new(config.send_hwm, config.queue_bytes, config.max_message_size);
-        xpub.set_sndhwm(queue.start_hwm())
+        queue
+            .start_on(&xpub)
             .map_err(zerr("setting send high-water mark"))?;
         xpub.set_sndtimeo(SEND_TIMEOUT_MS)
             .map_err(zerr("setting send timeout"))?;
@@ -239,7 +240,8 @@ impl Forwarder {
                 s.set_linger(0).map_err(zerr("setting linger"))?;
                 let queue =
                     SendQueue::new(MONITOR_HWM, config.queue_bytes, config.max_message_size);
-                s.set_sndhwm(queue.start_hwm())
+                queue
+                    .start_on(&s)
                     .map_err(zerr("setting monitor high-water mark"))?;
                 crate::access::protect(&s, &config.allow)?;
                 zmqutil::bind(&s, endpoint)?;
@@ -551,10 +553,9 @@ fn publish_loop(
         for (topic, msg) in batch.iter() {
             publish_one(&xpub, &mut queue, &mut subs, (topic, msg), &stop, stats)?;
             if let Some((m, queue)) = &mut monitor {
-                if let Some(hwm) = queue.before_send(topic.len() + msg.len()) {
-                    m.set_sndhwm(hwm)
-                        .map_err(zerr("setting monitor high-water mark"))?;
-                }
+                queue
+                    .before_send(m, topic.len() + msg.len())
+                    .map_err(zerr("setting monitor high-water mark"))?;
                 // Lossy by design: never wait for the monitor.
                 let _ = m
                     .send(topic, zmq::SNDMORE | zmq::DONTWAIT)
@@ -574,10 +575,9 @@ fn publish_one(
     stop: &watch::Receiver<bool>,
     stats: &ForwarderStats,
 ) -> Result<(), Error> {
-    if let Some(hwm) = queue.before_send(topic.len() + msg.len()) {
-        xpub.set_sndhwm(hwm)
-            .map_err(zerr("setting send high-water mark"))?;
-    }
+    queue
+        .before_send(xpub, topic.len() + msg.len())
+        .map_err(zerr("setting send high-water mark"))?;
     // Only a blocked publish looks at the clock.
     let mut blocked_since: Option<Instant> = None;
     let mut blocked_log = RateLimit::new(Duration::from_secs(10));

@@ -26,19 +26,14 @@ pub struct StdoutWorker {
 }
 
 impl StdoutWorker {
-    /// A stdout worker writing in `framing`.
-    pub fn new(framing: OutputFraming) -> Self {
+    /// A stdout worker writing in `framing`; it gives up retrying a failing write once
+    /// `signals` ask to stop.
+    pub fn new(framing: OutputFraming, signals: &Signals) -> Self {
         StdoutWorker {
             out: MsgBuf::new(io::stdout()),
             framing,
-            retry: Retry::new(Signals::none()),
+            retry: Retry::new(signals.clone()),
         }
-    }
-
-    /// Gives up retrying a failing write once `signals` ask to stop.
-    pub fn stop_on(mut self, signals: &Signals) -> Self {
-        self.retry = Retry::new(signals.clone());
-        self
     }
 }
 
@@ -79,20 +74,15 @@ pub struct FileWorker {
 }
 
 impl FileWorker {
-    /// Opens `path` for appending (creating it if missing).
-    pub fn open(path: &Path, framing: OutputFraming) -> Result<Self, Error> {
+    /// Opens `path` for appending (creating it if missing); gives up retrying a failing
+    /// write once `signals` ask to stop.
+    pub fn open(path: &Path, framing: OutputFraming, signals: &Signals) -> Result<Self, Error> {
         Ok(FileWorker {
             path: path.to_path_buf(),
             out: MsgBuf::new(open_append(path).map_err(out_err(path))?),
             framing,
-            retry: Retry::new(Signals::none()),
+            retry: Retry::new(signals.clone()),
         })
-    }
-
-    /// Gives up retrying a failing write once `signals` ask to stop.
-    pub fn stop_on(mut self, signals: &Signals) -> Self {
-        self.retry = Retry::new(signals.clone());
-        self
     }
 }
 
@@ -401,9 +391,7 @@ impl Worker for ProgramWorker {
             return Ok(());
         };
         if stdin.push(self.framing, msg) {
-            if let Err(e) = stdin.write_out() {
-                return Err(self.write_failed(e));
-            }
+            self.flush()?;
         }
         Ok(())
     }
@@ -530,8 +518,8 @@ impl WorkerSpec {
         signals: &Signals,
     ) -> Result<Box<dyn Worker>, Error> {
         Ok(match self {
-            WorkerSpec::Stdout => Box::new(StdoutWorker::new(framing).stop_on(signals)),
-            WorkerSpec::File(p) => Box::new(FileWorker::open(p, framing)?.stop_on(signals)),
+            WorkerSpec::Stdout => Box::new(StdoutWorker::new(framing, signals)),
+            WorkerSpec::File(p) => Box::new(FileWorker::open(p, framing, signals)?),
             WorkerSpec::Null(report) => Box::new(NullWorker::new(report.clone())),
             WorkerSpec::Program { path, args } => {
                 Box::new(ProgramWorker::spawn(path, args, framing)?)
@@ -644,7 +632,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.log");
         let lines = |p: &Path| std::fs::read(p).unwrap().split(|&b| b == b'\n').count() - 1;
-        let mut w = FileWorker::open(&path, OutputFraming::Lf).unwrap();
+        let mut w = FileWorker::open(&path, OutputFraming::Lf, &Signals::none()).unwrap();
         let msg = [b'x'; 99];
         for _ in 0..10 {
             w.process(&msg).unwrap();

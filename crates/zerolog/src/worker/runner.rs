@@ -138,23 +138,43 @@ impl Runner {
     /// Connects, feeds `worker` until a stop is requested, then processes messages until none
     /// arrived for 100 ms, calls [`Worker::stop`] and returns. A worker error ends the run and
     /// is returned (after [`Worker::stop`] was still called).
+    // Generic rather than `&mut dyn Worker`, so every method of `W` (`buffered` included) is
+    // the one called, with no adapter to forget one.
     pub fn run<W: Worker + ?Sized>(self, worker: &mut W) -> Result<(), Error> {
-        let signals = match self.signals {
-            Some(s) => s,
+        let signals = match &self.signals {
+            Some(s) => s.clone(),
             None => Signals::install().map_err(|source| Error::Io {
                 context: "installing signal handlers",
                 source,
             })?,
         };
+        let (_ctx, pull) = self.connect()?;
+        crate::notify::ready();
+        let stats = &self.stats;
+        let result = pump(&pull, &self.receive, worker, &signals, stats);
+        let stopped = worker.stop();
+        count_processed(stats, worker);
+        stats.log("worker");
+        result.and(stopped)
+    }
+
+    /// A PULL socket connected to the backend, with its context.
+    fn connect(&self) -> Result<(zmq::Context, zmq::Socket), Error> {
+        let ctx = zmq::Context::new();
+        let mut pull = ctx
+            .socket(zmq::PULL)
+            .map_err(zerr("creating PULL socket"))?;
+        zmqutil::set_io_batch(&mut pull).map_err(zerr("setting PULL batch size"))?;
+        pull.set_rcvtimeo(TICK_MS)
+            .map_err(zerr("setting timeout"))?;
+        pull.set_linger(0).map_err(zerr("setting linger"))?;
+        // A short queue: what sits here is lost if this worker dies, and the receiver's
+        // round-robin balances better across workers when it does not prefetch much.
         let hwm = crate::queue::receive_hwm(self.hwm, self.queue_bytes, self.max_message_size);
-        run_inner(
-            &self.backend,
-            &self.receive,
-            hwm,
-            worker,
-            &signals,
-            &self.stats,
-        )
+        pull.set_rcvhwm(hwm).map_err(zerr("setting hwm"))?;
+        zmqutil::connect(&pull, &self.backend)?;
+        info!(backend = self.backend.as_str(), "worker connected");
+        Ok((ctx, pull))
     }
 }
 
@@ -202,37 +222,6 @@ pub fn run_worker<W: Worker + ?Sized>(backend: &str, worker: &mut W) -> Result<(
 const TICK_MS: i32 = 100;
 /// Default queue length of the PULL socket.
 const DEFAULT_HWM: i32 = 1000;
-
-// Generic rather than `&mut dyn Worker`, so every method of `W` (`buffered` included) is
-// the one called, with no adapter to forget one.
-fn run_inner<W: Worker + ?Sized>(
-    backend: &str,
-    receive: &Receive,
-    hwm: i32,
-    worker: &mut W,
-    signals: &Signals,
-    stats: &WorkerStats,
-) -> Result<(), Error> {
-    let ctx = zmq::Context::new();
-    let mut pull = ctx
-        .socket(zmq::PULL)
-        .map_err(zerr("creating PULL socket"))?;
-    zmqutil::set_io_batch(&mut pull).map_err(zerr("setting PULL batch size"))?;
-    pull.set_rcvtimeo(TICK_MS)
-        .map_err(zerr("setting timeout"))?;
-    pull.set_linger(0).map_err(zerr("setting linger"))?;
-    // A small queue: what sits here is lost if this worker dies, and the receiver's
-    // round-robin balances better across workers when it does not prefetch much.
-    pull.set_rcvhwm(hwm).map_err(zerr("setting hwm"))?;
-    zmqutil::connect(&pull, backend)?;
-    info!(backend, "worker connected");
-    crate::notify::ready();
-    let result = pump(&pull, receive, worker, signals, stats);
-    let stopped = worker.stop();
-    count_processed(stats, worker);
-    stats.log("worker");
-    result.and(stopped)
-}
 
 /// Receives the remaining frames of a multipart message (already complete: this does not
 /// wait, but a signal may interrupt it).
