@@ -54,7 +54,8 @@ const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\n", env!("ZEROLO
         the forwarder publishes every message with a topic; receivers subscribe by topic and \
         hand the messages to a pool of workers, which process them.\n\n\
         Logs go to stderr (see -l and RUST_LOG). Exit status: 0 after a clean stop, 1 on a \
-        runtime error, 2 on bad arguments, or the worker program's own status when it dies."
+        runtime error, 2 on bad arguments, or a worker program's own status when the stop came \
+        while it was down."
 )]
 /// `zerolog`'s command line.
 pub struct ZerologCli {
@@ -95,8 +96,10 @@ pub enum Element {
         In the default lf framing a message never spans two lines: an LF inside it is written as \
         the four characters #012 (as rsyslog escapes control characters). Use --framing \
         octet-counted or nul to get the bytes raw.\n\n\
-        The worker exits when its program dies, with the program's exit status (1 if it exited 0), \
-        so that a supervisor restarts both.")]
+        When the program dies (or closes its stdin), the worker starts it again after 100 ms \
+        (doubling while it dies without reading anything, up to 5 s) and gives it every message \
+        it had not read; the worker itself stays up, keeping its queue, and counts the restarts \
+        in program_restarts.")]
     Worker(WorkerArgs),
     /// Generate syslog load over TCP or UDP and report the rate (for benchmarks)
     #[command(long_about = "Generate syslog load, like syslog-ng's loggen.\n\n\

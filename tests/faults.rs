@@ -38,23 +38,11 @@ for line in sys.stdin.buffer:
 /// per message as its worker, each writing to `{DIR}/out.PID`.
 fn slow_topology(dir: &Path, numprocs: u32, delay: f64) -> String {
     let script = write_file(dir, "slow.py", SLOW_WORKER);
-    format!(
-        r#"
-[forwarder]
-tcp = ["127.0.0.1:{{B}}"]
-publish = "tcp://127.0.0.1:{{F}}"
-
-[[receiver]]
-name = "all"
-
-[[worker]]
-name = "slow"
-receiver = "all"
-numprocs = {numprocs}
-command = ["sh", "-c", "exec python3 {} {{DIR}}/out.$$ {delay}"]
-"#,
+    let command = format!(
+        r#"["sh", "-c", "exec python3 {} {{DIR}}/out.$$ {delay}"]"#,
         script.display()
-    )
+    );
+    worker_topology("slow", numprocs, &command)
 }
 
 /// Pids of zerologd's children (forwarder, receiver, worker wrappers and their programs).

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::load::*;
 use crate::common::zerologd::*;
 use crate::common::*;
 
@@ -651,4 +652,51 @@ fn a_forwarder_restart_under_load_delivers_all_it_received_and_counts_the_close(
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(*l, format!("<13>app: steady {i:07}").into_bytes());
     }
+}
+
+/// A worker program that writes each line it reads to `$1.PID` and kills itself (SIGKILL)
+/// after 500 to 1,499 lines. bash reads a pipe one byte at a time: what it read is exactly
+/// what it wrote out.
+const DYING_PROGRAM: &str = r#"exec 3>>"$1.$$"
+n=0
+limit=$((500 + RANDOM % 1000))
+while IFS= read -r line; do
+    printf '%s\n' "$line" >&3
+    n=$((n + 1))
+    if [ "$n" -ge "$limit" ]; then kill -9 $$; fi
+done
+"#;
+
+/// A program worker whose program dies again and again under load: the worker starts it
+/// again with what it had not read, the worker process itself never exits (its queue is not
+/// lost), every line arrives exactly once, and its counters say so.
+#[test]
+fn a_program_that_dies_under_load_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_file(dir.path(), "dying.sh", DYING_PROGRAM);
+    let command = format!(r#"["bash", "{}", "{{DIR}}/out"]"#, script.display());
+    let topology = worker_topology("prog", 1, &command);
+    let z = Zerologd::start(dir.path(), &topology);
+    let load = Load {
+        count: 20_000,
+        rate: 0,
+        connections: 2,
+    };
+    let loggen = load.start(dir.path(), z.backend);
+    loggen_report(&loggen, DELIVERY_TIMEOUT);
+    assert_all_delivered_once(dir.path(), "out.", &load, &[&z.proc]);
+    let worker = z.program_json("prog:0");
+    assert_eq!(worker["restarts"], 0, "the worker never exited: {worker}");
+    let (current, _) = z.counters("prog:0");
+    wait_until(READY_TIMEOUT, "every line counted processed", || {
+        z.counters("prog:0").0["processed"] == load.count
+    });
+    assert_eq!(current["received"], load.count, "{current}");
+    assert_eq!(current["failed"], 0, "{current}");
+    let restarts = current["program_restarts"].as_u64().unwrap();
+    assert!(
+        restarts >= 13,
+        "20,000 lines, at most 1,499 per run: {current}"
+    );
+    eprintln!("a dying program: 20,000 lines over {restarts} restarts, none lost");
 }

@@ -277,7 +277,8 @@ fn receive_with(receive: Receive, n: usize) -> Vec<Vec<u8>> {
             ("received", n as u64),
             ("bytes_received", bytes),
             ("processed", n as u64),
-            ("failed", 0)
+            ("failed", 0),
+            ("program_restarts", 0)
         ]
     );
     worker.seen
@@ -439,7 +440,8 @@ fn runner_counts_what_the_worker_holds_as_not_processed() {
             ("received", 5),
             ("bytes_received", 10),
             ("processed", 0),
-            ("failed", 0)
+            ("failed", 0),
+            ("program_restarts", 0)
         ],
         "held messages reported as processed"
     );

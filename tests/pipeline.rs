@@ -475,44 +475,42 @@ fn receiver_logs_an_error_through_its_log_config_when_interrupted() {
 }
 
 #[test]
-fn worker_exits_with_its_programs_status_when_the_program_dies() {
+fn a_worker_starts_its_program_again_when_it_dies() {
     let dir = tempfile::tempdir().unwrap();
     let p = Pipeline::start(dir.path(), None, &[]);
-    // A second worker whose program dies after its first message, with status 3.
+    p.worker.proc.signal("TERM");
+    p.worker.proc.wait_exit(READY_TIMEOUT);
+    // The only worker now: its program takes one line, writes it out and exits with status 3.
+    let out = dir.path().join("dying.out");
+    let script = format!(
+        "read line || exit 0; echo \"$line\" >> {}; exit 3",
+        out.display()
+    );
     let w = zerolog(
         dir.path(),
         "dying",
-        &[
-            "worker",
-            &p.receiver.endpoint(),
-            "sh",
-            "-c",
-            "read line; exit 3",
-        ],
+        &["worker", &p.receiver.endpoint(), "sh", "-c", &script],
     );
-    // Round-robin reaches it within a few messages.
-    let deadline = Instant::now() + DELIVERY_TIMEOUT;
-    let mut i = 0;
-    while w.try_status().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "dying worker never exited\n{}",
-            w.describe()
-        );
-        send_tcp(p.backend_port(), format!("<13>x: {i}\n").as_bytes());
-        i += 1;
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(
-        w.wait_exit(READY_TIMEOUT).code(),
-        Some(3),
-        "{}",
-        w.describe()
+    let input: String = (0..5).map(|i| format!("<13>x: {i}\n")).collect();
+    send_tcp(p.backend_port(), input.as_bytes());
+    // Each run of the program takes one line; the worker itself stays up.
+    wait_for_line_count(&out, 5, DELIVERY_TIMEOUT, &[&w]);
+    let want: Vec<Vec<u8>> = (0..5).map(|i| format!("<13>x: {i}").into_bytes()).collect();
+    assert_eq!(read_lines(&out), want);
+    wait_until(DELIVERY_TIMEOUT, "the sixth run of the program", || {
+        w.stderr_text().matches("worker program started").count() == 6
+    });
+    assert!(w.try_status().is_none(), "{}", w.describe());
+    w.signal("TERM");
+    assert!(w.wait_exit(READY_TIMEOUT).success(), "{}", w.describe());
+    let log = w.stderr_text();
+    assert!(
+        log.contains("worker program ended") && log.contains("exit status: 3"),
+        "{log}"
     );
     assert!(
-        w.stderr_text().contains("exit status: 3"),
-        "{}",
-        w.describe()
+        log.contains("processed=5 failed=0 program_restarts=5"),
+        "{log}"
     );
 
     // A program that does not exist: exit 2 with a clear message, before connecting.

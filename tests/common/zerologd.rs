@@ -34,6 +34,27 @@ command = ["file", "{DIR}/out.txt"]
 restart_backoff = "50ms"
 "#;
 
+/// A forwarder, one receiver `all`, and `numprocs` processes of worker `name` running
+/// `command` (a TOML array, placeholders as in any topology here).
+pub fn worker_topology(name: &str, numprocs: u32, command: &str) -> String {
+    format!(
+        r#"
+[forwarder]
+tcp = ["127.0.0.1:{{B}}"]
+publish = "tcp://127.0.0.1:{{F}}"
+
+[[receiver]]
+name = "all"
+
+[[worker]]
+name = "{name}"
+receiver = "all"
+numprocs = {numprocs}
+command = {command}
+"#
+    )
+}
+
 /// A zerologd running a topology file written into a temp dir, on free ports.
 pub struct Zerologd {
     pub proc: Proc,

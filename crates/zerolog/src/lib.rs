@@ -220,7 +220,8 @@ pub enum Error {
         /// What the operating system said.
         source: std::io::Error,
     },
-    /// The program of a [`worker::ProgramWorker`] exited or was killed.
+    /// The program of a [`worker::ProgramWorker`] was down when a stop was requested (it is
+    /// started again otherwise).
     #[error("worker program {program} ended ({status})")]
     ProgramDied {
         /// The program.

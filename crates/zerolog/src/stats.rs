@@ -298,6 +298,8 @@ counters! {
         processed,
         /// Dropped: messages lost because the program or output failed while holding them.
         failed,
+        /// Times a program worker started its program again after it died.
+        program_restarts,
     }
 }
 
@@ -343,7 +345,8 @@ mod tests {
                 ("received", 0),
                 ("bytes_received", 0),
                 ("processed", 2),
-                ("failed", 0)
+                ("failed", 0),
+                ("program_restarts", 0)
             ]
         );
     }

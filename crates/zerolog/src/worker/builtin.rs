@@ -4,18 +4,18 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
 use crate::endpoint::Endpoint;
+use crate::signals::Signals;
+use crate::stats::WorkerStats;
 use crate::Error;
 
-use crate::signals::Signals;
-
 use super::output::{MsgBuf, Retry};
-use super::{OutputFraming, Receive, Worker};
+use super::{OutputFraming, ProgramWorker, Receive, Worker};
 
 /// Writes messages to the process's stdout; retries a failing write (stdout redirected to a
 /// full disk, say) until it works or a stop is requested.
@@ -47,7 +47,7 @@ fn out_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 impl Worker for StdoutWorker {
     fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
         if self.out.push(self.framing, msg) {
-            self.flush()?;
+            self.flush().inspect_err(|_| self.out.fail_last())?;
         }
         Ok(())
     }
@@ -105,7 +105,7 @@ fn reopen_if_deleted(path: &Path, out: &mut MsgBuf<File>) -> io::Result<()> {
 impl Worker for FileWorker {
     fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
         if self.out.push(self.framing, msg) {
-            self.flush()?;
+            self.flush().inspect_err(|_| self.out.fail_last())?;
         }
         Ok(())
     }
@@ -308,144 +308,6 @@ impl Worker for NullWorker {
     }
 }
 
-/// Runs a program and writes every message to its stdin. Its stdout and stderr are those of
-/// this process. The worker fails (and so exits) when the program dies.
-pub struct ProgramWorker {
-    name: String,
-    child: Child,
-    stdin: Option<MsgBuf<ChildStdin>>,
-    framing: OutputFraming,
-}
-
-/// How long a stopping program may take to exit after its stdin closes, before SIGTERM.
-const PROGRAM_EXIT_GRACE: Duration = Duration::from_secs(10);
-
-impl ProgramWorker {
-    /// Starts `program` with `args`, its stdin a pipe this worker writes messages to in `framing`.
-    pub fn spawn(program: &Path, args: &[String], framing: OutputFraming) -> Result<Self, Error> {
-        let mut cmd = Command::new(program);
-        // Readiness is this worker's to notify, not its program's.
-        cmd.args(args)
-            .stdin(Stdio::piped())
-            .env_remove(crate::notify::NOTIFY_SOCKET_ENV);
-        crate::process::die_with_parent(&mut cmd);
-        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
-            program: program.to_path_buf(),
-            source,
-        })?;
-        let stdin = child.stdin.take().map(MsgBuf::new);
-        info!(program = %program.display(), pid = child.id(), "worker program started");
-        Ok(ProgramWorker {
-            name: program.display().to_string(),
-            child,
-            stdin,
-            framing,
-        })
-    }
-
-    /// The program's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn died(&mut self, status: std::process::ExitStatus) -> Error {
-        Error::ProgramDied {
-            program: self.name.clone(),
-            status: status.to_string(),
-            code: exit_code_for(status),
-        }
-    }
-
-    /// The program failed to take input: report how it died (waiting briefly for it).
-    fn write_failed(&mut self, e: io::Error) -> Error {
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return self.died(status);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Error::Output {
-            path: PathBuf::from(format!("stdin of {}", self.name)),
-            source: e,
-        }
-    }
-}
-
-/// The worker's exit code when its program ended with `status`: the program's own non-zero
-/// code, 128 + signal for a signal, and 1 for a program that exited 0 (a worker program is
-/// expected to run until its input ends, so a supervisor must restart it).
-pub fn exit_code_for(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(0), _) => 1,
-        (Some(c), _) => c,
-        (None, Some(s)) => 128 + s,
-        (None, None) => 1,
-    }
-}
-
-impl Worker for ProgramWorker {
-    fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
-        let Some(stdin) = self.stdin.as_mut() else {
-            return Ok(());
-        };
-        if stdin.push(self.framing, msg) {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn buffered(&self) -> u64 {
-        self.stdin.as_ref().map_or(0, |s| s.held)
-    }
-
-    fn flush(&mut self) -> Result<(), Error> {
-        if let Some(stdin) = self.stdin.as_mut() {
-            if let Err(e) = stdin.write_out() {
-                return Err(self.write_failed(e));
-            }
-        }
-        Ok(())
-    }
-
-    fn tick(&mut self) -> Result<(), Error> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Err(self.died(status)),
-            _ => Ok(()),
-        }
-    }
-
-    fn stop(&mut self) -> Result<(), Error> {
-        let flushed = self.flush();
-        // EOF on stdin tells the program to finish.
-        drop(self.stdin.take());
-        let deadline = Instant::now() + PROGRAM_EXIT_GRACE;
-        let mut termed = false;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                info!(program = %self.name, %status, "worker program exited");
-                return flushed;
-            }
-            if Instant::now() >= deadline {
-                if termed {
-                    warn!(program = %self.name, "worker program ignored SIGTERM; killing it");
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    return flushed;
-                }
-                warn!(program = %self.name, "worker program did not exit after end of input; sending SIGTERM");
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(self.child.id() as i32),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-                termed = true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 /// A worker as named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkerSpec {
@@ -510,20 +372,25 @@ impl WorkerSpec {
         })
     }
 
-    /// Starts the worker this spec names; a failing output is retried until `signals` ask
-    /// to stop.
+    /// Starts the worker this spec names; a failing output (or a program's restart) is
+    /// retried until `signals` ask to stop; a program's restarts are counted in `stats`.
     pub fn start(
         &self,
         framing: OutputFraming,
         signals: &Signals,
+        stats: &Arc<WorkerStats>,
     ) -> Result<Box<dyn Worker>, Error> {
         Ok(match self {
             WorkerSpec::Stdout => Box::new(StdoutWorker::new(framing, signals)),
             WorkerSpec::File(p) => Box::new(FileWorker::open(p, framing, signals)?),
             WorkerSpec::Null(report) => Box::new(NullWorker::new(report.clone())),
-            WorkerSpec::Program { path, args } => {
-                Box::new(ProgramWorker::spawn(path, args, framing)?)
-            }
+            WorkerSpec::Program { path, args } => Box::new(ProgramWorker::spawn(
+                path,
+                args,
+                framing,
+                signals,
+                stats.clone(),
+            )?),
         })
     }
 }
@@ -607,13 +474,13 @@ impl WorkerConfig {
             .split_first()
             .ok_or_else(|| Error::Usage("the worker has no command".into()))?;
         let spec = WorkerSpec::resolve(worker, args, self.directory.as_deref())?;
-        let mut w = spec.start(self.framing, signals)?;
-        super::Runner::new(self.backend.to_string())
+        let runner = super::Runner::new(self.backend.to_string())
             .receive(self.receive.clone())
             .signals(signals.clone())
             .queue_bytes(self.queue_bytes)
-            .max_message_size(self.max_message_size)
-            .run(w.as_mut())
+            .max_message_size(self.max_message_size);
+        let mut w = spec.start(self.framing, signals, &runner.stats())?;
+        runner.run(w.as_mut())
     }
 }
 
@@ -656,6 +523,23 @@ mod tests {
         assert!(w.buffered() < 2000, "wrote out before the end");
         w.stop().unwrap();
         assert_eq!((w.buffered(), lines(&path)), (0, 2010));
+    }
+
+    /// A write that fails (here: /dev/full) and is not retried (a stop was requested): the
+    /// message being processed counts as failed, the others as held, none as both.
+    #[test]
+    fn a_failed_write_counts_each_message_once() {
+        let signals = Signals::none();
+        let mut w = FileWorker::open(Path::new("/dev/full"), OutputFraming::Lf, &signals).unwrap();
+        signals.request_stop();
+        let msg = [b'x'; 99];
+        let mut given = 0u64;
+        while w.process(&msg).is_ok() {
+            given += 1;
+            assert!(given < 10_000, "never wrote out");
+        }
+        // `given` went in before the one that failed: they are held, the failed one is not.
+        assert_eq!(w.buffered(), given);
     }
 
     #[test]

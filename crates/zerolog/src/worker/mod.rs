@@ -45,9 +45,11 @@
 
 mod builtin;
 mod output;
+mod program;
 mod runner;
 
 pub use builtin::*;
+pub use program::*;
 pub use runner::*;
 
 use std::io::{self, Write};
@@ -125,8 +127,8 @@ impl OutputFraming {
 /// and [`Worker::stop`] once, after the last message.
 ///
 /// An error from any method ends the run and is returned by the runner (the message being
-/// processed is counted as `failed` in [`WorkerStats`]); exit non-zero on it, and the
-/// supervisor restarts the worker.
+/// processed is counted as `failed` in [`WorkerStats`], so [`Worker::buffered`] must not count
+/// it too); exit non-zero on it, and the supervisor restarts the worker.
 ///
 /// # Example
 ///

@@ -8,7 +8,6 @@
 use std::fs::File;
 use std::io::{self, Stdout, Write};
 use std::path::Path;
-use std::process::ChildStdin;
 use std::time::Duration;
 
 use tracing::{info, warn};
@@ -43,7 +42,6 @@ impl Sink for File {
 }
 
 impl Sink for Stdout {}
-impl Sink for ChildStdin {}
 
 /// An output buffer that knows how many messages it holds (for `Worker::buffered`): a
 /// message counts as processed only once its bytes have been written to the file, stdout or
@@ -72,6 +70,13 @@ impl<W: Sink> MsgBuf<W> {
         let _ = framing.write(&mut self.buf, msg);
         self.held += 1;
         self.buf.len() >= OUT_BUFFER
+    }
+
+    /// The write that `msg` set off failed and ends the run: the runner counts `msg` as
+    /// failed, so it is no longer counted held (the identity `received = processed + failed
+    /// + held` counts each message once).
+    pub(super) fn fail_last(&mut self) {
+        self.held = self.held.saturating_sub(1);
     }
 
     /// Writes out everything held. On an error everything stays held: a file is cut back to
@@ -110,12 +115,54 @@ impl<W: Sink> MsgBuf<W> {
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_secs(5);
 /// A failing output is logged at most this often.
-const WARN_INTERVAL: Duration = Duration::from_secs(10);
+pub(super) const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A wait that doubles after each use (up to [`MAX_DELAY`]) and is cut short by a stop.
+pub(super) struct Backoff {
+    stop: Signals,
+    delay: Duration,
+}
+
+impl Backoff {
+    pub(super) fn new(stop: Signals) -> Self {
+        Backoff {
+            stop,
+            delay: FIRST_DELAY,
+        }
+    }
+
+    /// The wait the next [`Backoff::sleep`] takes.
+    pub(super) fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// Waits the current delay and doubles it; `Err` (at once) when a stop is requested.
+    pub(super) fn sleep(&mut self) -> Result<(), ()> {
+        let mut left = self.delay;
+        loop {
+            if self.stop.stop_requested().is_some() {
+                return Err(());
+            }
+            if left.is_zero() {
+                break;
+            }
+            let step = left.min(Duration::from_millis(50));
+            std::thread::sleep(step);
+            left -= step;
+        }
+        self.delay = (self.delay * 2).min(MAX_DELAY);
+        Ok(())
+    }
+
+    /// Back to the first, short delay.
+    pub(super) fn reset(&mut self) {
+        self.delay = FIRST_DELAY;
+    }
+}
 
 /// Waits between attempts to write a failing output, until it works or a stop is requested.
 pub(super) struct Retry {
-    stop: Signals,
-    delay: Duration,
+    backoff: Backoff,
     failing: bool,
     warnings: RateLimit,
 }
@@ -124,8 +171,7 @@ impl Retry {
     /// Gives up (to let the worker stop) once `stop` says so.
     pub(super) fn new(stop: Signals) -> Self {
         Retry {
-            stop,
-            delay: FIRST_DELAY,
+            backoff: Backoff::new(stop),
             failing: false,
             warnings: RateLimit::new(WARN_INTERVAL),
         }
@@ -155,7 +201,7 @@ impl Retry {
     /// After `error` writing `output`: waits before the next attempt. `Err` when there is no
     /// point (a reader gone for good, or a stop requested): the held messages stay unwritten.
     fn wait(&mut self, output: &Path, error: &io::Error) -> Result<(), ()> {
-        if error.kind() == io::ErrorKind::BrokenPipe || self.stop.stop_requested().is_some() {
+        if error.kind() == io::ErrorKind::BrokenPipe {
             return Err(());
         }
         self.failing = true;
@@ -163,21 +209,11 @@ impl Retry {
             warn!(
                 output = %output.display(),
                 %error,
-                retry_in_ms = self.delay.as_millis() as u64,
+                retry_in_ms = self.backoff.delay().as_millis() as u64,
                 "cannot write the output; its messages are kept (no partial record) and written once it works again, taking no new ones meanwhile"
             );
         }
-        let mut left = self.delay;
-        while !left.is_zero() {
-            if self.stop.stop_requested().is_some() {
-                return Err(());
-            }
-            let step = left.min(Duration::from_millis(50));
-            std::thread::sleep(step);
-            left -= step;
-        }
-        self.delay = (self.delay * 2).min(MAX_DELAY);
-        Ok(())
+        self.backoff.sleep()
     }
 
     /// A write worked.
@@ -186,6 +222,6 @@ impl Retry {
             info!(output = %output.display(), "the output works again");
         }
         self.failing = false;
-        self.delay = FIRST_DELAY;
+        self.backoff.reset();
     }
 }

@@ -332,6 +332,7 @@ fn pump<W: Worker + ?Sized>(
                     return Ok(());
                 } else {
                     worker.tick()?;
+                    count_processed(stats, worker);
                 }
             }
             Err(e) => return Err(zerr("receiving from backend")(e)),
