@@ -10,13 +10,14 @@
 #   4. systemd-analyze verify on the installed unit
 #   5. zerologd --check on the installed config, then zerologd from the installed files,
 #      within the unit's capability bounding set and with no_new_privs (setpriv), receives a
-#      line from logger and delivers it to /var/log/zerolog/messages.log; zerologd status
+#      line from logger and delivers it to /var/log/zerolog/messages.log; zerologd status;
+#      the installed logrotate config rotates that file and the next line goes to a new one
 #   6. man zerologd renders
 #   7. dpkg -r keeps only the conffile and the user; dpkg -P removes the conffile
 #   8. builds the RPM with rpmbuild (packaging/zerolog.spec) and checks its contents
 #
 # Needs: dpkg, lintian, systemd (systemd-analyze), man-db, bsdutils (logger), util-linux
-# (setpriv), binutils (readelf), rpm (rpmbuild), cargo-deb. .ci/run installs them. Set
+# (setpriv), binutils (readelf), rpm (rpmbuild), logrotate, cargo-deb. .ci/run installs them. Set
 # ZEROLOG_PKG_ALLOW_SKIP=1 to let a missing rpmbuild skip the RPM step (never in CI).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,7 +30,7 @@ fail() {
 }
 
 [[ $(id -u) -eq 0 ]] || fail "packaging/test.sh installs a package: run it as root"
-for tool in dpkg dpkg-deb dpkg-shlibdeps lintian systemd-analyze man logger setpriv readelf cargo-deb timeout ss; do
+for tool in dpkg dpkg-deb dpkg-shlibdeps lintian systemd-analyze man logger setpriv readelf cargo-deb timeout ss logrotate; do
   command -v "$tool" >/dev/null || fail "$tool is missing (.ci/run installs it)"
 done
 
@@ -183,6 +184,20 @@ zerologd status | tee "$WORK/status.txt"
 for pid in $(awk 'NR > 1 { print $3 }' "$WORK/status.txt"); do
   [[ $(ps -o user= -p "$pid") == zerolog ]] || fail "program pid $pid runs as $(ps -o user= -p "$pid"), not zerolog"
 done
+
+step "logrotate renames messages.log (as zerolog, su); the worker writes the next line to a new one"
+LOG=/var/log/zerolog/messages.log
+logrotate -f -s "$WORK/logrotate.state" /etc/logrotate.d/zerolog
+grep -q "$TAG delivered" "$LOG.1" || fail "$LOG.1 (the rotated file) lacks the first line"
+[[ $(stat -c '%U:%G %a' "$LOG") == "zerolog:adm 640" ]] ||
+  fail "the new $LOG is $(stat -c '%U:%G %a' "$LOG"), want zerolog:adm 640 (logrotate's create)"
+logger -T -n 127.0.0.1 -P 6000 -t zerolog-pkgtest "$TAG after the rotation"
+if ! wait_for 30 grep -q "$TAG after the rotation" "$LOG"; then
+  cat "$WORK/zerologd.log"
+  fail "after the rotation, the next line did not reach the new $LOG within 30 s"
+fi
+! grep -q "$TAG after" "$LOG.1" || fail "a line after the rotation went to the rotated $LOG.1"
+
 kill -TERM "$ZPID"
 status=0
 timeout 60 tail --pid="$ZPID" -f /dev/null || fail "zerologd did not stop within 60 s of SIGTERM"

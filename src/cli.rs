@@ -89,8 +89,9 @@ pub enum Element {
         Connects to BACKEND (any ZeroMQ endpoint, e.g. tcp://127.0.0.1:6200 or ipc:///run/x.sock) \
         and hands every message to WORKER, one of:\n  \
         stdout       print one message per line\n  \
-        file PATH    append one message per line to PATH; reopened on SIGHUP (logrotate) and \
-        when deleted; a failing write is retried, never left half done\n  \
+        file PATH    append one message per line to PATH; opened anew on SIGHUP and when \
+        PATH no longer names the open file (renamed by logrotate, deleted); a failing write is \
+        retried, never left half done\n  \
         null         count and discard (logs the count and rate at exit)\n  \
         PROGRAM ...  run PROGRAM with its arguments, writing the messages to its stdin\n\n\
         In the default lf framing a message never spans two lines: an LF inside it is written as \
@@ -542,7 +543,7 @@ pub enum Ctl {
     },
     /// Re-read the topology file (same as SIGHUP)
     Reload,
-    /// Make every stdin worker reopen its output (file workers: for logrotate's postrotate)
+    /// Make every stdin worker reopen its output (a file worker also notices a rename itself)
     Reopen,
 }
 

@@ -603,6 +603,23 @@ fn reopen_makes_file_workers_reopen_their_files() {
     assert_eq!(read_lines(&out).len(), 10);
 }
 
+/// A `file` worker whose file is renamed (logrotate without `copytruncate`) opens its path
+/// anew by itself: what comes after goes to a new file, none lost, and no signal is needed.
+#[test]
+fn a_file_worker_notices_a_rename_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let z = Zerologd::start(dir.path(), BASIC);
+    let out = dir.path().join("out.txt");
+    z.deliver(&out, "before", 10);
+    let rotated = dir.path().join("out.txt.1");
+    std::fs::rename(&out, &rotated).unwrap();
+    z.deliver(&out, "after", 10);
+    assert_eq!(read_lines(&rotated).len(), 10);
+    assert_eq!(read_lines(&out).len(), 10);
+    assert_eq!(z.counters("out:0").0["processed"], 20);
+    assert_eq!(z.program_json("out:0")["restarts"], 0);
+}
+
 /// A forwarder restarted while a sender never stops sending: its stop ends after the drain
 /// time, the connection closed is counted (`closed_sending_at_stop`), and every message the
 /// forwarder counted as received is delivered, in order, without a gap.

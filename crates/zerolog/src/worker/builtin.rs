@@ -63,8 +63,8 @@ impl Worker for StdoutWorker {
     }
 }
 
-/// Appends messages to a file; reopens it on SIGHUP (for logrotate) and when it was deleted
-/// (its link count fell to 0, its directory removed, say). A failing write (a full disk) is
+/// Appends messages to a file; opens the path anew on SIGHUP, and on its own when the path no
+/// longer names the open file (renamed by logrotate, replaced, or deleted). A failing write (a full disk) is
 /// cut back to the last whole record and retried until it works or a stop is requested.
 pub struct FileWorker {
     path: PathBuf,
@@ -91,13 +91,21 @@ fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
-/// Opens `path` anew when `out`'s file was deleted.
-fn reopen_if_deleted(path: &Path, out: &mut MsgBuf<File>) -> io::Result<()> {
+/// Opens `path` anew when it no longer names `out`'s file: renamed away (by logrotate, say),
+/// replaced, or deleted (its directory removed). Checked before each write-out, so nothing is
+/// written to a file nobody will read, and rotation needs no signal.
+fn reopen_if_moved(path: &Path, out: &mut MsgBuf<File>) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    if out.inner.metadata()?.nlink() > 0 {
+    let open = out.inner.metadata()?;
+    let named = std::fs::metadata(path);
+    if named.is_ok_and(|m| (m.dev(), m.ino()) == (open.dev(), open.ino())) {
         return Ok(());
     }
-    warn!(path = %path.display(), "the output file was deleted: opening it anew");
+    if open.nlink() == 0 {
+        warn!(path = %path.display(), "the output file was deleted: opening it anew");
+    } else {
+        info!(path = %path.display(), "the output file was renamed or replaced: opening the path anew");
+    }
     out.inner = open_append(path)?;
     Ok(())
 }
@@ -113,7 +121,7 @@ impl Worker for FileWorker {
         let (path, out) = (&self.path, &mut self.out);
         self.retry
             .until_done(path, || {
-                reopen_if_deleted(path, out)?;
+                reopen_if_moved(path, out)?;
                 out.write_out()
             })
             .map_err(out_err(path))
