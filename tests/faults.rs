@@ -201,6 +201,77 @@ fn queues_of_long_lines_are_bounded_in_bytes() {
     assert_eq!(total["messages_received"], sent, "{total}");
 }
 
+/// A receiver of another publisher (a plain ZeroMQ PUB here, as logstash or omczmq) that
+/// sends 1 MiB messages, its `max_message_size` saying so: its queue from the publisher is
+/// `queue_bytes` / 1 MiB = 32 messages long, not 512, and so is its worker's, so both stay
+/// under 64 MB while the worker lags (the publisher drops what does not fit: at most once, as
+/// PUB does).
+#[test]
+fn a_receiver_of_long_foreign_messages_is_bounded_by_its_max_message_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = zmq::Context::new();
+    let publisher = ctx.socket(zmq::PUB).unwrap();
+    publisher.set_sndhwm(4).unwrap();
+    publisher.set_linger(0).unwrap();
+    publisher.bind("tcp://127.0.0.1:*").unwrap();
+    let endpoint = publisher.get_last_endpoint().unwrap().unwrap();
+    let script = write_file(dir.path(), "slow.py", SLOW_WORKER);
+    let topology = format!(
+        r#"
+[[receiver]]
+name = "foreign"
+connect = "{endpoint}"
+max_message_size = 1048576
+
+[[worker]]
+name = "slow"
+receiver = "foreign"
+command = ["python3", "{}", "{{DIR}}/out.slow", "0.01"]
+"#,
+        script.display()
+    );
+    let z = Zerologd::start(dir.path(), &topology);
+    // 1 MiB messages, 200 a second for 6 s: the worker takes about 100 a second.
+    let mut body = vec![b'x'; 1 << 20];
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while started.elapsed() < Duration::from_secs(6) {
+        body[..8].copy_from_slice(format!("{sent:08}").as_bytes());
+        publisher.send_multipart([&b"big"[..], &body], 0).unwrap();
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let zerologd_pid = z.proc.pid();
+    let peak: Vec<(String, u64)> = descendants(zerologd_pid)
+        .into_iter()
+        .map(|pid| (label(pid), status_kb(pid, "VmHWM")))
+        .collect();
+    let (_, receiver) = z.counters("foreign");
+    eprintln!("foreign 1 MiB messages: {sent} sent, receiver {receiver}; peak RSS kB {peak:?}");
+    let received = receiver["received"].as_u64().unwrap();
+    assert!(
+        received > 100 && received < sent,
+        "the receiver took some, not all: {received} of {sent}"
+    );
+    // The receiver, and its worker (handed the same size): 400 MB and 470 MB without the key.
+    let elements: Vec<_> = peak
+        .iter()
+        .filter(|(n, _)| n.starts_with("zerolog "))
+        .collect();
+    assert_eq!(
+        elements.len(),
+        2,
+        "measured the receiver and the worker: {peak:?}"
+    );
+    for (name, kb) in elements {
+        assert!(
+            *kb < 64 * 1024,
+            "{name} peaked at {kb} kB (bound: 64 MB)\n{}",
+            z.proc.describe()
+        );
+    }
+}
+
 /// Two network namespaces joined by a veth pair, removed on drop.
 struct Netns {
     a: String,

@@ -103,12 +103,16 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
     specs
 }
 
-/// A receiver's configuration, with the longest message its publisher sends: the local
-/// forwarder's `max_message_size` when it subscribes to it (it sizes the receiving queue).
+/// A receiver's configuration, with the longest message its publishers send (it sizes the
+/// receiving queue): its own key, else the local forwarder's when it subscribes to it.
 fn receiver_config(topology: &Topology, r: &ReceiverSection) -> ReceiverConfig {
     let local = topology.forwarder.as_ref().filter(|f| subscribes_to(r, f));
+    let local = local.map(|f| f.config.max_message_size);
     ReceiverConfig {
-        max_message_size: local.map_or(r.config.max_message_size, |f| f.config.max_message_size),
+        max_message_size: r
+            .max_message_size
+            .or(local)
+            .unwrap_or(r.config.max_message_size),
         ..r.config.clone()
     }
 }
@@ -337,6 +341,38 @@ command = ["/bin/true", "--from", "{backend}"]
         assert_eq!(own.env[QUEUE_BYTES_ENV], "3000000");
         assert_eq!(own.env[MAX_MESSAGE_SIZE_ENV], "1000");
         assert!(!own.notifies && specs[2].notifies);
+    }
+
+    /// The longest message a receiver expects: its own key, else the local forwarder's when it
+    /// subscribes to it, else the default; its workers are told the same.
+    #[test]
+    fn a_receivers_max_message_size_is_its_key_or_its_forwarders() {
+        let specs = specs(
+            "[forwarder]\npublish = \"tcp://127.0.0.1:7001\"\nmax_message_size = 1000\n\
+             [[receiver]]\nname = \"local\"\nexternal_workers = true\n\
+             [[receiver]]\nname = \"keyed\"\nmax_message_size = 2000000\n\
+             [[receiver]]\nname = \"foreign\"\nexternal_workers = true\nconnect = \"tcp://10.0.0.1:6001\"\n\
+             [[worker]]\nname = \"w\"\nreceiver = \"keyed\"\ncommand = [\"null\"]\n",
+        );
+        let sizes: Vec<(String, usize)> = received(&specs)
+            .into_iter()
+            .filter_map(|(name, c)| match c {
+                Some(ElementConfig::Receiver(r)) => Some((name, r.max_message_size)),
+                Some(ElementConfig::Worker(w)) => Some((name, w.max_message_size)),
+                _ => None,
+            })
+            .collect();
+        let want = [
+            ("local", 1000),
+            ("keyed", 2_000_000),
+            ("foreign", zerolog::framing::DEFAULT_MAX_SIZE),
+            ("w:0", 2_000_000),
+        ];
+        assert_eq!(
+            sizes,
+            want.map(|(n, s)| (n.to_string(), s)).to_vec(),
+            "{sizes:?}"
+        );
     }
 
     #[test]

@@ -186,9 +186,14 @@ pub struct ReceiverSection {
     /// Every other key, read into the receiver's own configuration: `topic` (a string or a
     /// list; none means every topic), `connect` (default: the local forwarder's publish
     /// endpoint, a wildcard bind address replaced by loopback), `output` (default
-    /// `ipc://<runtime_dir>/<name>.sock`), `hwm`, `queue_bytes`, `allow`.
-    /// `max_message_size` is not a key: zerologd hands it the local forwarder's.
+    /// `ipc://<runtime_dir>/<name>.sock`), `hwm`, `queue_bytes`, `allow`. Its
+    /// `max_message_size` is set at start (see [`ReceiverSection::max_message_size`]).
     pub config: ReceiverConfig,
+    /// Key `max_message_size`: the longest message its publishers send, which sizes its
+    /// receiving queue (`queue_bytes / max_message_size` messages). Without it: the local
+    /// forwarder's `max_message_size` when the receiver subscribes to it, else 64 KiB. Give it
+    /// for another publisher that sends longer messages.
+    pub max_message_size: Option<usize>,
     /// Key `external_workers`: its workers are not in this topology (zerolog 0.3 workers,
     /// another host); without it a receiver must have a `[[worker]]`.
     pub external_workers: bool,

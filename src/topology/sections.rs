@@ -52,6 +52,7 @@ pub(super) const RECEIVER_KEYS: &[&str] = &[
     "output",
     "hwm",
     "queue_bytes",
+    "max_message_size",
     "allow",
     "external_workers",
 ];
@@ -422,6 +423,12 @@ pub(super) fn hwm(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Option<i32> {
         .and_then(|f| ctx.int_in(&f, 1, i64::from(i32::MAX)))
 }
 
+/// Key `max_message_size`, when given and valid.
+fn max_message_size(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Option<usize> {
+    s.field(ctx, "max_message_size")
+        .and_then(|f| ctx.int_in(&f, 1, MAX_MESSAGE_SIZE))
+}
+
 /// Key `queue_bytes`, when given and valid.
 fn queue_bytes(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Option<usize> {
     let range = zerolog::queue::QUEUE_BYTES_RANGE;
@@ -507,10 +514,7 @@ pub(super) fn forwarder_section(
     if let Some(f) = s.field(ctx, "framing") {
         c.framing = ctx.parsed(&f, Framing::from_str).unwrap_or(c.framing);
     }
-    if let Some(f) = s.field(ctx, "max_message_size") {
-        let size = ctx.int_in(&f, 1, MAX_MESSAGE_SIZE);
-        c.max_message_size = size.unwrap_or(c.max_message_size);
-    }
+    c.max_message_size = max_message_size(ctx, s).unwrap_or(c.max_message_size);
     if let Some(f) = s.field(ctx, "topic_template") {
         let parse = |t: &str| TopicTemplate::parse(t).map_err(|e| e.to_string());
         c.topic_template = ctx.parsed(&f, parse).unwrap_or(c.topic_template);
@@ -627,10 +631,12 @@ pub(super) fn receiver_section(
         .field(ctx, "external_workers")
         .and_then(|f| ctx.boolean(&f))
         .unwrap_or(false);
+    let max_message_size = max_message_size(ctx, &s);
     let settings = settings_section(ctx, &s);
     ReceiverSection {
         name: name.unwrap_or_default(),
         config: c,
+        max_message_size,
         external_workers,
         settings,
     }

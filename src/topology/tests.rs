@@ -86,6 +86,7 @@ allow = ["10.0.0.0/8"]
 name = "rest"
 topic = ["", "kernel"]
 connect = ["otherhost:6001", "tcp://[::1]:6001", "ipc:///tmp/zl-test/pub.sock"]
+max_message_size = 1048576
 
 [[worker]]
 name = "db"
@@ -177,6 +178,7 @@ command = ["file", "/tmp/archive.log"]
                     max_message_size: zerolog::framing::DEFAULT_MAX_SIZE,
                     allow: vec!["10.0.0.0/8".parse().unwrap()],
                 },
+                max_message_size: None,
                 external_workers: false,
                 settings: ProcessSettings::default(),
             },
@@ -195,6 +197,7 @@ command = ["file", "/tmp/archive.log"]
                     max_message_size: zerolog::framing::DEFAULT_MAX_SIZE,
                     allow: vec![],
                 },
+                max_message_size: Some(1 << 20),
                 external_workers: false,
                 settings: ProcessSettings::default(),
             },
@@ -727,7 +730,7 @@ fn a_receiver_without_workers_is_refused_unless_they_run_elsewhere() {
 
 #[test]
 fn a_queue_budget_out_of_range_is_refused() {
-    let errs = errors("[forwarder]\nqueue_bytes = 1000\n[[receiver]]\nname = \"r\"\nexternal_workers = true\nqueue_bytes = 1e12\n");
+    let errs = errors("[forwarder]\nqueue_bytes = 1000\n[[receiver]]\nname = \"r\"\nexternal_workers = true\nqueue_bytes = 1e12\nmax_message_size = 0\n");
     has(
         &errs,
         2,
@@ -739,5 +742,11 @@ fn a_queue_budget_out_of_range_is_refused() {
         6,
         "receiver \"r\".queue_bytes",
         "expected an integer",
+    );
+    has(
+        &errs,
+        7,
+        "receiver \"r\".max_message_size",
+        "must be between 1 and 1073741824, found 0",
     );
 }
