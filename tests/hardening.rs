@@ -717,3 +717,76 @@ fn a_program_that_dies_under_load_loses_nothing() {
     );
     eprintln!("a dying program: 20,000 lines over {restarts} restarts, none lost");
 }
+
+/// Every element running as `nobody`, under zerologd started with umask 027 and the
+/// capabilities of the packaged unit (its `UMask=` and `CapabilityBoundingSet=`): each reads the configuration zerologd wrote for it and keeps its counters
+/// in the stats file zerologd opened for it; the pipeline delivers and `status` counts.
+#[test]
+fn elements_running_as_another_user_read_their_config_and_keep_their_counters() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !root_or_skip("to run the elements as nobody") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let open = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    open(dir.path(), 0o755);
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    open(&logs, 0o777);
+    let as_nobody = "user = \"nobody\"\ngroup = \"nogroup\"\n";
+    let topology = BASIC
+        .replace("{DIR}/out.txt", "{DIR}/logs/out.txt")
+        .replace(
+            "publish = \"tcp://127.0.0.1:{F}\"\n",
+            &format!("publish = \"tcp://127.0.0.1:{{F}}\"\n{as_nobody}"),
+        )
+        // Its default ipc output would be in zerologd's runtime directory, root's.
+        .replace(
+            "name = \"all\"\n",
+            &format!(
+                "name = \"all\"\noutput = \"tcp://127.0.0.1:{}\"\n{as_nobody}",
+                free_port()
+            ),
+        )
+        .replace(
+            "restart_backoff = \"50ms\"\n",
+            &format!("restart_backoff = \"50ms\"\n{as_nobody}"),
+        );
+    assert_eq!(topology.matches("nobody").count(), 3, "{topology}");
+    let z = Zerologd::start_with(dir.path(), &topology, |cmd| {
+        // SAFETY: umask and prctl are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o027));
+                // The unit's CapabilityBoundingSet: no CAP_CHOWN, no CAP_DAC_OVERRIDE, ...
+                // CAP_KILL 5, CAP_SETGID 6, CAP_SETUID 7, CAP_NET_BIND_SERVICE 10
+                // (linux/capability.h).
+                let keep = [5, 6, 7, 10];
+                for cap in (0..=40).filter(|c| !keep.contains(c)) {
+                    nix::libc::prctl(nix::libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+                }
+                Ok(())
+            });
+        }
+    });
+    z.deliver(&logs.join("out.txt"), "as nobody", 100);
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    for (program, counter) in [
+        ("forwarder", "messages_received"),
+        ("all", "received"),
+        ("out:0", "processed"),
+    ] {
+        let pid = z.pid_of(program).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert!(
+            status.contains(&format!("Uid:\t{}\t", nobody.uid)),
+            "{program} runs as nobody"
+        );
+        wait_until(READY_TIMEOUT, "the counters in status", || {
+            z.counters(program).0[counter] == 100
+        });
+    }
+}

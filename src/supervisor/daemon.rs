@@ -8,7 +8,8 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -144,7 +145,7 @@ impl Daemon {
             }
         };
         let runtime = &topology.daemon.runtime_dir;
-        std::fs::create_dir_all(runtime).map_err(|source| DaemonError::RuntimeDir {
+        create_runtime_dir(runtime).map_err(|source| DaemonError::RuntimeDir {
             path: runtime.clone(),
             source,
         })?;
@@ -662,6 +663,18 @@ fn start_metrics(
     Ok(server)
 }
 
+/// Creates the runtime directory if it is missing, 0755 whatever the umask: programs running as
+/// other users reach their notify socket and configuration files through it. An existing one
+/// is left as the operator made it.
+fn create_runtime_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+}
+
 fn bind_control(path: &Path) -> Result<UnixListener, DaemonError> {
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
@@ -685,6 +698,9 @@ fn bind_control(path: &Path) -> Result<UnixListener, DaemonError> {
     Ok(listener)
 }
 
+/// The descriptor of the stats file in each program ([`zerolog::stats::STATS_FD_ENV`]).
+const STATS_FD: i32 = 3;
+
 /// Starts one program in its own process group, with a parent-death signal, its output on
 /// pipes, and the configured user, group, directory and environment.
 fn spawn_process(
@@ -707,6 +723,7 @@ fn spawn_process(
         .envs(env)
         .env(zerolog::notify::NOTIFY_SOCKET_ENV, notify)
         .env(zerolog::stats::STATS_FILE_ENV, stats_file)
+        .env(zerolog::stats::STATS_FD_ENV, STATS_FD.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -720,9 +737,6 @@ fn spawn_process(
             .flatten()
             .ok_or_else(|| format!("no user named {user}"))?;
         cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw());
-        // The program creates its stats file; make it its own (it may not write the directory).
-        let _ = std::fs::File::create(stats_file);
-        let _ = nix::unistd::chown(stats_file, Some(u.uid), Some(u.gid));
         cmd.env("USER", &u.name)
             .env("LOGNAME", &u.name)
             .env("HOME", &u.dir);
@@ -734,6 +748,17 @@ fn spawn_process(
             .ok_or_else(|| format!("no group named {group}"))?;
         cmd.gid(g.gid.as_raw());
     }
+    // The stats file, opened here and handed over open: a program running as another user
+    // may not create or open it in zerologd's directory (closed again once it has started).
+    let stats = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(stats_file)
+        .map_err(|e| format!("cannot open {}: {e}", stats_file.display()))?;
+    zerolog::process::pass_fd(&mut cmd, stats.as_raw_fd(), STATS_FD);
     zerolog::process::die_with_parent(&mut cmd);
     if spec.tier == Tier::Receiver {
         zerolog::process::ignore_pause_signals(&mut cmd);

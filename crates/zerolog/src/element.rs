@@ -77,12 +77,19 @@ impl ElementConfig {
     /// Writes the file at `path` whole or not at all (a temporary file, then a rename), readable
     /// by the user the element runs as. No fsync: zerologd writes it anew before every start,
     /// from its daemon loop, which must not wait on the disk.
+    ///
+    /// The file is readable by everyone (0644, in a directory of 0755), whatever the umask:
+    /// the element may run as another user than the one writing it. It holds no secret.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let readable = |mode| std::fs::Permissions::from_mode(mode);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
+            std::fs::set_permissions(dir, readable(0o755))?;
         }
         let tmp = path.with_extension("json.tmp");
         let mut f = std::fs::File::create(&tmp)?;
+        f.set_permissions(readable(0o644))?;
         f.write_all(self.to_json().as_bytes())?;
         std::fs::rename(&tmp, path)
     }

@@ -23,6 +23,30 @@ pub fn die_with_parent(cmd: &mut Command) {
     }
 }
 
+/// Gives the child `fd` as descriptor `target` (open across exec; `fd` itself stays
+/// close-on-exec). Written here rather than with the command-fds crate, which would bring a
+/// second version of nix for these few lines.
+pub fn pass_fd(cmd: &mut Command, fd: std::os::fd::RawFd, target: std::os::fd::RawFd) {
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+    // system calls (dup2, fcntl).
+    unsafe {
+        cmd.pre_exec(move || {
+            if fd == target {
+                // dup2 onto itself would keep FD_CLOEXEC: clear it.
+                let flags = nix::libc::fcntl(fd, nix::libc::F_GETFD);
+                if flags < 0
+                    || nix::libc::fcntl(fd, nix::libc::F_SETFD, flags & !nix::libc::FD_CLOEXEC) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if nix::libc::dup2(fd, target) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Lifts the soft `RLIMIT_NOFILE` to the hard limit (many connections, many children need
 /// many descriptors); returns the limit now in force.
 pub fn raise_fd_limit() -> u64 {

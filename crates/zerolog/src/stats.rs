@@ -11,14 +11,18 @@
 //! `zerolog-stats 1\nelement NAME\npid PID\ncounters NAME NAME ...\n`, then one native-endian
 //! u64 per counter, in the header's order.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::{FromRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Environment variable naming the stats file of an element.
 pub const STATS_FILE_ENV: &str = "ZEROLOG_STATS_FILE";
+/// Environment variable naming a descriptor open on that file, read and write. zerologd hands
+/// one to each child: a program that runs as another user could not open the path itself.
+pub const STATS_FD_ENV: &str = "ZEROLOG_STATS_FD";
 
 const HEADER: usize = 4096;
 const MAGIC: &str = "zerolog-stats 1\n";
@@ -48,7 +52,7 @@ impl Slots {
         }
     }
 
-    fn file(path: &Path, element: &str, names: &[&str]) -> io::Result<Self> {
+    fn header(element: &str, names: &[&str]) -> io::Result<String> {
         let header = format!(
             "{MAGIC}element {element}\npid {}\ncounters {}\n",
             std::process::id(),
@@ -57,6 +61,11 @@ impl Slots {
         if header.len() > HEADER {
             return Err(io::Error::other("too many counters for the stats header"));
         }
+        Ok(header)
+    }
+
+    fn file(path: &Path, element: &str, names: &[&str]) -> io::Result<Self> {
+        let header = Self::header(element, names)?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -66,34 +75,60 @@ impl Slots {
             .create(true)
             .truncate(true)
             .open(path)?;
-        file.set_len((HEADER + 8 * names.len()) as u64)?;
-        // SAFETY: the file was just created (truncated) by this process for its own counters;
-        // other processes only read it.
-        let mut map = unsafe { memmap2::MmapMut::map_mut(&file)? };
+        Self::in_open_file(&file, &header, names.len())
+    }
+
+    /// In the file open on descriptor `fd` (inherited: see [`STATS_FD_ENV`]). The descriptor
+    /// is made close-on-exec, so this process's own children do not inherit it, and a copy of
+    /// it is used, so `fd` is never closed twice.
+    fn inherited(fd: RawFd, element: &str, names: &[&str]) -> io::Result<Self> {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        let header = Self::header(element, names)?;
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+        let copy = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(3))?;
+        // SAFETY: `copy` was just made by F_DUPFD_CLOEXEC and belongs to nobody else.
+        let file = unsafe { File::from_raw_fd(copy) };
+        Self::in_open_file(&file, &header, names.len())
+    }
+
+    /// Counters in `file`, emptied first, behind `header`.
+    fn in_open_file(file: &File, header: &str, len: usize) -> io::Result<Self> {
+        file.set_len(0)?;
+        file.set_len((HEADER + 8 * len) as u64)?;
+        // SAFETY: the file was just emptied by this process for its own counters; other
+        // processes only read it.
+        let mut map = unsafe { memmap2::MmapMut::map_mut(file)? };
         map[..header.len()].copy_from_slice(header.as_bytes());
         // The values start page-aligned, so each u64 is 8-byte aligned, as AtomicU64 needs.
         let ptr = NonNull::new(map[HEADER..].as_mut_ptr() as *mut AtomicU64).expect("mapping");
         Ok(Slots {
             ptr,
-            len: names.len(),
+            len,
             _heap: None,
             _map: Some(map),
         })
     }
 
-    /// In `$ZEROLOG_STATS_FILE` when it is set (in memory if that fails, with a warning),
-    /// else in memory.
+    /// On the descriptor of `$ZEROLOG_STATS_FD`, else in `$ZEROLOG_STATS_FILE`, when set (in
+    /// memory if that fails, with a warning); else in memory.
     fn from_env(element: &str, names: &[&str]) -> Self {
-        match std::env::var_os(STATS_FILE_ENV) {
-            Some(path) => {
-                let path = PathBuf::from(path);
-                Slots::file(&path, element, names).unwrap_or_else(|e| {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot create the stats file; counters are kept in memory only");
-                    Slots::heap(names.len())
-                })
-            }
-            None => Slots::heap(names.len()),
-        }
+        let fd = std::env::var(STATS_FD_ENV).ok();
+        let path = std::env::var_os(STATS_FILE_ENV).map(PathBuf::from);
+        let slots = match (fd, &path) {
+            (Some(fd), _) => match fd.parse() {
+                Ok(fd) => Slots::inherited(fd, element, names),
+                Err(_) => Err(io::Error::other(format!(
+                    "{STATS_FD_ENV}={fd} is no descriptor"
+                ))),
+            },
+            (None, Some(path)) => Slots::file(path, element, names),
+            (None, None) => return Slots::heap(names.len()),
+        };
+        slots.unwrap_or_else(|e| {
+            let file = path.as_deref().unwrap_or(Path::new("")).display();
+            tracing::warn!(%file, error = %e, "cannot use the stats file; counters are kept in memory only");
+            Slots::heap(names.len())
+        })
     }
 
     fn get(&self, i: usize) -> &AtomicU64 {
