@@ -14,10 +14,12 @@
 #      the installed logrotate config rotates that file and the next line goes to a new one
 #   6. man zerologd renders
 #   7. dpkg -r keeps only the conffile and the user; dpkg -P removes the conffile
-#   8. builds the RPM with rpmbuild (packaging/zerolog.spec) and checks its contents
+#   8. packaging/systemd-test.sh: the .deb in a container booted with systemd as PID 1
+#   9. builds the RPM with rpmbuild (packaging/zerolog.spec) and checks its contents
 #
 # Needs: dpkg, lintian, systemd (systemd-analyze), man-db, bsdutils (logger), util-linux
-# (setpriv), binutils (readelf), rpm (rpmbuild), logrotate, cargo-deb. .ci/run installs them. Set
+# (setpriv), binutils (readelf), rpm (rpmbuild), logrotate, cargo-deb, and for step 8
+# systemd-container and debootstrap. .ci/run installs them. Set
 # ZEROLOG_PKG_ALLOW_SKIP=1 to let a missing rpmbuild skip the RPM step (never in CI).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -180,8 +182,11 @@ fi
 grep "$TAG" /var/log/zerolog/messages.log
 zerologd status | tee "$WORK/status.txt"
 [[ $(grep -c RUNNING "$WORK/status.txt") -eq 3 ]] || fail "zerologd status does not show 3 RUNNING programs"
+# Counters kept by programs that run as zerolog, in files zerologd opened for them.
+grep -Eq '^forwarder +.*messages_received=1( |$)' "$WORK/status.txt" ||
+  fail "zerologd status lacks the forwarder's counters (messages_received=1)"
 # The elements run as the zerolog user, as the default topology says.
-for pid in $(awk 'NR > 1 { print $3 }' "$WORK/status.txt"); do
+for pid in $(awk 'NR > 1 && /^$/ { exit } NR > 1 { print $3 }' "$WORK/status.txt"); do
   [[ $(ps -o user= -p "$pid") == zerolog ]] || fail "program pid $pid runs as $(ps -o user= -p "$pid"), not zerolog"
 done
 
@@ -239,6 +244,9 @@ dpkg -P zerolog
 [[ ! -e /etc/zerolog ]] || fail "/etc/zerolog survived dpkg -P"
 [[ ! -e /var/log/zerolog ]] || fail "/var/log/zerolog survived dpkg -P"
 getent passwd zerolog >/dev/null || fail "dpkg -P removed the zerolog user"
+
+step "under systemd as PID 1 (packaging/systemd-test.sh)"
+packaging/systemd-test.sh "$DEB"
 
 step "RPM"
 if ! command -v rpmbuild >/dev/null; then

@@ -270,3 +270,51 @@ except ChildProcessError:
     let lines: Vec<String> = parent.stdout_text().lines().map(str::to_owned).collect();
     assert_eq!(lines[1], "nothing left", "{}", parent.describe());
 }
+
+/// A reload tells the service manager: RELOADING=1, then READY=1 once it is through, for an
+/// applied reload and for a rejected one (whose `zerologd reload` exits 1 with file:line), so
+/// `systemctl reload` waits for the outcome.
+#[test]
+fn a_reload_sends_reloading_then_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let z = Zerologd::start(dir.path(), BASIC);
+    let text = std::fs::read_to_string(&z.config).unwrap();
+    std::fs::write(
+        &z.config,
+        text.replace("name = \"out\"\n", "name = \"out\"\nnumprocs = 2\n"),
+    )
+    .unwrap();
+    let (code, reply, err) = z.ctl(&["reload"]);
+    assert_eq!(code, 0, "{reply}{err}");
+    let (ready, before) = z.notify.until("READY=1", READY_TIMEOUT, &z.proc);
+    assert!(
+        before
+            .iter()
+            .chain([&ready])
+            .any(|m| m.lines().any(|l| l == "RELOADING=1")),
+        "no RELOADING=1 before READY=1: {before:?} {ready}"
+    );
+    assert!(
+        ready.contains("STATUS=pipeline ready (topology reloaded)"),
+        "{ready}"
+    );
+
+    std::fs::write(&z.config, format!("{text}\nnumprocs = \"many\"\n")).unwrap();
+    let (code, _, err) = z.ctl(&["reload"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("zerolog.toml:"), "{err}");
+    let (ready, before) = z.notify.until("READY=1", READY_TIMEOUT, &z.proc);
+    assert!(
+        before
+            .iter()
+            .chain([&ready])
+            .any(|m| m.lines().any(|l| l == "RELOADING=1")),
+        "{before:?} {ready}"
+    );
+    assert!(ready.contains("reload rejected"), "{ready}");
+    assert_eq!(
+        z.state_of("out:1"),
+        "RUNNING",
+        "the rejected reload changed nothing"
+    );
+}

@@ -428,9 +428,34 @@ impl Daemon {
         rows
     }
 
+    /// Re-reads the topology file and applies the difference, telling the service manager
+    /// (RELOADING=1, then READY=1 once the reload is through, applied or rejected).
+    fn reload(&mut self) -> Result<super::state::ReloadSummary, String> {
+        // Before the pipeline was first ready, READY=1 belongs to that moment alone.
+        let told = self.ready;
+        if told {
+            notify(&[
+                sd_notify::NotifyState::Reloading,
+                sd_notify::NotifyState::Status("reloading the topology"),
+            ]);
+        }
+        let result = self.apply_reload();
+        if told {
+            let status = match &result {
+                Ok(_) => "pipeline ready (topology reloaded)",
+                Err(_) => "pipeline ready (reload rejected: the topology is unchanged)",
+            };
+            notify(&[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(status),
+            ]);
+        }
+        result
+    }
+
     /// Re-reads the topology file and applies the difference. An invalid file changes
     /// nothing.
-    fn reload(&mut self) -> Result<super::state::ReloadSummary, String> {
+    fn apply_reload(&mut self) -> Result<super::state::ReloadSummary, String> {
         let Some(path) = self.config_path.clone() else {
             return Err("running the embedded default topology: nothing to reload".into());
         };

@@ -15,7 +15,9 @@
 //! ```
 //!
 //! Without a file, lines carry no timestamp when `JOURNAL_STREAM` (systemd) or
-//! `ZEROLOG_SUPERVISED` (zerologd) is set: those stamp lines themselves.
+//! `ZEROLOG_SUPERVISED` (zerologd) is set: those stamp lines themselves. When stderr is the
+//! journal itself, entries go to journald natively instead ([`journal`]): with the priority of
+//! their level and the program they are about in `ZEROLOG_PROGRAM`.
 //!
 //! `RUST_LOG`, when set, overrides `level`. Logs never go to stdout: the `stdout` worker owns it.
 
@@ -24,7 +26,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::Deserialize;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
+
+pub mod journal;
 
 /// Output format of log lines.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -143,6 +149,16 @@ pub fn init(path: Option<&Path>) -> Result<(), LogConfigError> {
             message: e.to_string(),
         })?,
     };
+    if path.is_none() && journal::stderr_is_journal() {
+        if let Ok(layer) = journal::Journal::new(&identifier()) {
+            // try_init: a second init (tests, embedding) keeps the first subscriber.
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(layer)
+                .try_init();
+            return Ok(());
+        }
+    }
     let writer: Box<dyn Fn() -> Box<dyn std::io::Write> + Send + Sync> =
         if config.output == "stderr" {
             Box::new(|| Box::new(std::io::stderr()))
@@ -172,6 +188,18 @@ pub fn init(path: Option<&Path>) -> Result<(), LogConfigError> {
         (LogFormat::Text, false) => builder.without_time().try_init(),
     };
     Ok(())
+}
+
+/// This program's name, as journald's `SYSLOG_IDENTIFIER`.
+fn identifier() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "zerolog".into())
 }
 
 struct SharedFile(std::sync::Arc<Mutex<std::fs::File>>);
