@@ -176,8 +176,11 @@ echo "install and start: $(since "$start") s; start to READY=1: $(start_ready_s)
 exposure=$(ct systemd-analyze security --no-pager zerologd | sed -n 's/.*Overall exposure level for zerologd.service: \([0-9.]*\).*/\1/p')
 echo "systemd-analyze security zerologd: $exposure"
 awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 3.0) }' || fail "the unit's exposure is '$exposure', above 3.0: a sandboxing setting was lost"
-ct systemctl restart zerologd
-echo "systemctl restart: start to READY=1: $(start_ready_s) s"
+ct systemctl stop zerologd
+start=$(now)
+ct systemctl start zerologd || fail "systemctl start failed"
+echo "systemctl start returned after $(since "$start") s; start to READY=1: $(start_ready_s) s"
+# systemctl start returned: the input must accept at once.
 deliver "scenario-1 $$"
 for p in forwarder all messages:0; do program_running "$p" || fail "$p is not RUNNING"; done
 
@@ -223,7 +226,13 @@ start=$(now)
 ct_kill -STOP "$old_main"
 restarted() { local m; m=$(main_pid) && [[ $m != 0 && $m != "$old_main" ]] && active; }
 wait_for 40 restarted || fail "the watchdog did not restart zerologd within 40 s"
-echo "watchdog: SIGSTOP to a new READY zerologd in $(since "$start") s (WatchdogSec=4s, TimeoutAbortSec=2s, RestartSec=2s)"
+restart_s=$(since "$start")
+fired=$(ct journalctl -u zerologd --since "@${start%.*}" -o short-unix --no-pager | awk '/Watchdog timeout/ { print $1; exit }')
+[[ -n $fired ]] || fail "no 'Watchdog timeout' in the journal"
+detect_s=$(awk -v a="$start" -v b="$fired" 'BEGIN { printf "%.2f", b - a }')
+# zerologd pinged at most WatchdogSec/2 before the SIGSTOP.
+awk -v d="$detect_s" 'BEGIN { exit !(d <= 4.5) }' || fail "the watchdog fired $detect_s s after the SIGSTOP, WatchdogSec is 4 s"
+echo "watchdog: fired $detect_s s after SIGSTOP (WatchdogSec=4s); a new READY zerologd $restart_s s after it (then TimeoutAbortSec=2s for the SIGABRT a stopped process cannot act on, RestartSec=2s)"
 # shellcheck disable=SC2086
 gone $old_pids || fail "processes of the old run are left: $(for p in $old_pids; do ct cat /proc/$p/cmdline 2>/dev/null | tr '\0' ' '; done)"
 deliver "scenario-4 $$"
