@@ -118,17 +118,32 @@ fn slow_workers_for_30_s_get_everything_the_sender_is_throttled_memory_stays_bou
     );
     // Bounded: the queues are bounded by their high-water marks (10,000 messages per socket
     // by default), so no process grows with the 30 s backlog.
-    for (name, kb) in &peak {
-        assert!(
-            *kb < 64 * 1024,
-            "{name} peaked at {kb} kB (bound: 64 MB)\n{}",
-            z.proc.describe()
-        );
-    }
+    assert_each_under_64_mb(peak.iter().map(|(n, kb)| (n.as_str(), *kb)), &z);
     assert!(
         peak.contains_key("zerolog"),
         "sampled the elements: {peak:?}"
     );
+}
+
+/// The peak RSS (VmHWM, kB) of zerologd and each of its descendants, by [`label`].
+fn peaks(z: &Zerologd) -> Vec<(String, u64)> {
+    let root = z.proc.pid();
+    descendants(root)
+        .into_iter()
+        .chain([root])
+        .map(|pid| (label(pid), status_kb(pid, "VmHWM")))
+        .collect()
+}
+
+/// Every (name, kB) is under 64 MB.
+fn assert_each_under_64_mb<'a>(peak: impl IntoIterator<Item = (&'a str, u64)>, z: &Zerologd) {
+    for (name, kb) in peak {
+        assert!(
+            kb < 64 * 1024,
+            "{name} peaked at {kb} kB (bound: 64 MB)\n{}",
+            z.proc.describe()
+        );
+    }
 }
 
 /// The command and its first argument (`zerolog receiver`), from /proc.
@@ -159,12 +174,7 @@ fn queues_of_long_lines_are_bounded_in_bytes() {
     let sent = report["messages"].as_u64().unwrap();
 
     // The peaks, read while the queues are still full.
-    let zerologd_pid = z.proc.pid();
-    let peak: Vec<(String, u64)> = descendants(zerologd_pid)
-        .into_iter()
-        .chain([zerologd_pid])
-        .map(|pid| (label(pid), status_kb(pid, "VmHWM")))
-        .collect();
+    let peak = peaks(&z);
     eprintln!("long lines: loggen sent {sent}; peak RSS kB {peak:?}");
     let load = Load {
         count: sent,
@@ -178,13 +188,7 @@ fn queues_of_long_lines_are_bounded_in_bytes() {
         "loggen was not throttled: {sent} lines\n{}",
         z.proc.describe()
     );
-    for (name, kb) in &peak {
-        assert!(
-            *kb < 64 * 1024,
-            "{name} peaked at {kb} kB (bound: 64 MB)\n{}",
-            z.proc.describe()
-        );
-    }
+    assert_each_under_64_mb(peak.iter().map(|(n, kb)| (n.as_str(), *kb)), &z);
     let elements = peak
         .iter()
         .filter(|(n, _)| n.starts_with("zerolog "))
@@ -241,11 +245,7 @@ command = ["python3", "{}", "{{DIR}}/out.slow", "0.01"]
         sent += 1;
         std::thread::sleep(Duration::from_millis(5));
     }
-    let zerologd_pid = z.proc.pid();
-    let peak: Vec<(String, u64)> = descendants(zerologd_pid)
-        .into_iter()
-        .map(|pid| (label(pid), status_kb(pid, "VmHWM")))
-        .collect();
+    let peak = peaks(&z);
     let (_, receiver) = z.counters("foreign");
     eprintln!("foreign 1 MiB messages: {sent} sent, receiver {receiver}; peak RSS kB {peak:?}");
     let received = receiver["received"].as_u64().unwrap();
@@ -254,22 +254,17 @@ command = ["python3", "{}", "{{DIR}}/out.slow", "0.01"]
         "the receiver took some, not all: {received} of {sent}"
     );
     // The receiver, and its worker (handed the same size): 400 MB and 470 MB without the key.
-    let elements: Vec<_> = peak
+    let elements: Vec<(&str, u64)> = peak
         .iter()
         .filter(|(n, _)| n.starts_with("zerolog "))
+        .map(|(n, kb)| (n.as_str(), *kb))
         .collect();
     assert_eq!(
         elements.len(),
         2,
         "measured the receiver and the worker: {peak:?}"
     );
-    for (name, kb) in elements {
-        assert!(
-            *kb < 64 * 1024,
-            "{name} peaked at {kb} kB (bound: 64 MB)\n{}",
-            z.proc.describe()
-        );
-    }
+    assert_each_under_64_mb(elements, &z);
 }
 
 /// Two network namespaces joined by a veth pair, removed on drop.

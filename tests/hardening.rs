@@ -581,16 +581,25 @@ fn a_file_worker_whose_directory_is_removed_writes_to_a_new_file() {
     assert_eq!(z.program_json("out:0")["restarts"], 0);
 }
 
+/// Delivers 10 lines to `{DIR}/out.txt`, then renames it as logrotate does: (out.txt, out.txt.1).
+fn deliver_then_rotate(
+    z: &Zerologd,
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let out = dir.join("out.txt");
+    z.deliver(&out, "before", 10);
+    let rotated = dir.join("out.txt.1");
+    std::fs::rename(&out, &rotated).unwrap();
+    (out, rotated)
+}
+
 /// `zerologd reopen` (logrotate's postrotate) makes every file worker reopen its file: after
 /// a rename, new messages go to a new file, none lost.
 #[test]
 fn reopen_makes_file_workers_reopen_their_files() {
     let dir = tempfile::tempdir().unwrap();
     let z = Zerologd::start(dir.path(), BASIC);
-    let out = dir.path().join("out.txt");
-    z.deliver(&out, "before", 10);
-    let rotated = dir.path().join("out.txt.1");
-    std::fs::rename(&out, &rotated).unwrap();
+    let (out, rotated) = deliver_then_rotate(&z, dir.path());
     let (code, text, err) = z.ctl(&["reopen"]);
     assert_eq!(
         (code, text.as_str()),
@@ -609,10 +618,7 @@ fn reopen_makes_file_workers_reopen_their_files() {
 fn a_file_worker_notices_a_rename_by_itself() {
     let dir = tempfile::tempdir().unwrap();
     let z = Zerologd::start(dir.path(), BASIC);
-    let out = dir.path().join("out.txt");
-    z.deliver(&out, "before", 10);
-    let rotated = dir.path().join("out.txt.1");
-    std::fs::rename(&out, &rotated).unwrap();
+    let (out, rotated) = deliver_then_rotate(&z, dir.path());
     z.deliver(&out, "after", 10);
     assert_eq!(read_lines(&rotated).len(), 10);
     assert_eq!(read_lines(&out).len(), 10);

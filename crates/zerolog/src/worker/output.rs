@@ -99,16 +99,22 @@ impl<W: Sink> MsgBuf<W> {
     }
 
     fn write_rest(&mut self) -> io::Result<()> {
-        while self.sent < self.buf.len() {
-            match self.inner.write(&self.buf[self.sent..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        write_from(&mut self.inner, &self.buf, &mut self.sent)
     }
+}
+
+/// Writes `buf` from `*sent` on, advancing `*sent` by what `w` took, so a failed write leaves
+/// it where the next attempt resumes (`write_all` does not say how far it got).
+pub(super) fn write_from(w: &mut impl Write, buf: &[u8], sent: &mut usize) -> io::Result<()> {
+    while *sent < buf.len() {
+        match w.write(&buf[*sent..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *sent += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// First and longest wait between attempts.

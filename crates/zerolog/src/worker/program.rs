@@ -10,7 +10,7 @@
 //! messages ZeroMQ queued for it are not lost with it.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ use crate::signals::Signals;
 use crate::stats::WorkerStats;
 use crate::Error;
 
-use super::output::{Backoff, OUT_BUFFER, WARN_INTERVAL};
+use super::output::{write_from, Backoff, OUT_BUFFER, WARN_INTERVAL};
 use super::{OutputFraming, Worker};
 
 /// The records written to a program's stdin that it may not have read yet, and those not
@@ -54,10 +54,12 @@ impl PipeFeed {
         self.buf.len() - self.sent >= OUT_BUFFER
     }
 
+    #[cfg(test)]
     fn unsent(&self) -> &[u8] {
         &self.buf[self.sent..]
     }
 
+    #[cfg(test)]
     fn advance(&mut self, written: usize) {
         self.sent += written;
     }
@@ -194,15 +196,7 @@ impl ProgramWorker {
     /// Writes what is not written yet; `Err` when the program no longer reads.
     fn write_unsent(&mut self) -> io::Result<()> {
         let stdin = self.stdin.as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
-        while !self.feed.unsent().is_empty() {
-            match stdin.write(self.feed.unsent()) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.feed.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        write_from(stdin, &self.feed.buf, &mut self.feed.sent)
     }
 
     /// Forgets the records the program has read.
