@@ -110,7 +110,7 @@ unshare --mount --propagation private -- sh -c '
     --register=no --keep-unit --machine="zltest-$$" --bind-ro="$2:/zltest" --console=read-only
 ' sh "$ROOTFS" "$WORK" >"$WORK/console.log" 2>&1 &
 NSPAWN=$!
-find_init() { CPID=$(pgrep -P "$NSPAWN" | head -n 1) && [[ -n $CPID ]]; }
+find_init() { CPID=$(pgrep -P "$NSPAWN" | sed -n 1p) && [[ -n $CPID ]]; }
 wait_for 30 find_init || {
   cat "$WORK/console.log"
   skip "systemd-nspawn did not start a container"
@@ -121,14 +121,15 @@ wait_for 60 booted || {
   fail "the container did not finish booting in 60 s ($(ct systemctl is-system-running || true))"
 }
 [[ $(ct cat /proc/1/comm) == systemd ]] || fail "PID 1 of the container is not systemd"
-echo "booted in $(since "$start") s: $(ct systemctl --version | head -n 1)"
+echo "booted in $(since "$start") s: $(ct systemctl --version | sed -n 1p)"
 
-# Helpers on the service.
+# Helpers on the service. (No reader in a pipeline stops early: with pipefail, the writer's
+# SIGPIPE would end the script.)
 main_pid() { ct systemctl show -p MainPID --value zerologd; }
 active() { [[ $(ct systemctl is-active zerologd) == active ]]; }
 # From the table of `zerologd status` (it ends at the first empty line, before the counters).
-pid_of() { ct zerologd status | awk -v n="$1" '/^$/ { exit } $1 == n { print $3 }'; }
-program_running() { ct zerologd status | awk -v n="$1" '/^$/ { exit } $1 == n && $2 == "RUNNING" { f = 1 } END { exit !f }'; }
+pid_of() { ct zerologd status | awk -v n="$1" '/^$/ { t = 1 } !t && $1 == n { print $3 }'; }
+program_running() { ct zerologd status | awk -v n="$1" '/^$/ { t = 1 } !t && $1 == n && $2 == "RUNNING" { f = 1 } END { exit !f }'; }
 # kill(1) is the shell's in this minimal root.
 ct_kill() { ct sh -c 'kill "$@"' sh "$@"; }
 # Every process of the service now (its cgroup, whichever hierarchy holds it).
@@ -209,7 +210,7 @@ fi
 ct journalctl -u zerologd --since "@$since_t" --no-pager -o cat >"$WORK/reload.journal"
 grep -q 'zerolog.toml:[0-9]' "$WORK/reload.journal" ||
   fail "the journal does not say where the topology is invalid: $(cat "$WORK/reload.journal")"
-grep 'zerolog.toml:[0-9]' "$WORK/reload.journal" | head -n 2
+grep -m 2 'zerolog.toml:[0-9]' "$WORK/reload.journal"
 active || fail "a failed reload stopped the service"
 program_running messages:1 && [[ $(pid_of forwarder) == "$fwd" ]] || fail "the failed reload changed the running topology"
 ct cp /root/zerolog.toml.orig /etc/zerolog/zerolog.toml
@@ -227,7 +228,7 @@ ct_kill -STOP "$old_main"
 restarted() { local m; m=$(main_pid) && [[ $m != 0 && $m != "$old_main" ]] && active; }
 wait_for 40 restarted || fail "the watchdog did not restart zerologd within 40 s"
 restart_s=$(since "$start")
-fired=$(ct journalctl -u zerologd --since "@${start%.*}" -o short-unix --no-pager | awk '/Watchdog timeout/ { print $1; exit }')
+fired=$(ct journalctl -u zerologd --since "@${start%.*}" -o short-unix --no-pager | awk '/Watchdog timeout/ && !f { print $1; f = 1 }')
 [[ -n $fired ]] || fail "no 'Watchdog timeout' in the journal"
 detect_s=$(awk -v a="$start" -v b="$fired" 'BEGIN { printf "%.2f", b - a }')
 # zerologd pinged at most WatchdogSec/2 before the SIGSTOP.
