@@ -136,6 +136,7 @@ pub mod defaults;
 pub mod element;
 pub mod events;
 pub mod forwarder;
+pub mod journal;
 pub mod notify;
 pub mod process;
 pub mod queue;
@@ -237,6 +238,9 @@ pub enum Error {
     /// Invalid arguments (a built-in worker given the wrong arguments, say).
     #[error("invalid arguments: {0}")]
     Usage(String),
+    /// The durable journal failed (I/O, damage, configuration).
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
     /// A worker of yours failed: any error of yours, boxed (see [`Error::worker`]).
     #[error("worker failed: {0}")]
     Worker(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
