@@ -106,8 +106,14 @@ pub enum Element {
     #[command(long_about = "Generate syslog load, like syslog-ng's loggen.\n\n\
         Sends RFC 5424 (or RFC 3164) lines whose APP-NAME is --app and whose body starts with \
         seq=CONN.N (the connection number and a sequence number from 0), padded to --size bytes, \
-        over TCP (LF or octet-counted framing) or UDP, from --connections parallel connections. \
-        The `null` worker checks those sequence numbers. Prints what it sent and at what rate.")]
+        over TCP (LF or octet-counted framing), RELP or UDP, from --connections parallel \
+        connections. The `null` worker checks those sequence numbers. Prints what it sent and at \
+        what rate.\n\n\
+        With --relp each connection opens a RELP session (as rsyslog's omrelp does), sends every \
+        line as a syslog command with up to --relp-window of them unacknowledged, then closes \
+        the session; it also prints how many lines were acknowledged. A refused line, or a \
+        connection closed before every line is acknowledged, ends loggen with status 1 and says \
+        how many were left unacknowledged.")]
     Loggen(LoggenArgs),
 }
 
@@ -126,6 +132,18 @@ pub struct LoggenArgs {
     /// TCP framing: lf or octet-counted
     #[arg(long, default_value = "lf", value_parser = ["lf", "octet-counted"])]
     pub framing: String,
+    /// Send over RELP, each line acknowledged by the server, instead of plain TCP
+    #[arg(long, conflicts_with_all = ["udp", "framing"])]
+    pub relp: bool,
+    /// RELP: the most lines unacknowledged at a time, per connection
+    #[arg(
+        long,
+        default_value_t = 128,
+        value_name = "N",
+        requires = "relp",
+        value_parser = clap::value_parser!(u32).range(1..=65536)
+    )]
+    pub relp_window: u32,
     /// Size of each message in bytes, framing excluded
     #[arg(short = 's', long, default_value_t = 150)]
     pub size: usize,

@@ -1,12 +1,13 @@
 //! A load generator for syslog pipelines, like syslog-ng's loggen: RFC 5424 or RFC 3164 lines
 //! with an app-name and a per-connection sequence number (`seq=CONN.N`), over TCP (LF or
-//! octet-counted framing) or UDP, from N parallel connections, as fast as possible or at a
-//! target rate, for a count or a duration.
+//! octet-counted framing), RELP (each line acknowledged) or UDP, from N parallel connections,
+//! as fast as possible or at a target rate, for a count or a duration.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+use zerolog::relp::{self, Parsed, RelpFrame};
 use zerolog::Error;
 
 /// Line format.
@@ -54,6 +55,10 @@ pub struct LoggenConfig {
     pub format: LineFormat,
     /// APP-NAME (or TAG) of the generated lines.
     pub app: String,
+    /// Send over RELP: each line a `syslog` command, and count the server's acknowledgements.
+    pub relp: bool,
+    /// RELP: the most frames sent and not yet acknowledged, per connection (at least 1).
+    pub relp_window: usize,
 }
 
 /// What was sent.
@@ -71,6 +76,35 @@ pub struct LoggenReport {
     pub mb_per_s: f64,
     /// Connections used.
     pub connections: usize,
+    /// RELP: lines the server acknowledged (absent without RELP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<u64>,
+}
+
+impl LoggenReport {
+    /// What the report adds to its line for RELP: `, N acknowledged over RELP` (empty without).
+    pub fn relp_summary(&self) -> String {
+        self.acknowledged
+            .map(|a| format!(", {a} acknowledged over RELP"))
+            .unwrap_or_default()
+    }
+
+    fn add(&mut self, sent: Sent) {
+        self.messages += sent.messages;
+        self.bytes += sent.bytes;
+        if let Some(a) = sent.acked {
+            *self.acknowledged.get_or_insert(0) += a;
+        }
+    }
+}
+
+/// What one connection sent.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sent {
+    messages: u64,
+    bytes: u64,
+    /// RELP only: lines acknowledged.
+    acked: Option<u64>,
 }
 
 /// Builds message `seq` of connection `conn`, `size` bytes long (padded with a repeating
@@ -210,13 +244,19 @@ pub fn run(config: &LoggenConfig) -> Result<LoggenReport, Error> {
         connections: n,
         ..LoggenReport::default()
     };
+    // Every connection is waited for, so that a failed RELP session's report names them all.
+    let mut failures = Vec::new();
     for h in handles {
-        let (m, b) = h.join().map_err(|_| Error::Io {
+        match h.join().map_err(|_| Error::Io {
             context: "loggen connection thread",
             source: std::io::Error::other("panicked"),
-        })??;
-        report.messages += m;
-        report.bytes += b;
+        })? {
+            Ok(sent) => report.add(sent),
+            Err(e) => failures.push(e),
+        }
+    }
+    if let Some(e) = one_error(failures) {
+        return Err(e);
     }
     report.seconds = start.elapsed().as_secs_f64();
     if report.seconds > 0.0 {
@@ -226,12 +266,27 @@ pub fn run(config: &LoggenConfig) -> Result<LoggenReport, Error> {
     Ok(report)
 }
 
+/// The only error, or one error naming every one of them.
+fn one_error(mut errors: Vec<Error>) -> Option<Error> {
+    if errors.len() <= 1 {
+        return errors.pop();
+    }
+    let all: Vec<String> = errors.iter().map(Error::to_string).collect();
+    Some(Error::Io {
+        context: "loggen connections",
+        source: std::io::Error::other(all.join("; ")),
+    })
+}
+
 fn send_one(
     config: &LoggenConfig,
     conn: usize,
     count: Option<u64>,
     rate: u64,
-) -> Result<(u64, u64), Error> {
+) -> Result<Sent, Error> {
+    if config.relp {
+        return relp_send_one(config, conn, count, rate);
+    }
     let io = |context| move |source| Error::Io { context, source };
     enum Out {
         Tcp(TcpStream),
@@ -305,7 +360,11 @@ fn send_one(
     if let Out::Tcp(mut s) = out {
         send_all(&mut s, &mut buf).map_err(io("sending"))?;
     }
-    Ok((sent, bytes))
+    Ok(Sent {
+        messages: sent,
+        bytes,
+        acked: None,
+    })
 }
 
 /// Writes out and empties the TCP send buffer.
@@ -317,6 +376,361 @@ fn send_all(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
 
 /// TCP output is written in chunks of about this many bytes.
 const SEND_BUF: usize = 256 * 1024;
+
+/// What loggen offers in its RELP `open`.
+const RELP_OFFERS: &[u8] = b"relp_version=0\nrelp_software=zerolog-loggen\ncommands=syslog";
+
+/// The longest reply data loggen takes from a RELP server (librelp's maximum).
+const RELP_MAX_REPLY: usize = relp::DEFAULT_MAX_DATA;
+
+/// Room for the longest reply with its header: a partial reply is always followed by room.
+const RELP_INPUT: usize = RELP_MAX_REPLY + 64;
+
+/// Sends one connection's lines over RELP: `open`, then each line as a `syslog` command with up
+/// to `relp_window` of them unacknowledged, then `close`. Each read takes every reply that has
+/// come, and the lines they make room for go out at once, in one write: waiting for more room
+/// to write bigger batches stalled against librelp, which sends its replies one at a time,
+/// most likely on TCP's delayed ACK (3,000 lines/s instead of 80,000). A refused frame, a reply out of
+/// order or a connection closed before every line is acknowledged is an error naming how many
+/// lines were left unacknowledged.
+fn relp_send_one(
+    config: &LoggenConfig,
+    conn: usize,
+    count: Option<u64>,
+    rate: u64,
+) -> Result<Sent, Error> {
+    let stream = TcpStream::connect(config.target).map_err(|source| Error::Io {
+        context: "connecting",
+        source,
+    })?;
+    // Frames are batched here; Nagle would only hold back a batch's last segment.
+    stream.set_nodelay(true).ok();
+    let mut session = RelpSession::new(stream, config.relp_window);
+    let plan = Plan::new(count, config.duration, rate);
+    let lines = LineMaker::new(config.format, &config.app, conn);
+    let result = session
+        .open()
+        .and_then(|()| session.send_lines(&lines, config.size, &plan))
+        .and_then(|()| session.close());
+    match result {
+        Ok(()) => Ok(Sent {
+            messages: session.sent,
+            bytes: session.bytes,
+            acked: Some(session.acked),
+        }),
+        Err(why) => Err(Error::Io {
+            context: "RELP session",
+            source: std::io::Error::other(format!(
+                "connection {conn}: {why}: {} of {} lines sent unacknowledged",
+                session.sent - session.acked,
+                session.sent
+            )),
+        }),
+    }
+}
+
+/// How many lines may go, and when.
+struct Plan {
+    count: Option<u64>,
+    deadline: Option<Instant>,
+    rate: u64,
+    start: Instant,
+}
+
+/// What [`Plan::allowed`] says.
+enum Allowed {
+    /// All lines are sent (or the time is up).
+    Done,
+    /// This many lines may go now (at least 1).
+    Now(u64),
+    /// The next line is due then.
+    At(Instant),
+}
+
+impl Plan {
+    fn new(count: Option<u64>, duration: Option<Duration>, rate: u64) -> Self {
+        let start = Instant::now();
+        Plan {
+            count,
+            deadline: duration.map(|d| start + d),
+            rate,
+            start,
+        }
+    }
+
+    /// What may be sent once `sent` lines are.
+    fn allowed(&self, sent: u64) -> Allowed {
+        let left = self.count.map_or(u64::MAX, |c| c.saturating_sub(sent));
+        let now = Instant::now();
+        if left == 0 || self.deadline.is_some_and(|d| now >= d) {
+            return Allowed::Done;
+        }
+        if self.rate == 0 {
+            return Allowed::Now(left);
+        }
+        // Line k is due k/rate seconds after the start.
+        let due = (now - self.start).as_secs_f64() * self.rate as f64;
+        if due >= sent as f64 {
+            Allowed::Now(left.min(due as u64 + 1 - sent))
+        } else {
+            Allowed::At(self.start + Duration::from_secs_f64(sent as f64 / self.rate as f64))
+        }
+    }
+}
+
+/// Why a RELP session failed.
+#[derive(Debug)]
+enum RelpFail {
+    Io(std::io::Error),
+    /// The server closed the connection (or said it would, with `serverclose`).
+    Closed,
+    /// The server answered a frame with a code other than 200.
+    Refused {
+        txnr: u32,
+        reply: String,
+    },
+    /// The server broke the protocol.
+    Protocol(String),
+}
+
+impl std::fmt::Display for RelpFail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RelpFail::Io(e) => write!(f, "{e}"),
+            RelpFail::Closed => f.write_str("the server closed the connection"),
+            RelpFail::Refused { txnr, reply } => {
+                write!(f, "the server answered frame {txnr} with {reply:?}")
+            }
+            RelpFail::Protocol(why) => write!(f, "protocol error from the server: {why}"),
+        }
+    }
+}
+
+/// One connection's RELP client: the frames in flight and the replies read.
+struct RelpSession {
+    stream: TcpStream,
+    window: usize,
+    /// Frames built and not written yet.
+    out: Vec<u8>,
+    /// Replies read: `input[..filled]`, the unparsed start of one at its front.
+    input: Vec<u8>,
+    filled: usize,
+    /// The transaction number of the next frame.
+    next: u32,
+    /// Frames sent and not answered: `in_flight`, the oldest of them `oldest`.
+    in_flight: usize,
+    oldest: u32,
+    /// `syslog` frames sent and acknowledged, bytes sent in them.
+    sent: u64,
+    acked: u64,
+    bytes: u64,
+}
+
+impl RelpSession {
+    fn new(stream: TcpStream, window: usize) -> Self {
+        let window = window.max(1);
+        RelpSession {
+            stream,
+            window,
+            out: Vec::with_capacity(SEND_BUF),
+            input: vec![0; RELP_INPUT],
+            filled: 0,
+            next: 1,
+            in_flight: 0,
+            oldest: 1,
+            sent: 0,
+            acked: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Sends `open` and checks the server's answer: 200, and `syslog` among its commands.
+    fn open(&mut self) -> Result<(), RelpFail> {
+        self.command("open", RELP_OFFERS)?;
+        self.await_all(|txnr, data| {
+            let (code, _, offers) = relp::split_rsp(data).ok_or_else(|| bad_reply(data))?;
+            if code != 200 {
+                return Err(refused(txnr, data));
+            }
+            let offers = relp::parse_offers(offers);
+            if offers.relp_version.is_none() || !offers.has_command(b"syslog") {
+                return Err(RelpFail::Protocol(format!(
+                    "its open response offers no relp_version or no syslog: {:?}",
+                    String::from_utf8_lossy(data)
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    /// Sends `close` once every line is answered, and waits for its (possibly empty) reply.
+    fn close(&mut self) -> Result<(), RelpFail> {
+        self.command("close", b"")?;
+        self.await_all(|_, _| Ok(()))
+    }
+
+    /// Sends one frame on its own.
+    fn command(&mut self, command: &str, data: &[u8]) -> Result<(), RelpFail> {
+        relp::write_frame(&mut self.out, self.next, command, data);
+        self.next = relp::next_txnr(self.next);
+        self.in_flight += 1;
+        self.flush()
+    }
+
+    /// Reads replies until every frame in flight is answered, each checked by `check`.
+    fn await_all(
+        &mut self,
+        mut check: impl FnMut(u32, &[u8]) -> Result<(), RelpFail>,
+    ) -> Result<(), RelpFail> {
+        while self.in_flight > 0 {
+            self.read()?;
+            self.take_replies(&mut check)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the lines the plan allows, keeping the window full, until all are acknowledged.
+    fn send_lines(&mut self, lines: &LineMaker, size: usize, plan: &Plan) -> Result<(), RelpFail> {
+        loop {
+            let free = (self.window - self.in_flight) as u64;
+            match plan.allowed(self.sent) {
+                Allowed::Done if self.in_flight == 0 => return Ok(()),
+                Allowed::Now(n) if free > 0 => {
+                    self.send_batch(lines, size, n.min(free))?;
+                }
+                Allowed::At(due) if self.in_flight == 0 => {
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                }
+                // Frames are in flight (the window is full, or nothing else to do).
+                _ => self.await_acks()?,
+            }
+        }
+    }
+
+    /// Writes the next `n` lines as `syslog` frames, in one write.
+    fn send_batch(&mut self, lines: &LineMaker, size: usize, n: u64) -> Result<(), RelpFail> {
+        for seq in self.sent..self.sent + n {
+            relp::write_head(&mut self.out, self.next, "syslog", lines.len(seq, size));
+            lines.append(seq, size, &mut self.out);
+            self.out.push(b'\n');
+            self.next = relp::next_txnr(self.next);
+        }
+        let bytes = self.out.len() as u64;
+        self.flush()?;
+        self.sent += n;
+        self.bytes += bytes;
+        self.in_flight += n as usize;
+        Ok(())
+    }
+
+    /// Reads what replies have come (waiting for some) and counts the acknowledgements.
+    fn await_acks(&mut self) -> Result<(), RelpFail> {
+        self.read()?;
+        let mut acked = 0;
+        let result = self.take_replies(|txnr, data| match relp::parse_rsp(data) {
+            Some((200, _)) => {
+                acked += 1;
+                Ok(())
+            }
+            Some(_) => Err(refused(txnr, data)),
+            None => Err(bad_reply(data)),
+        });
+        self.acked += acked;
+        result
+    }
+
+    fn flush(&mut self) -> Result<(), RelpFail> {
+        let result = self.stream.write_all(&self.out);
+        self.out.clear();
+        result.map_err(RelpFail::Io)
+    }
+
+    /// Reads once, after the bytes held; the end of the connection is an error (frames are in
+    /// flight whenever loggen reads).
+    fn read(&mut self) -> Result<(), RelpFail> {
+        let n = loop {
+            match self.stream.read(&mut self.input[self.filled..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other.map_err(RelpFail::Io)?,
+            }
+        };
+        if n == 0 {
+            return Err(RelpFail::Closed);
+        }
+        self.filled += n;
+        Ok(())
+    }
+
+    /// Takes every whole reply read: each must be the `rsp` to the oldest frame in flight; its
+    /// data goes to `check`. The start of an incomplete reply is kept for the next read.
+    fn take_replies(
+        &mut self,
+        mut check: impl FnMut(u32, &[u8]) -> Result<(), RelpFail>,
+    ) -> Result<(), RelpFail> {
+        let mut at = 0;
+        let result = loop {
+            let frame = match relp::parse(&self.input[at..self.filled], RELP_MAX_REPLY) {
+                Ok(Parsed::Frame(frame, used)) => {
+                    at += used;
+                    frame
+                }
+                Ok(Parsed::Incomplete) => break Ok(()),
+                Err(e) => break Err(RelpFail::Protocol(e.to_string())),
+            };
+            match answers(&frame, self.oldest, self.in_flight) {
+                Ok(true) => {}
+                // librelp follows its reply to `close` with a `serverclose` hint.
+                Ok(false) => continue,
+                Err(e) => break Err(e),
+            }
+            if let Err(e) = check(frame.txnr, frame.data) {
+                break Err(e);
+            }
+            self.oldest = relp::next_txnr(self.oldest);
+            self.in_flight -= 1;
+        };
+        self.input.copy_within(at..self.filled, 0);
+        self.filled -= at;
+        result
+    }
+}
+
+/// Whether `frame` is the reply to frame `oldest`, `in_flight` being unanswered (true), or a
+/// `serverclose` hint with none unanswered, to skip (false). The same hint with frames
+/// unanswered means they will not be: the session failed.
+fn answers(frame: &RelpFrame<'_>, oldest: u32, in_flight: usize) -> Result<bool, RelpFail> {
+    match frame.command {
+        b"serverclose" if frame.txnr == 0 && in_flight == 0 => Ok(false),
+        b"serverclose" if frame.txnr == 0 => Err(RelpFail::Closed),
+        b"rsp" if in_flight > 0 && frame.txnr == oldest => Ok(true),
+        b"rsp" if in_flight > 0 => Err(RelpFail::Protocol(format!(
+            "reply to frame {} while frame {oldest} was the oldest unanswered",
+            frame.txnr
+        ))),
+        b"rsp" => Err(RelpFail::Protocol(format!(
+            "reply to frame {} with none unanswered",
+            frame.txnr
+        ))),
+        other => Err(RelpFail::Protocol(format!(
+            "unexpected command {:?}",
+            String::from_utf8_lossy(other)
+        ))),
+    }
+}
+
+fn refused(txnr: u32, data: &[u8]) -> RelpFail {
+    RelpFail::Refused {
+        txnr,
+        reply: String::from_utf8_lossy(data).into_owned(),
+    }
+}
+
+fn bad_reply(data: &[u8]) -> RelpFail {
+    RelpFail::Protocol(format!(
+        "a reply is not CODE SP TEXT: {:?}",
+        String::from_utf8_lossy(data)
+    ))
+}
 
 #[cfg(test)]
 mod tests {
@@ -353,6 +767,8 @@ mod tests {
             connections: 2,
             format: LineFormat::Rfc5424,
             app: "cap".into(),
+            relp: false,
+            relp_window: 128,
         };
         if udp {
             let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -451,5 +867,184 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// How the test RELP server answers `syslog` frames.
+    #[derive(Clone, Copy)]
+    enum Serve {
+        /// 200 to every one.
+        All,
+        /// 500 to the Nth (from 1), 200 to the others.
+        Refuse(u64),
+        /// Drops the connection on the Nth, unanswered, with the replies of that read.
+        DropAt(u64),
+    }
+
+    /// What the test server got on one connection.
+    #[derive(Default)]
+    struct Served {
+        /// The `syslog` data, each followed by LF.
+        lines: Vec<u8>,
+        /// The most `syslog` frames read and not answered yet (at most the window).
+        max_unanswered: u64,
+        closed: bool,
+    }
+
+    /// A RELP server on 127.0.0.1 for `conns` connections (a thread each): answers `open` with
+    /// our offers, `syslog` as `serve` says (the frames of one read together, in one write),
+    /// `close` as librelp does: an empty `rsp`, then a `serverclose` hint.
+    fn relp_server(
+        conns: usize,
+        serve: Serve,
+    ) -> (SocketAddr, std::thread::JoinHandle<Vec<Served>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let threads: Vec<_> = (0..conns)
+                .map(|_| {
+                    let (s, _) = listener.accept().unwrap();
+                    std::thread::spawn(move || serve_relp(s, serve))
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        (addr, server)
+    }
+
+    fn serve_relp(mut s: TcpStream, serve: Serve) -> Served {
+        let mut served = Served::default();
+        let (mut pending, mut buf, mut out) = (Vec::new(), vec![0; 65536], Vec::new());
+        let mut syslogs = 0;
+        while let Ok(n @ 1..) = s.read(&mut buf) {
+            pending.extend_from_slice(&buf[..n]);
+            let mut at = 0;
+            let mut unanswered = 0;
+            while let Parsed::Frame(f, used) = relp::parse(&pending[at..], 1 << 17).unwrap() {
+                at += used;
+                match f.command {
+                    b"open" => {
+                        let answer = relp::our_open_response(&relp::parse_offers(f.data));
+                        relp::write_frame(&mut out, f.txnr, "rsp", &answer.unwrap());
+                    }
+                    b"syslog" => {
+                        syslogs += 1;
+                        unanswered += 1;
+                        served.max_unanswered = served.max_unanswered.max(unanswered);
+                        if matches!(serve, Serve::DropAt(n) if n == syslogs) {
+                            return served;
+                        }
+                        served.lines.extend_from_slice(f.data);
+                        served.lines.push(b'\n');
+                        let refuse = matches!(serve, Serve::Refuse(n) if n == syslogs);
+                        let (code, text) = if refuse {
+                            (500, "refused")
+                        } else {
+                            (200, "OK")
+                        };
+                        relp::write_rsp(&mut out, f.txnr, code, text, b"");
+                    }
+                    b"close" => {
+                        // As librelp answers it.
+                        relp::write_frame(&mut out, f.txnr, "rsp", b"");
+                        relp::write_frame(&mut out, 0, "serverclose", b"");
+                        served.closed = true;
+                    }
+                    other => panic!("unexpected command {other:?}"),
+                }
+            }
+            pending.drain(..at);
+            if s.write_all(&out).is_err() || served.closed {
+                return served;
+            }
+            out.clear();
+        }
+        served
+    }
+
+    fn relp_config(
+        target: SocketAddr,
+        count: u64,
+        connections: usize,
+        window: usize,
+    ) -> LoggenConfig {
+        LoggenConfig {
+            target,
+            udp: false,
+            octet_counted: false,
+            size: 100,
+            count: Some(count),
+            duration: None,
+            rate: 0,
+            connections,
+            format: LineFormat::Rfc5424,
+            app: "relp".into(),
+            relp: true,
+            relp_window: window,
+        }
+    }
+
+    #[test]
+    fn relp_sends_every_line_and_counts_the_acknowledgements() {
+        for window in [1, 5, 128] {
+            let (addr, server) = relp_server(2, Serve::All);
+            let report = run(&relp_config(addr, 1001, 2, window)).unwrap();
+            let served = server.join().unwrap();
+            assert_eq!(report.messages, 1001);
+            assert_eq!(report.acknowledged, Some(1001));
+            assert_eq!(report.relp_summary(), ", 1001 acknowledged over RELP");
+            let mut bytes = 0;
+            for s in &served {
+                assert!(s.closed, "window {window}: no close");
+                assert!(s.max_unanswered <= window as u64, "window {window} overrun");
+                let conn = u64::from(zerolog::seq::parse(&s.lines).unwrap().0);
+                let (mut want, mut frames, mut m) = (Vec::new(), Vec::new(), Vec::new());
+                for seq in 0..(1001 / 2 + 1 - conn) {
+                    make_message(LineFormat::Rfc5424, "relp", conn as usize, seq, 100, &mut m);
+                    want.extend_from_slice(&m);
+                    want.push(b'\n');
+                    // txnr 1 is the open.
+                    relp::write_frame(&mut frames, seq as u32 + 2, "syslog", &m);
+                }
+                assert!(s.lines == want, "window {window} conn {conn}");
+                bytes += frames.len() as u64;
+            }
+            assert_eq!(report.bytes, bytes, "window {window}");
+        }
+    }
+
+    #[test]
+    fn relp_refused_or_dropped_lines_fail_the_run() {
+        // The whole count goes out in one batch; the 10th line is refused after 9 acks.
+        let (addr, server) = relp_server(1, Serve::Refuse(10));
+        let err = run(&relp_config(addr, 100, 1, 128))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "RELP session: connection 0: the server answered frame 11 with \"500 refused\": \
+             91 of 100 lines sent unacknowledged"
+        );
+        server.join().unwrap();
+        let (addr, server) = relp_server(2, Serve::DropAt(50));
+        let err = run(&relp_config(addr, 400, 2, 16)).unwrap_err().to_string();
+        server.join().unwrap();
+        assert!(
+            err.starts_with("loggen connections: RELP session: connection "),
+            "{err}"
+        );
+        assert_eq!(err.matches("lines sent unacknowledged").count(), 2, "{err}");
+    }
+
+    #[test]
+    fn relp_plan_spreads_lines_over_time() {
+        let plan = Plan::new(Some(10), None, 1000);
+        assert!(matches!(plan.allowed(0), Allowed::Now(1..=10)));
+        assert!(matches!(plan.allowed(10), Allowed::Done));
+        let Allowed::At(due) = plan.allowed(5) else {
+            panic!("5 lines at once at 1000/s")
+        };
+        assert_eq!(due, plan.start + Duration::from_millis(5));
+        let plan = Plan::new(None, Some(Duration::ZERO), 0);
+        assert!(matches!(plan.allowed(0), Allowed::Done));
     }
 }

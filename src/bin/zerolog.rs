@@ -122,14 +122,22 @@ fn loggen(a: LoggenArgs) -> Result<(), Error> {
         connections: a.connections,
         format: a.format,
         app: a.app,
+        relp: a.relp,
+        relp_window: a.relp_window as usize,
     };
     let r = zerologd::loggen::run(&config)?;
     let report = if a.json {
         serde_json::to_string(&r).unwrap_or_default()
     } else {
         format!(
-            "sent {} messages ({} bytes) over {} connection(s) in {:.3} s: {:.0} msg/s, {:.1} MB/s",
-            r.messages, r.bytes, r.connections, r.seconds, r.messages_per_s, r.mb_per_s
+            "sent {} messages ({} bytes) over {} connection(s) in {:.3} s: {:.0} msg/s, {:.1} MB/s{}",
+            r.messages,
+            r.bytes,
+            r.connections,
+            r.seconds,
+            r.messages_per_s,
+            r.mb_per_s,
+            r.relp_summary()
         )
     };
     zerologd::cli::print_stdout(&format!("{report}\n")).map_err(|source| Error::Io {

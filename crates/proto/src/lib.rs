@@ -8,5 +8,6 @@
 
 pub mod endpoint;
 pub mod framing;
+pub mod relp;
 pub mod seq;
 pub mod syslog;

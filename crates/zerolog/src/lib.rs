@@ -146,7 +146,7 @@ pub mod stats;
 pub mod worker;
 mod zmqutil;
 
-pub use zerolog_proto::{endpoint, framing, seq, syslog};
+pub use zerolog_proto::{endpoint, framing, relp, seq, syslog};
 pub use zmqutil::{set_io_batch, IO_BATCH_BYTES};
 
 use std::path::PathBuf;
