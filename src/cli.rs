@@ -9,10 +9,12 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use zerolog::defaults;
+use zerolog::delivery::Delivery;
 use zerolog::element::ElementConfig;
 use zerolog::endpoint::Endpoint;
 use zerolog::forwarder::ForwarderConfig;
 use zerolog::framing::Framing;
+use zerolog::journal::{FsyncPolicy, JournalConfig};
 use zerolog::receiver::ReceiverConfig;
 use zerolog::syslog::TopicTemplate;
 use zerolog::worker::OutputFraming;
@@ -232,12 +234,40 @@ pub struct ForwarderArgs {
     /// e.g. 10.0.0.0/8); default: any
     #[arg(long, value_name = "NET", value_parser = zerolog::access::parse_net)]
     pub allow: Vec<ipnet::IpNet>,
+    /// Keep a durable journal in DIR/journal: every message is appended before it counts
+    /// as accepted, and receivers started with --journal fetch from it with
+    /// acknowledgements (at least once). Without it: zerolog 0.3's at-most-once forwarding
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Where receivers fetch from the journal
+    #[arg(long, value_name = "ENDPOINT", value_parser = Endpoint::parse_bind,
+          default_value_t = Endpoint::tcp(defaults::BIND_HOST, defaults::JOURNAL_PORT))]
+    pub journal_endpoint: Endpoint,
+    /// A receiver group whose offset keeps records in the journal until it is done with
+    /// them (repeatable; the receivers' --group)
+    #[arg(long, value_name = "NAME")]
+    pub consumer: Vec<String>,
+    /// When the journal is flushed to disk: interval (every --fsync-interval-ms), always
+    /// (before a message counts as accepted), never (the kernel decides). A kill -9 loses
+    /// nothing in any case; this bounds what a power loss can
+    #[arg(long, value_enum, default_value_t = FsyncArg::Interval, value_name = "POLICY")]
+    pub fsync: FsyncArg,
+    /// The interval of --fsync interval
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    pub fsync_interval_ms: u64,
+    /// Bytes of journal on disk at most; when full, input waits (nothing is dropped)
+    #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
+    pub journal_max_size: u64,
     /// TCP address to accept syslog on, instead of --bind and --backend (repeatable)
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Vec<SocketAddr>,
     /// UDP address to receive syslog on (repeatable)
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen_udp: Vec<SocketAddr>,
+    /// TCP address to accept RELP on (rsyslog's omrelp; repeatable): each message is
+    /// acknowledged once it is in the journal (see --state-dir)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen_relp: Vec<SocketAddr>,
     /// ZeroMQ endpoint to publish on, instead of --bind and --frontend
     #[arg(long, value_name = "ENDPOINT", value_parser = Endpoint::parse_bind)]
     pub publish_endpoint: Option<Endpoint>,
@@ -292,6 +322,17 @@ pub struct ReceiverArgs {
     /// e.g. 10.0.0.0/8); default: any
     #[arg(long, value_name = "NET", value_parser = zerolog::access::parse_net)]
     pub allow: Vec<ipnet::IpNet>,
+    /// Fetch from this forwarder journal endpoint (its --journal-endpoint) with
+    /// acknowledgements instead of subscribing (at least once instead of at most once)
+    #[arg(long, value_name = "ENDPOINT", value_parser = Endpoint::parse_connect)]
+    pub journal: Option<Endpoint>,
+    /// The group the forwarder keeps this receiver's offset under (its --consumer)
+    #[arg(long, default_value = "receiver", value_name = "NAME")]
+    pub group: String,
+    /// How workers get messages: push (zerolog 0.3 workers; at most once) or acked (workers
+    /// acknowledge; needs --journal)
+    #[arg(long, default_value_t = Delivery::Push, value_name = "DELIVERY")]
+    pub delivery: Delivery,
     /// `--config FILE`
     #[command(flatten)]
     pub from_file: FromFile,
@@ -321,6 +362,13 @@ pub struct WorkerArgs {
     /// `--queue-bytes` and `--max-message-size`
     #[command(flatten)]
     pub queue: ReceiveQueueArgs,
+    /// How the receiver hands out messages (its --delivery): push or acked
+    #[arg(long, default_value_t = Delivery::Push, value_name = "DELIVERY")]
+    pub delivery: Delivery,
+    /// A program gets each message's sequence number and a space before it (with --delivery
+    /// acked), to drop the duplicates that follow a crash
+    #[arg(long)]
+    pub with_seq: bool,
     /// ZeroMQ endpoint to receive messages from (e.g. tcp://127.0.0.1:6200 or
     /// ipc:///run/zerolog/all.sock)
     #[arg(required_unless_present = "config", value_parser = Endpoint::parse_connect)]
@@ -368,6 +416,17 @@ pub struct FromFile {
     /// instead of from flags
     #[arg(long, value_name = "FILE", exclusive = true)]
     pub config: Option<PathBuf>,
+}
+
+/// `zerolog forwarder --fsync`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FsyncArg {
+    /// Every --fsync-interval-ms.
+    Interval,
+    /// Before a message counts as accepted.
+    Always,
+    /// Left to the kernel.
+    Never,
 }
 
 /// `zerolog worker --receive`: how multipart messages are taken.
@@ -419,6 +478,7 @@ impl ForwarderArgs {
         Ok(ForwarderConfig {
             tcp,
             udp,
+            relp: self.listen_relp,
             publish: self
                 .publish_endpoint
                 .unwrap_or_else(|| tcp_endpoint(self.frontend)),
@@ -435,6 +495,19 @@ impl ForwarderArgs {
             idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             udp_recv_buffer: self.udp_recv_buffer,
             allow: self.allow,
+            journal: self.state_dir.map(|dir| JournalConfig {
+                dir: dir.join("journal"),
+                fsync: match self.fsync {
+                    FsyncArg::Interval => FsyncPolicy::Interval,
+                    FsyncArg::Always => FsyncPolicy::Always,
+                    FsyncArg::Never => FsyncPolicy::Never,
+                },
+                fsync_interval_ms: self.fsync_interval_ms,
+                max_size: self.journal_max_size,
+                segment_size: zerolog::journal::segment_size_for(self.journal_max_size),
+                consumers: self.consumer,
+            }),
+            journal_endpoint: self.journal_endpoint,
         })
     }
 }
@@ -466,6 +539,9 @@ impl ReceiverArgs {
             queue_bytes: self.queue.queue_bytes,
             max_message_size: self.queue.max_message_size,
             allow: self.allow,
+            journal: self.journal,
+            group: self.group,
+            delivery: self.delivery,
         })
     }
 }
@@ -498,6 +574,8 @@ impl WorkerArgs {
             receive,
             queue_bytes: self.queue.queue_bytes,
             max_message_size: self.queue.max_message_size,
+            delivery: self.delivery,
+            with_seq: self.with_seq,
         })
     }
 }
@@ -689,6 +767,9 @@ mod tests {
             idle_timeout: Some(Duration::from_secs(60)),
             udp_recv_buffer: Some(65536),
             allow: vec![net("10.0.0.0/8")],
+            relp: vec![],
+            journal: None,
+            journal_endpoint: ep("tcp://127.0.0.1:6002"),
         };
         assert_eq!(f, want);
         let f = forwarder(&[
@@ -735,6 +816,9 @@ mod tests {
             queue_bytes: 3_000_000,
             max_message_size: 1000,
             allow: vec![net("10.0.0.0/8")],
+            journal: None,
+            group: "receiver".into(),
+            delivery: zerolog::delivery::Delivery::Push,
         };
         assert_eq!(r, want);
         let r = receiver(&[
@@ -772,6 +856,8 @@ mod tests {
             receive: Receive::Joined(b"|".to_vec()),
             queue_bytes: 4_000_000,
             max_message_size: 2000,
+            delivery: zerolog::delivery::Delivery::Push,
+            with_seq: false,
         };
         assert_eq!(w, want);
     }

@@ -1,7 +1,8 @@
 //! Crash under load: while a sender sends numbered lines at a steady rate, kill -9 a worker,
 //! then the receiver, then the forwarder. zerologd restarts each, the pipeline delivers again,
-//! no line is delivered twice or altered, and what was lost is accounted for by the counters,
-//! hop by hop: each hop's loss is what was inside, or queued towards, a killed process.
+//! no line is altered, every line the journal accepted arrives (a line twice only as a
+//! counted redelivery), and the only loss is what the killed forwarder had not yet journaled,
+//! as its counters show.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -144,72 +145,29 @@ fn kill_9_under_load_restarts_delivers_again_and_the_counters_account_for_the_lo
         );
     }
 
-    let twice: Vec<_> = seen.iter().filter(|(_, &c)| c > 1).collect();
-    assert!(twice.is_empty(), "delivered twice: {twice:?}");
+    let dups: u64 = seen.values().map(|&c| u64::from(c) - 1).sum();
     let delivered_n = seen.len() as u64;
     let lost = sent - delivered_n;
 
     let f = totals(&z, "forwarder");
-    let r = totals(&z, "all");
     let w: Vec<_> = ["w0:0", "w1:0"].iter().map(|n| totals(&z, n)).collect();
     let wsum = |k: &str| w.iter().map(|m| m[k]).sum::<u64>();
-    // Hop by hop: what entered a hop and did not leave it.
-    let hops = [
-        (
-            "sender -> forwarder (kernel buffers of the killed forwarder's connection)",
-            sent,
-            f["messages_received"],
-        ),
-        (
-            "in the forwarder",
-            f["messages_received"],
-            f["published"] + f["unrouted"],
-        ),
-        (
-            "forwarder -> receiver (queued in the killed forwarder or receiver)",
-            f["published"],
-            r["received"],
-        ),
-        ("in the receiver", r["received"], r["pushed"]),
-        (
-            "receiver -> workers (queued towards the killed worker)",
-            r["pushed"],
-            wsum("received"),
-        ),
-        (
-            "in the workers (held in the killed one's output buffer)",
-            wsum("received"),
-            delivered_n,
-        ),
-    ];
-    let mut report =
-        format!("sent {sent}, delivered {delivered_n}, lost {lost}; kills at {kills:?}\n");
-    // The hops add up to the loss by construction (every message was routed); what the test
-    // checks is that no hop gives out more than it took in (nothing duplicated or invented),
-    // and it reports where the loss was.
-    assert_eq!(f["unrouted"], 0, "{report}");
-    for (hop, into, out) in hops {
-        assert!(
-            into >= out,
-            "{hop}: {out} out of {into} in: a hop created messages\n{report}"
-        );
-        report.push_str(&format!("  {hop}: {}\n", into - out));
-    }
-    // A worker counts a message as processed only once it is written out, so what the killed
-    // one still held shows in its counters: received - processed. (It can only over-count, by
-    // what it wrote just before the kill and had not counted yet.)
-    let held = wsum("received") - wsum("processed");
-    report.push_str(&format!(
-        "  workers' counters: received - processed = {held}\n"
-    ));
-    assert!(
-        delivered_n >= wsum("processed"),
-        "workers counted as processed more than they wrote\n{report}"
+    let report = format!(
+        "sent {sent}, delivered {delivered_n} ({dups} twice), lost {lost}; kills at {kills:?}\n  \
+         sender -> forwarder (kernel buffers of the killed forwarder's connection): {}\n  \
+         framed, not yet in the journal when the forwarder was killed: {}\n  \
+         redeliveries the workers counted: {}",
+        sent - f["messages_received"],
+        f["messages_received"] - f["journal_appended"],
+        wsum("redelivered"),
     );
     eprintln!("{report}");
-    // Only the killed processes lost anything: the surviving worker's in-process loss is 0
-    // (it processed everything it received).
-    assert_eq!(w[1]["received"], w[1]["processed"], "{report}");
-    // Bounded by what the killed processes can hold: the queues' high-water marks.
-    assert!(lost < 3 * 20_000, "{report}");
+    // Once in the journal, a line is delivered whatever is killed: the only loss is what the
+    // killed forwarder had read and not yet appended, or not read at all.
+    assert_eq!(delivered_n, f["journal_appended"], "{report}");
+    assert!(sent >= f["messages_received"], "{report}");
+    // Every duplicate is a redelivery the counters show.
+    assert!(dups <= wsum("redelivered"), "{report}");
+    // Bounded by what the killed forwarder held in kernel buffers and its input channel.
+    assert!(lost < 20_000, "{report}");
 }

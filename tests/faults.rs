@@ -45,6 +45,15 @@ fn slow_topology(dir: &Path, numprocs: u32, delay: f64) -> String {
     worker_topology("slow", numprocs, &command)
 }
 
+/// `topology` with an 8 MiB journal.
+fn small_journal(topology: &str) -> String {
+    topology.replacen(
+        "[forwarder]\n",
+        "[forwarder]\njournal_max_size = 8388608\n",
+        1,
+    )
+}
+
 /// Pids of zerologd's children (forwarder, receiver, worker wrappers and their programs).
 fn descendants(root: u32) -> Vec<u32> {
     let mut out = vec![];
@@ -70,8 +79,9 @@ fn comm(pid: u32) -> String {
 #[test]
 fn slow_workers_for_30_s_get_everything_the_sender_is_throttled_memory_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    // About 0.5 ms per message.
-    let topology = slow_topology(dir.path(), 2, 0.0005);
+    // About 0.5 ms per message. A small journal, so that it fills and the sender is
+    // throttled within the test (the default holds 1 GiB).
+    let topology = small_journal(&slow_topology(dir.path(), 2, 0.0005));
     let z = Zerologd::start(dir.path(), &topology);
 
     // loggen as fast as it can for 30 s: the pipeline takes a few thousand lines a second.
@@ -162,7 +172,7 @@ fn label(pid: u32) -> String {
 fn queues_of_long_lines_are_bounded_in_bytes() {
     let dir = tempfile::tempdir().unwrap();
     // About 2 ms per message.
-    let topology = slow_topology(dir.path(), 1, 0.002);
+    let topology = small_journal(&slow_topology(dir.path(), 1, 0.002));
     let z = Zerologd::start(dir.path(), &topology);
     // 65,000-byte lines for 8 s: the worker takes about 500 a second, so every queue of the
     // pipeline fills within the first second or two and stays full.

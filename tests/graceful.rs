@@ -105,9 +105,10 @@ fn restarting_workers_under_load_loses_nothing() {
     assert_eq!(sent, load.count);
     assert_all_delivered(dir.path(), &load, &z);
     if let Some(log) = z.info_log() {
+        // Acknowledged delivery needs no pause: a stopping worker takes nothing new.
         assert!(
-            log.contains("pausing receiver while its worker stops") && log.contains("resumed"),
-            "the receiver was paused and resumed around each worker stop\n{}",
+            !log.contains("pausing receiver while its worker stops"),
+            "{}",
             z.proc.describe()
         );
     }

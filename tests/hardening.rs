@@ -143,6 +143,7 @@ fn a_closed_stdout_is_not_an_error() {
     let out = std::process::Command::new(zerologd_bin())
         .args(["--check", "-c", config.to_str().unwrap()])
         .env("ZEROLOG_RUNTIME_DIR", dir.path().join("run"))
+        .env("ZEROLOG_STATE_DIR", dir.path().join("state"))
         .stdout(writer)
         .output()
         .unwrap();
@@ -160,6 +161,7 @@ fn an_empty_topology_is_refused_unless_on_purpose() {
         std::process::Command::new(zerologd_bin())
             .args(["--check", "-c", config.to_str().unwrap()])
             .env("ZEROLOG_RUNTIME_DIR", dir.path().join("run"))
+            .env("ZEROLOG_STATE_DIR", dir.path().join("state"))
             .output()
             .unwrap()
     };
@@ -223,7 +225,8 @@ fn the_descriptor_limit_is_raised_or_the_topology_refused() {
         let mut cmd = std::process::Command::new(zerologd_bin());
         cmd.args(args)
             .arg(&config)
-            .env("ZEROLOG_RUNTIME_DIR", dir.path().join("run"));
+            .env("ZEROLOG_RUNTIME_DIR", dir.path().join("run"))
+            .env("ZEROLOG_STATE_DIR", dir.path().join("state"));
         nofile(&mut cmd, 256, 256);
         let out = cmd.output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -742,12 +745,21 @@ fn elements_running_as_another_user_read_their_config_and_keep_their_counters() 
     let logs = dir.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
     open(&logs, 0o777);
+    // As the package does for /var/lib/zerolog/journal: zerologd, without CAP_CHOWN, cannot.
+    let journal = dir.path().join("state/journal");
+    std::fs::create_dir_all(&journal).unwrap();
+    open(&dir.path().join("state"), 0o755);
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    nix::unistd::chown(&journal, Some(nobody.uid), None).unwrap();
     let as_nobody = "user = \"nobody\"\ngroup = \"nogroup\"\n";
     let topology = BASIC
         .replace("{DIR}/out.txt", "{DIR}/logs/out.txt")
         .replace(
             "publish = \"tcp://127.0.0.1:{F}\"\n",
-            &format!("publish = \"tcp://127.0.0.1:{{F}}\"\n{as_nobody}"),
+            &format!(
+                "publish = \"tcp://127.0.0.1:{{F}}\"\njournal_endpoint = \"tcp://127.0.0.1:{}\"\n{as_nobody}",
+                free_port()
+            ),
         )
         // Its default ipc output would be in zerologd's runtime directory, root's.
         .replace(
@@ -779,7 +791,6 @@ fn elements_running_as_another_user_read_their_config_and_keep_their_counters() 
         }
     });
     z.deliver(&logs.join("out.txt"), "as nobody", 100);
-    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
     for (program, counter) in [
         ("forwarder", "messages_received"),
         ("all", "received"),

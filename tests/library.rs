@@ -278,7 +278,8 @@ fn receive_with(receive: Receive, n: usize) -> Vec<Vec<u8>> {
             ("bytes_received", bytes),
             ("processed", n as u64),
             ("failed", 0),
-            ("program_restarts", 0)
+            ("program_restarts", 0),
+            ("redelivered", 0)
         ]
     );
     worker.seen
@@ -441,7 +442,8 @@ fn runner_counts_what_the_worker_holds_as_not_processed() {
             ("bytes_received", 10),
             ("processed", 0),
             ("failed", 0),
-            ("program_restarts", 0)
+            ("program_restarts", 0),
+            ("redelivered", 0)
         ],
         "held messages reported as processed"
     );

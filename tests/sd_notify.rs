@@ -40,6 +40,7 @@ command = ["/bin/sh", "-c", "env > '{env}'; exec cat >> '{out}'"]
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerologd"));
     cmd.args(["-c", config.to_str().unwrap()])
         .env("ZEROLOG_RUNTIME_DIR", d.join("run"))
+        .env("ZEROLOG_STATE_DIR", d.join("state"))
         .env("RUST_LOG", "info")
         .env("NOTIFY_SOCKET", d.join("notify.sock"))
         // A 400 ms watchdog: zerologd must ping every 200 ms.
@@ -121,6 +122,7 @@ fn without_notify_socket_nothing_is_sent_and_the_pipeline_runs() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerologd"));
     cmd.args(["-c", config.to_str().unwrap()])
         .env("ZEROLOG_RUNTIME_DIR", d.join("run"))
+        .env("ZEROLOG_STATE_DIR", d.join("state"))
         .env("WATCHDOG_USEC", "400000")
         .env_remove("NOTIFY_SOCKET");
     let z = Proc::spawn(d, "zerologd", cmd);
@@ -252,6 +254,7 @@ except ChildProcessError:
     cmd.args(["-c", script, env!("CARGO_BIN_EXE_zerologd"), "-c"])
         .arg(&config)
         .env("ZEROLOG_RUNTIME_DIR", d.join("run"))
+        .env("ZEROLOG_STATE_DIR", d.join("state"))
         .env("NOTIFY_SOCKET", notify.path());
     let parent = Proc::spawn(d, "subreaper", cmd);
     notify.until("READY=1", READY_TIMEOUT, &parent);

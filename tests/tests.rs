@@ -5,6 +5,7 @@ mod common;
 
 mod access;
 mod crash;
+mod delivery;
 mod faults;
 mod graceful;
 mod hardening;

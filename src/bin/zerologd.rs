@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use zerolog::element::ElementConfig;
 use zerologd::cli::{print_stdout, Ctl, ZerologdCli};
 use zerologd::supervisor::control::{self, Reply, Request};
 use zerologd::supervisor::daemon::Daemon;
@@ -76,6 +77,7 @@ fn check_report(topology: &Topology) -> String {
         topology.source.display(),
         specs.len()
     );
+    let mut deliveries = Vec::new();
     for s in specs {
         let _ = writeln!(text, "  {:<20} {}", s.name, s.argv.join(" "));
         // What the element's --config file will say.
@@ -83,8 +85,30 @@ fn check_report(topology: &Topology) -> String {
             let json = serde_json::to_value(config).unwrap_or_default();
             let _ = writeln!(text, "  {:<20} {}", "", json["config"]);
         }
+        if let Some((ElementConfig::Receiver(r), _)) = &s.config {
+            deliveries.push(format!("  {:<20} {}", s.name, delivery_of(r)));
+        }
+    }
+    if !deliveries.is_empty() {
+        text.push_str("delivery:\n");
+        text.push_str(&deliveries.join("\n"));
+        text.push('\n');
     }
     text
+}
+
+/// How a receiver's messages travel, for `--check`.
+fn delivery_of(r: &zerolog::receiver::ReceiverConfig) -> String {
+    use zerolog::delivery::Delivery;
+    let upstream = match &r.journal {
+        Some(ep) => format!("fetches from the journal at {ep} (at least once)"),
+        None => "subscribes to the publisher (at most once: no journal)".into(),
+    };
+    let workers = match r.delivery {
+        Delivery::Acked => "workers acknowledge (at least once)",
+        Delivery::Push => "PUSH to workers, for zerolog 0.3 ones (at most once on that hop)",
+    };
+    format!("{upstream}; {workers}")
 }
 
 /// Prints `text` and exits with `code`, or 1 when stdout fails (other than closed).

@@ -149,6 +149,11 @@ impl Daemon {
             path: runtime.clone(),
             source,
         })?;
+        if let Some(dir) = prepare_journal_dir(topology)
+            .map_err(|(path, source)| DaemonError::RuntimeDir { path, source })?
+        {
+            info!(dir = %dir.display(), "journal directory");
+        }
         let control_path = topology.daemon.control_socket.clone();
         let listener = bind_control(&control_path)?;
         let notify_path = runtime.join("notify.sock");
@@ -698,6 +703,53 @@ fn create_runtime_dir(dir: &Path) -> std::io::Result<()> {
     }
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+}
+
+/// Creates the forwarder's journal directory (0750) if it is missing, owned by the forwarder's
+/// user and group when it runs as another user, so that it can write there. Returns it.
+/// Without CAP_CHOWN (the packaged unit has none) that chown fails: the package creates the
+/// directory instead, and zerologd only warns.
+fn prepare_journal_dir(topology: &Topology) -> Result<Option<PathBuf>, (PathBuf, std::io::Error)> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(f) = &topology.forwarder else {
+        return Ok(None);
+    };
+    let Some(journal) = &f.config.journal else {
+        return Ok(None);
+    };
+    let dir = journal.dir.clone();
+    let err = |e: std::io::Error| (dir.clone(), e);
+    if dir.is_dir() {
+        return Ok(Some(dir));
+    }
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).map_err(err)?;
+    let uid = f.settings.user.as_deref().and_then(|u| {
+        nix::unistd::User::from_name(u)
+            .ok()
+            .flatten()
+            .map(|u| u.uid)
+    });
+    let gid = f.settings.group.as_deref().and_then(|g| {
+        nix::unistd::Group::from_name(g)
+            .ok()
+            .flatten()
+            .map(|g| g.gid)
+    });
+    if uid.is_some() || gid.is_some() {
+        if let Err(e) = nix::unistd::chown(&dir, uid, gid) {
+            warn!(dir = %dir.display(), error = %e, "cannot give the journal directory to the forwarder's user: create it owned by that user");
+            return Ok(Some(dir));
+        }
+        // Its parent must let that user through.
+        if let Some(parent) = dir.parent() {
+            let mode = std::fs::metadata(parent).map_err(err)?.permissions().mode();
+            if mode & 0o001 == 0 {
+                warn!(dir = %parent.display(), "the forwarder runs as another user and may not reach its journal through this directory (no search permission for others)");
+            }
+        }
+    }
+    Ok(Some(dir))
 }
 
 fn bind_control(path: &Path) -> Result<UnixListener, DaemonError> {

@@ -54,8 +54,7 @@ impl MetricsServer {
     }
 }
 
-/// Counters that are levels (gauges); the rest are totals.
-const GAUGES: &[&str] = &["connections_open"];
+use zerolog::stats::GAUGES;
 
 /// The Prometheus text exposition of `rows`.
 pub fn render(rows: &[ProgramStatus]) -> String {

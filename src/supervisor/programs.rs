@@ -7,10 +7,12 @@ use crate::supervisor::state::{ProgramSpec, Tier};
 use crate::topology::{
     ForwarderSection, ProcessSettings, ReceiverSection, Topology, WorkerKind, WorkerSection,
 };
+use zerolog::delivery::Delivery;
 use zerolog::element::ElementConfig;
 use zerolog::forwarder::ForwarderConfig;
+use zerolog::journal::JournalConfig;
 use zerolog::receiver::ReceiverConfig;
-use zerolog::worker::{Receive, WorkerConfig, MAX_MESSAGE_SIZE_ENV, QUEUE_BYTES_ENV};
+use zerolog::worker::{Receive, WorkerConfig, DELIVERY_ENV, MAX_MESSAGE_SIZE_ENV, QUEUE_BYTES_ENV};
 
 /// Finds the `zerolog` binary: the configured path, else next to this executable, else PATH.
 pub fn zerolog_binary(configured: Option<&Path>) -> PathBuf {
@@ -78,15 +80,24 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
     let bin = zerolog.display().to_string();
     let mut specs = Vec::new();
     if let Some(f) = &topology.forwarder {
-        // One subscription per topic of each receiver that connects to this forwarder.
-        let expected: usize = topology
+        // One subscription per topic of each receiver that subscribes to this forwarder
+        // rather than fetching from its journal.
+        let (journaled, subscribing): (Vec<_>, Vec<_>) = topology
             .receivers
             .iter()
             .filter(|r| subscribes_to(r, f))
+            .partition(|_| f.config.journal.is_some());
+        let expected: usize = subscribing
+            .iter()
             .map(|r| r.config.topics.len().max(1))
             .sum();
+        let journal = f.config.journal.clone().map(|j| JournalConfig {
+            consumers: journaled.iter().map(|r| r.name.clone()).collect(),
+            ..j
+        });
         let config = ElementConfig::Forwarder(ForwarderConfig {
             wait_subscribers: expected,
+            journal,
             ..f.config.clone()
         });
         let id = ("forwarder", Tier::Forwarder);
@@ -105,14 +116,24 @@ pub fn program_specs(topology: &Topology, zerolog: &Path) -> Vec<ProgramSpec> {
 
 /// A receiver's configuration, with the longest message its publishers send (it sizes the
 /// receiving queue): its own key, else the local forwarder's when it subscribes to it.
+/// A receiver of the local forwarder fetches from its journal (when it has one); any other
+/// subscribes, and then hands out with PUSH.
 fn receiver_config(topology: &Topology, r: &ReceiverSection) -> ReceiverConfig {
     let local = topology.forwarder.as_ref().filter(|f| subscribes_to(r, f));
-    let local = local.map(|f| f.config.max_message_size);
+    let journal = local
+        .filter(|f| f.config.journal.is_some())
+        .map(|f| f.config.journal_endpoint.connect_target());
+    let delivery = match journal {
+        Some(_) => topology.delivery(r),
+        None => Delivery::Push,
+    };
     ReceiverConfig {
         max_message_size: r
             .max_message_size
-            .or(local)
+            .or(local.map(|f| f.config.max_message_size))
             .unwrap_or(r.config.max_message_size),
+        journal,
+        delivery,
         ..r.config.clone()
     }
 }
@@ -145,6 +166,8 @@ fn worker_specs(topology: &Topology, bin: &str, w: &WorkerSection) -> Vec<Progra
                         receive: Receive::Frame,
                         queue_bytes: receiver.queue_bytes,
                         max_message_size: receiver.max_message_size,
+                        delivery: receiver.delivery,
+                        with_seq: w.with_seq,
                     });
                     element(topology, bin, (&name, Tier::Worker), config, &w.settings)
                 }
@@ -166,7 +189,10 @@ fn worker_specs(topology: &Topology, bin: &str, w: &WorkerSection) -> Vec<Progra
                 },
             };
             spec.group = w.name.clone();
-            spec.upstream = Some(section.name.clone());
+            // Pausing the receiver while a worker leaves matters only for PUSH: with
+            // acknowledgements, a leaving worker takes nothing new and what it did not
+            // acknowledge goes to the others.
+            spec.upstream = (receiver.delivery == Delivery::Push).then(|| section.name.clone());
             spec.env
                 .insert("ZEROLOG_BACKEND".into(), backend.to_string());
             // For the library's runner in a program of the operator's (the built-in worker
@@ -178,6 +204,8 @@ fn worker_specs(topology: &Topology, bin: &str, w: &WorkerSection) -> Vec<Progra
             spec.env
                 .extend(queue.map(|(k, v)| (k.to_string(), v.to_string())));
             spec.env.insert("ZEROLOG_PROCESS_NUM".into(), i.to_string());
+            spec.env
+                .insert(DELIVERY_ENV.into(), receiver.delivery.to_string());
             spec
         })
         .collect()
@@ -231,10 +259,12 @@ mod tests {
             r#"
 [zerologd]
 runtime_dir = "/run/zl-test"
+state_dir = "/var/lib/zl-test"
 
 [forwarder]
 tcp = ["127.0.0.1:7000", "[::1]:7000"]
 udp = ["127.0.0.1:7514"]
+relp = ["127.0.0.1:7515"]
 publish = "tcp://*:7001"
 monitor = "ipc:///run/zl-test/monitor.sock"
 framing = "octet-counted"
@@ -246,6 +276,10 @@ max_connections = 12
 idle_timeout = "1500ms"
 udp_recv_buffer = 65536
 allow = ["10.0.0.0/8", "127.0.0.1"]
+fsync = "always"
+fsync_interval = "200ms"
+journal_max_size = 67108864
+journal_endpoint = "ipc:///run/zl-test/j.sock"
 
 [[receiver]]
 name = "web"
@@ -255,6 +289,7 @@ output = "tcp://0.0.0.0:7200"
 hwm = 55
 queue_bytes = 3000000
 allow = ["192.168.0.0/16"]
+delivery = "acked"
 
 [[worker]]
 name = "out"
@@ -262,6 +297,7 @@ receiver = "web"
 command = ["file", "/var/log/zl-test.log"]
 numprocs = 2
 framing = "nul"
+with_seq = true
 
 [[worker]]
 name = "own"
@@ -277,19 +313,29 @@ command = ["/bin/true", "--from", "{backend}"]
                 "[::1]:7000".parse().unwrap(),
             ],
             udp: vec!["127.0.0.1:7514".parse().unwrap()],
+            relp: vec!["127.0.0.1:7515".parse().unwrap()],
             publish: ep("tcp://*:7001"),
             monitor: Some(ep("ipc:///run/zl-test/monitor.sock")),
             framing: zerolog::framing::Framing::OctetCounted,
             max_message_size: 1000,
             topic_template: "{hostname}.{app}".parse().unwrap(),
-            // Two topics of the one receiver that reaches it.
-            wait_subscribers: 2,
+            // Its one receiver fetches from the journal: no subscription to wait for.
+            wait_subscribers: 0,
             send_hwm: 77,
             queue_bytes: 2_000_000,
             max_connections: 12,
             idle_timeout: Some(Duration::from_millis(1500)),
             udp_recv_buffer: Some(65536),
             allow: vec![net("10.0.0.0/8"), net("127.0.0.1/32")],
+            journal: Some(JournalConfig {
+                dir: "/var/lib/zl-test/journal".into(),
+                fsync: zerolog::journal::FsyncPolicy::Always,
+                fsync_interval_ms: 200,
+                max_size: 64 << 20,
+                segment_size: 8 << 20,
+                consumers: vec!["web".into()],
+            }),
+            journal_endpoint: ep("ipc:///run/zl-test/j.sock"),
         };
         let want_receiver = ReceiverConfig {
             connect: vec![
@@ -303,6 +349,9 @@ command = ["/bin/true", "--from", "{backend}"]
             // The forwarder's, as the receiver subscribes to it.
             max_message_size: 1000,
             allow: vec![net("192.168.0.0/16")],
+            journal: Some(ep("ipc:///run/zl-test/j.sock")),
+            group: "web".into(),
+            delivery: Delivery::Acked,
         };
         let want_worker = WorkerConfig {
             backend: ep("tcp://127.0.0.1:7200"),
@@ -313,6 +362,8 @@ command = ["/bin/true", "--from", "{backend}"]
             // The receiver's budget, the forwarder's longest message.
             queue_bytes: 3_000_000,
             max_message_size: 1000,
+            delivery: Delivery::Acked,
+            with_seq: true,
         };
         assert_eq!(
             received(&specs),
@@ -378,7 +429,7 @@ command = ["/bin/true", "--from", "{backend}"]
     #[test]
     fn a_receiver_connecting_to_localhost_counts_as_a_subscriber() {
         let specs = specs(
-            "[forwarder]\npublish = \"tcp://127.0.0.1:7001\"\n\
+            "[forwarder]\njournal = false\npublish = \"tcp://127.0.0.1:7001\"\n\
              [[receiver]]\nname = \"r\"\nexternal_workers = true\nconnect = [\"localhost:7001\"]\n\
              [[receiver]]\nname = \"any\"\nexternal_workers = true\nconnect = [\"tcp://127.0.0.1:7001\"]\n\
              [[receiver]]\nname = \"elsewhere\"\nexternal_workers = true\nconnect = [\"tcp://localhost:7002\"]\n",
@@ -403,7 +454,11 @@ command = ["/bin/true", "--from", "{backend}"]
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, vec!["forwarder", "all", "stdout:0"]);
         let f = forwarder(&specs);
-        assert_eq!(f.wait_subscribers, 1);
+        // Its receiver fetches from the journal: no subscription to wait for, one consumer.
+        assert_eq!(f.wait_subscribers, 0);
+        let journal = f.journal.as_ref().expect("a journal");
+        assert_eq!(journal.consumers, ["all"]);
+        assert_eq!(journal.dir, t.daemon.state_dir.join("journal"));
         assert_eq!(f.tcp, ["127.0.0.1:6000".parse().unwrap()]);
         let Some(ElementConfig::Worker(w)) = &received(&specs)[2].1 else {
             panic!("stdout:0 is no worker");
@@ -418,7 +473,7 @@ command = ["/bin/true", "--from", "{backend}"]
     #[test]
     fn a_receiver_of_an_ipc_publisher_connects_there() {
         let specs = specs(
-            "[forwarder]\npublish = \"ipc:///run/zl/pub.sock\"\n\
+            "[forwarder]\njournal = false\npublish = \"ipc:///run/zl/pub.sock\"\n\
              [[receiver]]\nname = \"r\"\nexternal_workers = true\n\
              [[receiver]]\nname = \"two\"\nexternal_workers = true\nconnect = [\"ipc:///run/zl/pub.sock\", \"tcp://10.0.0.2:6001\"]\n",
         );
@@ -436,8 +491,9 @@ command = ["/bin/true", "--from", "{backend}"]
 
     #[test]
     fn a_changed_subscription_count_alone_is_the_same_program() {
-        let one = "[forwarder]\n[[receiver]]\nname = \"a\"\nexternal_workers = true\n";
-        let two = "[forwarder]\n[[receiver]]\nname = \"a\"\nexternal_workers = true\n[[receiver]]\nname = \"b\"\nexternal_workers = true\n";
+        let one =
+            "[forwarder]\njournal = false\n[[receiver]]\nname = \"a\"\nexternal_workers = true\n";
+        let two = "[forwarder]\njournal = false\n[[receiver]]\nname = \"a\"\nexternal_workers = true\n[[receiver]]\nname = \"b\"\nexternal_workers = true\n";
         let (a, b) = (specs(one), specs(two));
         assert_ne!(
             forwarder(&a).wait_subscribers,
@@ -445,7 +501,7 @@ command = ["/bin/true", "--from", "{backend}"]
         );
         assert!(a[0].same_program(&b[0]));
         let hwm =
-            specs("[forwarder]\nhwm = 5\n[[receiver]]\nname = \"a\"\nexternal_workers = true\n");
+            specs("[forwarder]\njournal = false\nhwm = 5\n[[receiver]]\nname = \"a\"\nexternal_workers = true\n");
         assert!(!a[0].same_program(&hwm[0]));
     }
 }

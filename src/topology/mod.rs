@@ -24,6 +24,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use toml_edit::ImDocument;
 
+use zerolog::delivery::Delivery;
 use zerolog::forwarder::ForwarderConfig;
 use zerolog::receiver::ReceiverConfig;
 use zerolog::worker::OutputFraming;
@@ -84,6 +85,8 @@ pub struct DaemonSection {
     pub metrics: Option<SocketAddr>,
     /// Key `allow_empty`: a topology that runs nothing is an error unless this is true.
     pub allow_empty: bool,
+    /// Where the forwarder keeps its journal; default: see [`default_state_dir`].
+    pub state_dir: PathBuf,
 }
 
 impl DaemonSection {
@@ -101,6 +104,9 @@ impl DaemonSection {
         }
         if self.metrics != other.metrics {
             keys.push("metrics");
+        }
+        if self.state_dir != other.state_dir {
+            keys.push("state_dir");
         }
         keys
     }
@@ -197,6 +203,8 @@ pub struct ReceiverSection {
     /// Key `external_workers`: its workers are not in this topology (zerolog 0.3 workers,
     /// another host); without it a receiver must have a `[[worker]]`.
     pub external_workers: bool,
+    /// Key `delivery`, when given; see [`Topology::delivery`] for the default.
+    pub delivery: Option<Delivery>,
     /// Process keys (`restart`, `stop_signal`, `user`, ...).
     pub settings: ProcessSettings,
 }
@@ -227,6 +235,9 @@ pub struct WorkerSection {
     pub numprocs: u32,
     /// stdin workers only.
     pub framing: OutputFraming,
+    /// Key `with_seq` (stdin program workers): each record starts with the message's
+    /// sequence number and a space.
+    pub with_seq: bool,
     /// Process keys (`restart`, `stop_signal`, `user`, ...).
     pub settings: ProcessSettings,
 }
@@ -340,10 +351,43 @@ impl Topology {
         runtime.join("zerologd.sock")
     }
 
+    /// How receiver `r` hands out messages: its `delivery` key; else `push` when some of its
+    /// workers may be zerolog 0.3 ones (a `type = "zmq"` worker, or `external_workers`),
+    /// which take PUSH only; else `acked`. Only a receiver fetching from the local
+    /// forwarder's journal can acknowledge: any other pushes.
+    pub fn delivery(&self, r: &ReceiverSection) -> Delivery {
+        let foreign = self
+            .workers
+            .iter()
+            .any(|w| w.receiver == r.name && w.kind == WorkerKind::Zmq);
+        r.delivery.unwrap_or(if foreign || r.external_workers {
+            Delivery::Push
+        } else {
+            Delivery::Acked
+        })
+    }
+
     /// The topology of [`EMBEDDED_DEFAULT`].
     pub fn embedded_default() -> Topology {
         Topology::parse(EMBEDDED_DEFAULT, Path::new(EMBEDDED_SOURCE))
             .unwrap_or_else(|e| panic!("the embedded default topology is invalid:\n{e}"))
+    }
+}
+
+/// The default `[zerologd] state_dir`: `$ZEROLOG_STATE_DIR` if set; else `/var/lib/zerolog` as root (the unit's `StateDirectory=`),
+/// else `$XDG_STATE_HOME/zerolog`, else `~/.local/state/zerolog`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ZEROLOG_STATE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/zerolog");
+    }
+    let absolute = |v: &str| std::env::var_os(v).filter(|d| Path::new(d).is_absolute());
+    match (absolute("XDG_STATE_HOME"), absolute("HOME")) {
+        (Some(dir), _) => Path::new(&dir).join("zerolog"),
+        (None, Some(home)) => Path::new(&home).join(".local/state/zerolog"),
+        (None, None) => PathBuf::from(format!("/tmp/zerolog-state-{}", nix::unistd::geteuid())),
     }
 }
 

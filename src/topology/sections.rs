@@ -8,9 +8,11 @@ use std::str::FromStr;
 
 use toml_edit::{Item, TableLike, Value};
 
+use zerolog::delivery::Delivery;
 use zerolog::endpoint::{Endpoint, MAX_IPC_PATH};
 use zerolog::forwarder::ForwarderConfig;
 use zerolog::framing::Framing;
+use zerolog::journal::{FsyncPolicy, JournalConfig};
 use zerolog::receiver::ReceiverConfig;
 use zerolog::syslog::TopicTemplate;
 use zerolog::worker::OutputFraming;
@@ -29,6 +31,7 @@ pub(super) const ZEROLOGD_KEYS: &[&str] = &[
     "zerolog_bin",
     "metrics",
     "allow_empty",
+    "state_dir",
 ];
 pub(super) const FORWARDER_KEYS: &[&str] = &[
     "tcp",
@@ -44,6 +47,12 @@ pub(super) const FORWARDER_KEYS: &[&str] = &[
     "idle_timeout",
     "udp_recv_buffer",
     "allow",
+    "relp",
+    "journal",
+    "journal_endpoint",
+    "journal_max_size",
+    "fsync",
+    "fsync_interval",
 ];
 pub(super) const RECEIVER_KEYS: &[&str] = &[
     "name",
@@ -55,9 +64,11 @@ pub(super) const RECEIVER_KEYS: &[&str] = &[
     "max_message_size",
     "allow",
     "external_workers",
+    "delivery",
 ];
-pub(super) const WORKER_KEYS: &[&str] =
-    &["name", "receiver", "type", "command", "numprocs", "framing"];
+pub(super) const WORKER_KEYS: &[&str] = &[
+    "name", "receiver", "type", "command", "numprocs", "framing", "with_seq",
+];
 pub(super) const SETTINGS_KEYS: &[&str] = &[
     "restart",
     "stop_signal",
@@ -114,8 +125,8 @@ pub(super) fn build(ctx: &mut Ctx<'_>, root: &toml_edit::Table, source: &Path) -
     let mut names = Vec::new();
 
     let daemon = daemon_section(ctx, &top, &mut binds);
-    let forwarder =
-        single_table(ctx, &top, "forwarder").map(|s| forwarder_section(ctx, &s, &mut binds));
+    let forwarder = single_table(ctx, &top, "forwarder")
+        .map(|s| forwarder_section(ctx, &s, &daemon, &mut binds));
 
     let default_connect = forwarder
         .as_ref()
@@ -255,6 +266,7 @@ pub(super) fn daemon_section(
     let mut metrics = None;
     let mut allow_empty = false;
     let mut socket_line = None;
+    let mut state_dir = None;
     if let Some(s) = &section {
         s.check_keys(ctx, &[ZEROLOGD_KEYS]);
         if let Some(f) = s.field(ctx, "runtime_dir") {
@@ -270,6 +282,9 @@ pub(super) fn daemon_section(
                     .map(|_| PathBuf::from(p))
                     .map_err(|_| format!("no executable zerolog binary at \"{p}\""))
             });
+        }
+        if let Some(f) = s.field(ctx, "state_dir") {
+            state_dir = ctx.parsed(&f, absolute_path);
         }
         if let Some(f) = s.field(ctx, "allow_empty") {
             allow_empty = ctx.boolean(&f).unwrap_or(false);
@@ -314,6 +329,7 @@ pub(super) fn daemon_section(
         zerolog_bin,
         metrics,
         allow_empty,
+        state_dir: state_dir.unwrap_or_else(default_state_dir),
     }
 }
 
@@ -497,6 +513,7 @@ pub(super) fn bind_endpoint(
 pub(super) fn forwarder_section(
     ctx: &mut Ctx<'_>,
     s: &Section<'_>,
+    daemon: &DaemonSection,
     binds: &mut Vec<Bind>,
 ) -> ForwarderSection {
     s.check_keys(ctx, &[FORWARDER_KEYS, SETTINGS_KEYS]);
@@ -532,9 +549,74 @@ pub(super) fn forwarder_section(
     }
     c.allow = allow_list(ctx, s);
     let settings = settings_section(ctx, s);
+    journal_keys(ctx, s, daemon, binds, &mut c);
+    if c.journal.is_some() && settings.user.is_some() && s.field(ctx, "journal_endpoint").is_none()
+    {
+        let line = s.key_line(ctx, "user");
+        ctx.error(
+            line,
+            s.key_path("journal_endpoint"),
+            "the forwarder runs as another user, who cannot bind the default journal endpoint in zerologd's runtime directory: set journal_endpoint = \"tcp://127.0.0.1:6002\" (or journal = false)",
+        );
+    }
     ForwarderSection {
         config: c,
         settings,
+    }
+}
+
+/// Keys `journal` (default true), `journal_endpoint` (default `ipc://<runtime_dir>/journal.sock`),
+/// `journal_max_size`, `fsync` and `fsync_interval`. The journal lives in
+/// `<state_dir>/journal`; its consumers are filled in from the receivers.
+fn journal_keys(
+    ctx: &mut Ctx<'_>,
+    s: &Section<'_>,
+    daemon: &DaemonSection,
+    binds: &mut Vec<Bind>,
+    c: &mut ForwarderConfig,
+) {
+    let on = s
+        .field(ctx, "journal")
+        .and_then(|f| ctx.boolean(&f))
+        .unwrap_or(true);
+    let mut j = JournalConfig {
+        dir: daemon.state_dir.join("journal"),
+        ..JournalConfig::default()
+    };
+    if let Some(f) = s.field(ctx, "journal_max_size") {
+        j.max_size = ctx
+            .int_in(&f, 1 << 20, i64::MAX)
+            .unwrap_or(j.max_size as usize) as u64;
+    }
+    if let Some(f) = s.field(ctx, "fsync") {
+        j.fsync = ctx.parsed(&f, parse_fsync).unwrap_or(j.fsync);
+    }
+    if let Some(f) = s.field(ctx, "fsync_interval") {
+        if let Some(d) = ctx.duration(&f).filter(|d| !d.is_zero()) {
+            j.fsync_interval_ms = d.as_millis() as u64;
+        }
+    }
+    match bind_endpoint(ctx, s, "journal_endpoint", binds) {
+        Some(ep) => c.journal_endpoint = ep,
+        None => {
+            let path = daemon.runtime_dir.join("journal.sock");
+            if let Ok(ep) = Endpoint::parse_bind(&format!("ipc://{}", path.display())) {
+                c.journal_endpoint = ep;
+            }
+        }
+    }
+    j.segment_size = zerolog::journal::segment_size_for(j.max_size);
+    c.journal = on.then_some(j);
+}
+
+fn parse_fsync(text: &str) -> Result<FsyncPolicy, String> {
+    match text {
+        "interval" => Ok(FsyncPolicy::Interval),
+        "always" => Ok(FsyncPolicy::Always),
+        "never" => Ok(FsyncPolicy::Never),
+        other => Err(format!(
+            "unknown fsync policy \"{other}\": expected interval, always or never"
+        )),
     }
 }
 
@@ -556,16 +638,19 @@ fn forwarder_inputs(
         }
     }
     c.udp = socket_addrs(ctx, s, "udp", Proto::Udp, binds).unwrap_or_default();
-    let empty_list = |key: &str| {
+    c.relp = socket_addrs(ctx, s, "relp", Proto::Tcp, binds).unwrap_or_default();
+    let empty = |ctx: &mut Ctx<'_>, key: &str| {
         s.field(ctx, key)
-            .is_some_and(|f| f.item.as_array().is_some_and(|a| a.is_empty()))
+            .map(|f| f.item.as_array().is_some_and(|a| a.is_empty()))
     };
-    if empty_list("tcp") && (empty_list("udp") || s.field(ctx, "udp").is_none()) {
+    let tcp_empty = empty(ctx, "tcp") == Some(true);
+    let others_empty = ["udp", "relp"].iter().all(|k| empty(ctx, k) != Some(false));
+    if tcp_empty && others_empty {
         let line = s.key_line(ctx, "tcp");
         ctx.error(
             line,
             s.key_path("tcp"),
-            "the forwarder has no inputs: tcp is empty and so is udp",
+            "the forwarder has no inputs: tcp is empty, and so are udp and relp",
         );
     }
 }
@@ -632,12 +717,20 @@ pub(super) fn receiver_section(
         .and_then(|f| ctx.boolean(&f))
         .unwrap_or(false);
     let max_message_size = max_message_size(ctx, &s);
+    let delivery = s
+        .field(ctx, "delivery")
+        .and_then(|f| ctx.parsed(&f, |t: &str| t.parse::<Delivery>()));
+    let c = ReceiverConfig {
+        group: name.clone().unwrap_or_default(),
+        ..c
+    };
     let settings = settings_section(ctx, &s);
     ReceiverSection {
         name: name.unwrap_or_default(),
         config: c,
         max_message_size,
         external_workers,
+        delivery,
         settings,
     }
 }
@@ -761,7 +854,12 @@ pub(super) fn worker_section(
         .field(ctx, "numprocs")
         .and_then(|f| ctx.int_in(&f, 1, MAX_NUMPROCS))
         .unwrap_or(1);
+    let with_seq = s
+        .field(ctx, "with_seq")
+        .and_then(|f| ctx.boolean(&f))
+        .unwrap_or(false);
     let worker = WorkerSection {
+        with_seq,
         name: name.unwrap_or_default(),
         receiver: receiver.as_ref().map(|r| r.0.clone()).unwrap_or_default(),
         kind: kind.unwrap_or_default(),

@@ -3,6 +3,7 @@ use super::*;
 
 use std::net::SocketAddr;
 
+use zerolog::delivery::Delivery;
 use zerolog::endpoint::Endpoint;
 use zerolog::framing::Framing;
 use zerolog::syslog::TopicTemplate;
@@ -49,6 +50,7 @@ fn full_topology() {
 [zerologd]
 runtime_dir = "/tmp/zl-test"
 control_socket = "/tmp/zl-test/ctl.sock"
+state_dir = "/var/lib/zl-test"
 
 [forwarder]
 tcp = ["127.0.0.1:7000", "[::1]:7000"]
@@ -64,6 +66,8 @@ max_connections = 100
 idle_timeout = "5m"
 udp_recv_buffer = 4194304
 allow = ["192.0.2.0/24", "198.51.100.7"]
+fsync = "always"
+journal_max_size = 67108864
 restart = "on-failure"
 stop_signal = "INT"
 stop_timeout = "2s 500ms"
@@ -87,6 +91,7 @@ name = "rest"
 topic = ["", "kernel"]
 connect = ["otherhost:6001", "tcp://[::1]:6001", "ipc:///tmp/zl-test/pub.sock"]
 max_message_size = 1048576
+delivery = "push"
 
 [[worker]]
 name = "db"
@@ -94,6 +99,7 @@ receiver = "nginx"
 command = ["{shell}", "-c", "cat > /dev/null"]
 numprocs = 4
 framing = "nul"
+with_seq = true
 stop_signal = "SIGUSR1"
 
 [[worker]]
@@ -119,6 +125,7 @@ command = ["file", "/tmp/archive.log"]
             zerolog_bin: None,
             metrics: None,
             allow_empty: false,
+            state_dir: "/var/lib/zl-test".into(),
         }
     );
     let f = t.forwarder.as_ref().expect("forwarder");
@@ -129,6 +136,7 @@ command = ["file", "/tmp/archive.log"]
                 "[::1]:7000".parse().unwrap(),
             ],
             udp: vec!["0.0.0.0:7514".parse().unwrap()],
+            relp: vec![],
             publish: ep("tcp://*:7001"),
             monitor: Some(ep("ipc:///tmp/zl-test/monitor.sock")),
             framing: Framing::OctetCounted,
@@ -144,6 +152,14 @@ command = ["file", "/tmp/archive.log"]
                 "192.0.2.0/24".parse().unwrap(),
                 "198.51.100.7/32".parse().unwrap(),
             ],
+            journal: Some(zerolog::journal::JournalConfig {
+                dir: "/var/lib/zl-test/journal".into(),
+                fsync: zerolog::journal::FsyncPolicy::Always,
+                max_size: 64 << 20,
+                segment_size: 8 << 20,
+                ..Default::default()
+            }),
+            journal_endpoint: ep("ipc:///tmp/zl-test/journal.sock"),
         },
         settings: ProcessSettings {
             restart: RestartPolicy::OnFailure,
@@ -177,9 +193,13 @@ command = ["file", "/tmp/archive.log"]
                     // The forwarder's is handed to it at start (not part of the section).
                     max_message_size: zerolog::framing::DEFAULT_MAX_SIZE,
                     allow: vec!["10.0.0.0/8".parse().unwrap()],
+                    journal: None,
+                    group: "nginx".into(),
+                    delivery: Delivery::Push,
                 },
                 max_message_size: None,
                 external_workers: false,
+                delivery: None,
                 settings: ProcessSettings::default(),
             },
             ReceiverSection {
@@ -196,8 +216,12 @@ command = ["file", "/tmp/archive.log"]
                     queue_bytes: zerolog::queue::DEFAULT_QUEUE_BYTES,
                     max_message_size: zerolog::framing::DEFAULT_MAX_SIZE,
                     allow: vec![],
+                    journal: None,
+                    group: "rest".into(),
+                    delivery: Delivery::Push,
                 },
                 max_message_size: Some(1 << 20),
+                delivery: Some(Delivery::Push),
                 external_workers: false,
                 settings: ProcessSettings::default(),
             },
@@ -213,6 +237,7 @@ command = ["file", "/tmp/archive.log"]
                 command: vec![sh(), "-c".into(), "cat > /dev/null".into()],
                 numprocs: 4,
                 framing: OutputFraming::Nul,
+                with_seq: true,
                 settings: ProcessSettings {
                     stop_signal: Signal::SIGUSR1,
                     ..ProcessSettings::default()
@@ -225,6 +250,7 @@ command = ["file", "/tmp/archive.log"]
                 command: vec![sh(), "-c".into(), "exec my-worker {backend}".into()],
                 numprocs: 1,
                 framing: OutputFraming::Lf,
+                with_seq: false,
                 settings: ProcessSettings {
                     restart: RestartPolicy::Never,
                     ..ProcessSettings::default()
@@ -237,6 +263,7 @@ command = ["file", "/tmp/archive.log"]
                 command: vec!["file".into(), "/tmp/archive.log".into()],
                 numprocs: 1,
                 framing: OutputFraming::Lf,
+                with_seq: false,
                 settings: ProcessSettings::default(),
             },
         ]
@@ -251,7 +278,20 @@ fn embedded_default_parses() {
     assert_eq!(t.daemon.runtime_dir, runtime_dir);
     assert_eq!(t.daemon.control_socket, runtime_dir.join("zerologd.sock"));
     let f = t.forwarder.expect("forwarder");
-    assert_eq!(f.config, ForwarderConfig::default());
+    let journal = zerolog::journal::JournalConfig {
+        dir: default_state_dir().join("journal"),
+        ..Default::default()
+    };
+    let journal_endpoint = ep(&format!(
+        "ipc://{}",
+        runtime_dir.join("journal.sock").display()
+    ));
+    let want = ForwarderConfig {
+        journal: Some(journal),
+        journal_endpoint,
+        ..ForwarderConfig::default()
+    };
+    assert_eq!(f.config, want);
     let settings = f.settings;
     let f = f.config;
     assert_eq!(f.tcp, vec![SocketAddr::from(([127, 0, 0, 1], 6000))]);

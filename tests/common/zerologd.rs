@@ -148,6 +148,7 @@ impl Zerologd {
         let mut cmd = Command::new(zerologd_bin());
         cmd.args(["-c", config.to_str().unwrap()])
             .env("ZEROLOG_RUNTIME_DIR", dir.join("run"))
+            .env("ZEROLOG_STATE_DIR", dir.join("state"))
             .env("RUST_LOG", level)
             .env("NOTIFY_SOCKET", notify.path());
         configure(&mut cmd);
@@ -173,6 +174,7 @@ impl Zerologd {
             .args(["-c", self.config.to_str().unwrap()])
             .args(args)
             .env("ZEROLOG_RUNTIME_DIR", self.dir.join("run"))
+            .env("ZEROLOG_STATE_DIR", self.dir.join("state"))
             .output()
             .unwrap();
         (

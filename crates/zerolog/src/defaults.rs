@@ -12,3 +12,6 @@ pub const BIND_HOST: &str = "127.0.0.1";
 /// ZeroMQ high-water mark of the forwarder's publish socket and a receiver's sockets, in
 /// messages.
 pub const HWM: i32 = 10_000;
+/// The forwarder's journal endpoint, where receivers fetch with acknowledgements (zerolog's
+/// own; 0.3 had none).
+pub const JOURNAL_PORT: u16 = 6002;

@@ -14,6 +14,8 @@ use crate::worker::WorkerConfig;
 /// One element's configuration, as written to and read from its file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "element", content = "config", rename_all = "lowercase")]
+// One per process, read once at start: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum ElementConfig {
     /// `zerolog forwarder`.
     Forwarder(ForwarderConfig),
@@ -134,6 +136,8 @@ mod tests {
             receive: crate::worker::Receive::Joined(b" ".to_vec()),
             queue_bytes: 5 << 20,
             max_message_size: 1000,
+            delivery: crate::delivery::Delivery::Acked,
+            with_seq: true,
         });
         c.save(&path).unwrap();
         assert_eq!(ElementConfig::load(&path).unwrap(), c);

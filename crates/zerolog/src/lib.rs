@@ -146,7 +146,7 @@ pub mod stats;
 pub mod worker;
 mod zmqutil;
 
-pub use zerolog_proto::{endpoint, framing, relp, seq, syslog};
+pub use zerolog_proto::{delivery, endpoint, framing, relp, seq, syslog};
 pub use zmqutil::{set_io_batch, IO_BATCH_BYTES};
 
 use std::path::PathBuf;
@@ -238,6 +238,9 @@ pub enum Error {
     /// Invalid arguments (a built-in worker given the wrong arguments, say).
     #[error("invalid arguments: {0}")]
     Usage(String),
+    /// A peer broke the protocol between zerolog's elements ([`delivery`]).
+    #[error("protocol error: {0}")]
+    Protocol(String),
     /// The durable journal failed (I/O, damage, configuration).
     #[error(transparent)]
     Journal(#[from] journal::JournalError),

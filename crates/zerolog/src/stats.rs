@@ -24,6 +24,17 @@ pub const STATS_FILE_ENV: &str = "ZEROLOG_STATS_FILE";
 /// one to each child: a program that runs as another user could not open the path itself.
 pub const STATS_FD_ENV: &str = "ZEROLOG_STATS_FD";
 
+/// The counters that are levels (gauges), not totals: not summed over a program's runs, and
+/// without `_total` in Prometheus.
+pub const GAUGES: &[&str] = &[
+    "connections_open",
+    "journal_bytes",
+    "journal_backlog",
+    "journal_oldest_age_ms",
+    "in_flight",
+    "backlog",
+];
+
 const HEADER: usize = 4096;
 const MAGIC: &str = "zerolog-stats 1\n";
 
@@ -302,6 +313,36 @@ counters! {
         closed_sending_at_stop,
         /// ZeroMQ connections (receivers, monitors) refused by the `allow` list.
         zap_denied,
+        /// Messages appended to the journal (accepted: from now on delivered at least once).
+        journal_appended,
+        /// Bytes of the journal's segment files now (a gauge).
+        journal_bytes,
+        /// Records not yet done by every receiver (a gauge).
+        journal_backlog,
+        /// Age of the oldest of those records, in milliseconds, to 100 ms (a gauge; since
+        /// the forwarder started, for records older than that).
+        journal_oldest_age_ms,
+        /// Records sent to receivers from the journal.
+        journal_sent,
+        /// Of those, records sent again (a receiver or the forwarder restarted before the
+        /// receiver's commit): its workers may see them twice.
+        journal_redelivered,
+        /// Times the journal reached `max_size` and paused the input.
+        journal_full,
+        /// Failed journal writes (a full disk): the input waits and the write is retried.
+        journal_write_errors,
+        /// Segment files deleted once every receiver was done with them.
+        journal_segments_deleted,
+        /// Bytes cut from a torn or corrupt journal tail at start (a crash during a write).
+        journal_cut_bytes,
+        /// Malformed requests on the journal endpoint.
+        journal_bad_requests,
+        /// RELP connections accepted.
+        relp_sessions,
+        /// RELP messages answered `200 OK` (each in the journal first).
+        relp_acked,
+        /// RELP sessions ended by a protocol error (a bad frame, a command before `open`).
+        relp_errors,
     }
 }
 
@@ -319,6 +360,17 @@ counters! {
         malformed,
         /// Worker connections refused by the `allow` list.
         zap_denied,
+        /// Messages acknowledged by workers (acked delivery).
+        acked,
+        /// Messages of workers gone before acknowledging them, sent to other workers.
+        redelivered,
+        /// Workers found gone (a probe or a send failed) while connected.
+        workers_lost,
+        /// Messages held now: fetched and not yet done by a worker (a gauge).
+        in_flight,
+        /// Records of the forwarder's journal this receiver has not yet done, as of its last
+        /// fetch (a gauge; it counts records of other topics too).
+        backlog,
     }
 }
 
@@ -335,6 +387,9 @@ counters! {
         failed,
         /// Times a program worker started its program again after it died.
         program_restarts,
+        /// Messages received flagged as sent again (acked delivery): a worker or receiver
+        /// died before they were acknowledged, so they may have been processed already.
+        redelivered,
     }
 }
 
@@ -362,7 +417,7 @@ mod tests {
             after.counters,
             ReceiverStats::NAMES
                 .iter()
-                .zip([7, 0, 5, 0, 0])
+                .zip([7, 0, 5, 0, 0, 0, 0, 0, 0, 0])
                 .map(|(n, v)| (n.to_string(), v))
                 .collect::<Vec<_>>()
         );
@@ -381,7 +436,8 @@ mod tests {
                 ("bytes_received", 0),
                 ("processed", 2),
                 ("failed", 0),
-                ("program_restarts", 0)
+                ("program_restarts", 0),
+                ("redelivered", 0)
             ]
         );
     }

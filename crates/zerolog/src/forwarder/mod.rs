@@ -57,6 +57,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
@@ -64,12 +65,16 @@ use tracing::{debug, error, info, warn};
 use crate::endpoint::Endpoint;
 use crate::events::{Blocked, RateLimit};
 use crate::framing::{Framing, DEFAULT_MAX_SIZE};
+use crate::journal::{Journal, JournalConfig};
 use crate::queue::SendQueue;
 use crate::stats::ForwarderStats;
 use crate::syslog::{self, TopicTemplate};
 use crate::zmqutil::{self, zerr};
 use crate::Error;
 
+mod journaled;
+mod relp;
+mod serve;
 mod tcp;
 use tcp::{accept_loop, bind_tcp, listen_tcp};
 
@@ -84,6 +89,9 @@ pub struct ForwarderConfig {
     pub tcp: Vec<SocketAddr>,
     /// UDP addresses to receive syslog datagrams on (one message per datagram).
     pub udp: Vec<SocketAddr>,
+    /// TCP addresses to accept RELP on (rsyslog's `omrelp`): each message is acknowledged
+    /// once it is in the journal (without a journal: once published).
+    pub relp: Vec<SocketAddr>,
     /// ZeroMQ endpoint the XPUB socket binds, e.g. `tcp://127.0.0.1:6001` (port 0: any free
     /// one, see [`Forwarder::publish_endpoint`]).
     pub publish: Endpoint,
@@ -115,6 +123,12 @@ pub struct ForwarderConfig {
     pub udp_recv_buffer: Option<usize>,
     /// Networks receivers (and monitors) may connect from; empty: any (see [`crate::access`]).
     pub allow: Vec<ipnet::IpNet>,
+    /// The durable journal every message is appended to before it counts as accepted, and
+    /// from which receivers fetch with acknowledgements. `None`: no journal, zerolog 0.3's
+    /// behaviour (at most once: what a crashed element held is lost).
+    pub journal: Option<JournalConfig>,
+    /// Where receivers fetch from the journal (a ROUTER socket; see [`crate::delivery`]).
+    pub journal_endpoint: Endpoint,
 }
 
 /// Default of [`ForwarderConfig::max_connections`].
@@ -128,6 +142,7 @@ impl Default for ForwarderConfig {
                 crate::defaults::INPUT_PORT,
             ))],
             udp: Vec::new(),
+            relp: Vec::new(),
             publish: Endpoint::tcp(crate::defaults::BIND_HOST, crate::defaults::PUBLISH_PORT),
             monitor: None,
             framing: Framing::Auto,
@@ -140,7 +155,29 @@ impl Default for ForwarderConfig {
             idle_timeout: None,
             udp_recv_buffer: None,
             allow: Vec::new(),
+            journal: None,
+            journal_endpoint: Endpoint::tcp(
+                crate::defaults::BIND_HOST,
+                crate::defaults::JOURNAL_PORT,
+            ),
         }
+    }
+}
+
+/// Where input tasks hand framed batches to the publisher thread, which sleeps in a ZeroMQ
+/// poll: the eventfd wakes it.
+#[derive(Clone)]
+pub(crate) struct Inbox {
+    tx: mpsc::Sender<Batch>,
+    wake: Arc<EventFd>,
+}
+
+impl Inbox {
+    /// Sends a batch; an error means the forwarder is stopping.
+    pub(crate) async fn send(&self, batch: Batch) -> Result<(), ()> {
+        self.tx.send(batch).await.map_err(|_| ())?;
+        let _ = self.wake.write(1);
+        Ok(())
     }
 }
 
@@ -159,36 +196,66 @@ const LINGER_MS: i32 = 10_000;
 /// Queue length of the monitor socket, at most (libzmq's default).
 const MONITOR_HWM: i32 = 1000;
 
-/// Framed messages with their topics, packed in one buffer.
+/// Framed messages with their topics, packed in one buffer as journal payloads
+/// (`topic_len u16 | topic | message`, see [`split_payload`]), so a batch is appended with no
+/// copy.
 #[derive(Default)]
-struct Batch {
+pub(crate) struct Batch {
     buf: Vec<u8>,
     /// (start, topic length, message length) per message.
     items: Vec<(usize, usize, usize)>,
+    /// Told the sequence number of the batch's first message once it is in the journal (a
+    /// RELP connection answers then).
+    pub(crate) accepted: Option<oneshot::Sender<u64>>,
 }
 
 impl Batch {
-    fn push(&mut self, template: &TopicTemplate, msg: &[u8]) {
+    pub(crate) fn push(&mut self, template: &TopicTemplate, msg: &[u8]) {
         let start = self.buf.len();
+        self.buf.extend_from_slice(&[0, 0]);
         if template.needs_header() {
             template.render(&syslog::scan(msg), &mut self.buf);
         } else {
             template.render(&syslog::Header::default(), &mut self.buf);
         }
-        let topic_len = self.buf.len() - start;
+        let topic_len = (self.buf.len() - start - 2).min(u16::MAX as usize);
+        self.buf.truncate(start + 2 + topic_len);
+        self.buf[start..start + 2].copy_from_slice(&(topic_len as u16).to_le_bytes());
         self.buf.extend_from_slice(msg);
         self.items.push((start, topic_len, msg.len()));
     }
 
     fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.payloads().map(split_payload)
+    }
+
+    /// Each message as a journal payload.
+    fn payloads(&self) -> impl Iterator<Item = &[u8]> {
         self.items
             .iter()
-            .map(|&(s, t, m)| (&self.buf[s..s + t], &self.buf[s + t..s + t + m]))
+            .map(|&(s, t, m)| &self.buf[s..s + 2 + t + m])
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.buf.len()
     }
 
     fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
+}
+
+/// A journal payload's topic and message.
+fn split_payload(p: &[u8]) -> (&[u8], &[u8]) {
+    let Some((len, rest)) = p.split_first_chunk::<2>() else {
+        return (&[], p);
+    };
+    let t = (u16::from_le_bytes(*len) as usize).min(rest.len());
+    rest.split_at(t)
 }
 
 /// A forwarder whose sockets are bound; [`Forwarder::run`] starts it. See the
@@ -197,11 +264,15 @@ pub struct Forwarder {
     config: ForwarderConfig,
     /// Bound; listening once ready.
     tcp: Vec<TcpSocket>,
+    relp: Vec<TcpSocket>,
     udp: Vec<UdpSocket>,
     _ctx: zmq::Context,
     xpub: Output,
     monitor: Option<Output>,
     publish_endpoint: Endpoint,
+    /// The journal and the socket receivers fetch from, when configured.
+    journal: Option<(Journal, zmq::Socket)>,
+    journal_endpoint: Option<Endpoint>,
     stats: Arc<ForwarderStats>,
 }
 
@@ -254,6 +325,11 @@ impl Forwarder {
         for addr in &config.tcp {
             tcp.push(bind_tcp(*addr)?);
         }
+        let relp = config
+            .relp
+            .iter()
+            .map(|a| bind_tcp(*a))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut udp = Vec::new();
         for addr in &config.udp {
             let s = UdpSocket::bind(addr)
@@ -273,21 +349,44 @@ impl Forwarder {
             }
             udp.push(s);
         }
+        let journal = match &config.journal {
+            Some(j) => Some(open_journal(&ctx, j, &config, &stats)?),
+            None => None,
+        };
+        let journal_endpoint = journal
+            .as_ref()
+            .map(|(_, router)| zmqutil::bound_endpoint(router, &config.journal_endpoint));
         Ok(Forwarder {
             config,
             tcp,
+            relp,
             udp,
             _ctx: ctx,
             xpub,
             monitor,
             publish_endpoint,
+            journal,
+            journal_endpoint,
             stats,
         })
+    }
+
+    /// The endpoint receivers fetch the journal from (port 0 resolved), when there is one.
+    pub fn journal_endpoint(&self) -> Option<&Endpoint> {
+        self.journal_endpoint.as_ref()
     }
 
     /// The TCP addresses actually listened on (port 0 resolved).
     pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
         self.tcp
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// The RELP addresses actually listened on (port 0 resolved).
+    pub fn relp_addrs(&self) -> Vec<SocketAddr> {
+        self.relp
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect()
@@ -324,23 +423,59 @@ impl Forwarder {
         let Forwarder {
             config,
             tcp,
+            relp,
             udp,
             _ctx,
             xpub,
             monitor,
+            journal,
             stats,
             ..
         } = self;
         let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
+        let wake = EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+            .map_err(|e| Error::Io {
+                context: "creating the publisher's eventfd",
+                source: e.into(),
+            })?;
+        let wake = Arc::new(wake);
+        let tx = Inbox {
+            tx,
+            wake: wake.clone(),
+        };
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stop_tx, stop_rx) = watch::channel(false);
         let publisher = {
             let stats = stats.clone();
             let wait = config.wait_subscribers;
             let stop = stop_rx.clone();
+            let thread = move || match journal {
+                Some((journal, router)) => {
+                    let opened_at = journal.next_seq();
+                    let mut legacy = journaled::Legacy {
+                        xpub,
+                        monitor,
+                        subs: Subscriptions::default(),
+                    };
+                    if !wait_for_subscribers(&legacy.xpub.0, &mut legacy.subs, wait, &stop)? {
+                        return Ok(());
+                    }
+                    journaled::Loop {
+                        journal,
+                        served: serve::Served::new(router, opened_at),
+                        legacy,
+                        rx,
+                        wake,
+                        stop,
+                        ready: Some(ready_tx),
+                    }
+                    .run(&stats)
+                }
+                None => publish_loop(xpub, monitor, rx, ready_tx, wait, stop, &stats),
+            };
             std::thread::Builder::new()
                 .name("zerolog-publish".into())
-                .spawn(move || publish_loop(xpub, monitor, rx, ready_tx, wait, stop, &stats))
+                .spawn(thread)
                 .map_err(|e| Error::Io {
                     context: "spawning publisher thread",
                     source: e,
@@ -355,7 +490,9 @@ impl Forwarder {
         };
         let mut failed = None;
         if ready {
-            match tcp.into_iter().map(listen_tcp).collect() {
+            let listen =
+                |v: Vec<TcpSocket>| v.into_iter().map(listen_tcp).collect::<Result<Vec<_>, _>>();
+            match listen(tcp).and_then(|tcp| Ok((tcp, listen(relp)?))) {
                 Ok(tcp) => {
                     spawn_inputs(tcp, udp, &tx, &stop_rx, Arc::new(config), &stats);
                     on_ready();
@@ -383,9 +520,9 @@ impl Forwarder {
 
 /// Starts reading every input, each on tasks of its own.
 fn spawn_inputs(
-    tcp: Vec<TcpListener>,
+    (tcp, relp): (Vec<TcpListener>, Vec<TcpListener>),
     udp: Vec<UdpSocket>,
-    tx: &mpsc::Sender<Batch>,
+    tx: &Inbox,
     stop: &watch::Receiver<bool>,
     config: Arc<ForwarderConfig>,
     stats: &Arc<ForwarderStats>,
@@ -394,6 +531,11 @@ fn spawn_inputs(
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .map(|a| format!("tcp:{a}"))
+        .chain(
+            relp.iter()
+                .filter_map(|l| l.local_addr().ok())
+                .map(|a| format!("relp:{a}")),
+        )
         .chain(
             udp.iter()
                 .filter_map(|s| s.local_addr().ok())
@@ -410,6 +552,10 @@ fn spawn_inputs(
         let (tx, stop, config, stats) = (tx.clone(), stop.clone(), config.clone(), stats.clone());
         tokio::spawn(accept_loop(listener, tx, stop, config, stats));
     }
+    for listener in relp {
+        let (tx, stop, config, stats) = (tx.clone(), stop.clone(), config.clone(), stats.clone());
+        tokio::spawn(relp::accept_loop(listener, tx, stop, config, stats));
+    }
     for socket in udp {
         let (tx, stop, config, stats) = (tx.clone(), stop.clone(), config.clone(), stats.clone());
         tokio::spawn(udp_loop(socket, tx, stop, config, stats));
@@ -418,7 +564,7 @@ fn spawn_inputs(
 
 async fn udp_loop(
     socket: UdpSocket,
-    tx: mpsc::Sender<Batch>,
+    tx: Inbox,
     mut stop: watch::Receiver<bool>,
     config: Arc<ForwarderConfig>,
     stats: Arc<ForwarderStats>,
@@ -525,6 +671,62 @@ fn read_subscriptions(
 /// A sending socket and the bound of its queues.
 type Output = (zmq::Socket, SendQueue);
 
+/// Waits until `wanted` subscriptions arrived (slow-joiner protection). False: a stop came
+/// first.
+fn wait_for_subscribers(
+    xpub: &zmq::Socket,
+    subs: &mut Subscriptions,
+    wanted: usize,
+    stop: &watch::Receiver<bool>,
+) -> Result<bool, Error> {
+    if wanted > 0 {
+        info!(
+            wait_subscribers = wanted,
+            "waiting for receivers to subscribe before reading input"
+        );
+    }
+    while subs.total < wanted {
+        if *stop.borrow() {
+            return Ok(false);
+        }
+        read_subscriptions(xpub, subs, 100)?;
+    }
+    Ok(true)
+}
+
+/// Opens (recovers) the journal and binds the endpoint receivers fetch it from.
+fn open_journal(
+    ctx: &zmq::Context,
+    j: &JournalConfig,
+    config: &ForwarderConfig,
+    stats: &ForwarderStats,
+) -> Result<(Journal, zmq::Socket), Error> {
+    let (journal, recovery) = Journal::open(j)?;
+    stats
+        .journal_cut_bytes()
+        .fetch_add(recovery.cut_bytes, Relaxed);
+    info!(
+        dir = %j.dir.display(),
+        fsync = ?j.fsync,
+        first = journal.first_seq(),
+        next = journal.next_seq(),
+        size = journal.size(),
+        segments = recovery.segments,
+        cut_bytes = recovery.cut_bytes,
+        "journal opened"
+    );
+    if recovery.cut_bytes > 0 {
+        warn!(cut_bytes = recovery.cut_bytes, "journal recovery cut a torn or corrupt tail (a crash during a write); every whole record before it was kept");
+    }
+    let router = ctx
+        .socket(zmq::ROUTER)
+        .map_err(zerr("creating the journal socket"))?;
+    router.set_linger(0).map_err(zerr("setting linger"))?;
+    crate::access::protect(&router, &config.allow)?;
+    zmqutil::bind(&router, &config.journal_endpoint)?;
+    Ok((journal, router))
+}
+
 fn publish_loop(
     (xpub, mut queue): Output,
     mut monitor: Option<Output>,
@@ -535,20 +737,11 @@ fn publish_loop(
     stats: &ForwarderStats,
 ) -> Result<(), Error> {
     let mut subs = Subscriptions::default();
-    if wait_subscribers > 0 {
-        info!(
-            wait_subscribers,
-            "waiting for receivers to subscribe before reading input"
-        );
-    }
-    while subs.total < wait_subscribers {
-        if *stop.borrow() {
-            return Ok(());
-        }
-        read_subscriptions(&xpub, &mut subs, 100)?;
+    if !wait_for_subscribers(&xpub, &mut subs, wait_subscribers, &stop)? {
+        return Ok(());
     }
     let _ = ready.send(());
-    while let Some(batch) = rx.blocking_recv() {
+    while let Some(mut batch) = rx.blocking_recv() {
         read_subscriptions(&xpub, &mut subs, 0)?;
         for (topic, msg) in batch.iter() {
             publish_one(&xpub, &mut queue, &mut subs, (topic, msg), &stop, stats)?;
@@ -561,6 +754,10 @@ fn publish_loop(
                     .send(topic, zmq::SNDMORE | zmq::DONTWAIT)
                     .and_then(|_| m.send(msg, zmq::DONTWAIT));
             }
+        }
+        // Without a journal, a RELP batch counts as accepted once published.
+        if let Some(accepted) = batch.accepted.take() {
+            let _ = accepted.send(0);
         }
     }
     stats.log("forwarder");

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::{Batch, ForwarderConfig, DRAIN_MAX, DRAIN_QUIET, READ_BUF};
+use super::{Batch, ForwarderConfig, Inbox, DRAIN_MAX, DRAIN_QUIET, READ_BUF};
 use crate::events::{BadInput, ConnectionRefused, RateLimit};
 use crate::framing::{Framer, FramerStats};
 use crate::stats::ForwarderStats;
@@ -48,7 +48,7 @@ pub(super) fn listen_tcp(socket: TcpSocket) -> Result<TcpListener, Error> {
 
 pub(super) async fn accept_loop(
     listener: TcpListener,
-    tx: mpsc::Sender<Batch>,
+    tx: Inbox,
     mut stop: watch::Receiver<bool>,
     config: Arc<ForwarderConfig>,
     stats: Arc<ForwarderStats>,
@@ -166,7 +166,7 @@ struct Connection<'a> {
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    tx: mpsc::Sender<Batch>,
+    tx: Inbox,
     stop: watch::Receiver<bool>,
     config: &ForwarderConfig,
     stats: &ForwarderStats,
@@ -187,7 +187,7 @@ async fn connection(
 
 impl Connection<'_> {
     /// Reads, frames and sends on until the connection ends.
-    async fn run(mut self, tx: mpsc::Sender<Batch>, mut stop: watch::Receiver<bool>) {
+    async fn run(mut self, tx: Inbox, mut stop: watch::Receiver<bool>) {
         loop {
             let mut batch = Batch::default();
             let end = match self.wait(&mut stop).await {

@@ -56,3 +56,9 @@ impl JournalConfig {
         Duration::from_millis(self.fsync_interval_ms)
     }
 }
+
+/// The segment size for a journal of `max_size` bytes: an eighth of it, between 1 and 64 MiB,
+/// so that deleting a done segment frees room well before the journal is full.
+pub fn segment_size_for(max_size: u64) -> u64 {
+    (max_size / 8).clamp(1 << 20, 64 << 20)
+}

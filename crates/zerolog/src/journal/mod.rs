@@ -30,7 +30,7 @@ use std::os::unix::fs::{DirBuilderExt, FileExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub use config::{FsyncPolicy, JournalConfig};
+pub use config::{segment_size_for, FsyncPolicy, JournalConfig};
 pub use offsets::check_name as check_consumer_name;
 pub use open::Recovery;
 pub use read::Cursor;

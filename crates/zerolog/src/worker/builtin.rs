@@ -387,18 +387,16 @@ impl WorkerSpec {
         framing: OutputFraming,
         signals: &Signals,
         stats: &Arc<WorkerStats>,
+        with_seq: bool,
     ) -> Result<Box<dyn Worker>, Error> {
         Ok(match self {
             WorkerSpec::Stdout => Box::new(StdoutWorker::new(framing, signals)),
             WorkerSpec::File(p) => Box::new(FileWorker::open(p, framing, signals)?),
             WorkerSpec::Null(report) => Box::new(NullWorker::new(report.clone())),
-            WorkerSpec::Program { path, args } => Box::new(ProgramWorker::spawn(
-                path,
-                args,
-                framing,
-                signals,
-                stats.clone(),
-            )?),
+            WorkerSpec::Program { path, args } => Box::new(
+                ProgramWorker::spawn(path, args, framing, signals, stats.clone())?
+                    .with_seq(with_seq),
+            ),
         })
     }
 }
@@ -464,6 +462,13 @@ pub struct WorkerConfig {
     /// The longest message that can arrive (the forwarder's `max_message_size`).
     #[serde(default = "default_max_message_size")]
     pub max_message_size: usize,
+    /// How the receiver hands out messages; it must match the receiver's.
+    #[serde(default)]
+    pub delivery: crate::delivery::Delivery,
+    /// A program worker writes each message's sequence number and a space before it
+    /// (acknowledged delivery only).
+    #[serde(default)]
+    pub with_seq: bool,
 }
 
 fn default_queue_bytes() -> usize {
@@ -486,8 +491,9 @@ impl WorkerConfig {
             .receive(self.receive.clone())
             .signals(signals.clone())
             .queue_bytes(self.queue_bytes)
-            .max_message_size(self.max_message_size);
-        let mut w = spec.start(self.framing, signals, &runner.stats())?;
+            .max_message_size(self.max_message_size)
+            .delivery(self.delivery);
+        let mut w = spec.start(self.framing, signals, &runner.stats(), self.with_seq)?;
         runner.run(w.as_mut())
     }
 }

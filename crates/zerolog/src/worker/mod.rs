@@ -43,6 +43,7 @@
 //! - `octet-counted`: `LEN SP MSG`, as RFC 6587; bytes pass raw, LF included.
 //! - `nul`: each message followed by a NUL byte; bytes pass raw.
 
+mod acked;
 mod builtin;
 mod output;
 mod program;
@@ -165,6 +166,13 @@ pub trait Worker {
     /// LF, no length prefix). Not necessarily UTF-8; see [`TextWorker`] for text.
     fn process(&mut self, msg: &[u8]) -> Result<(), Error>;
 
+    /// Processes one message with what the runner knows of it: its sequence number (with
+    /// acknowledged delivery), so a sink can drop the duplicates that at-least-once delivery
+    /// brings after a crash. By default, [`Worker::process`] of its bytes.
+    fn process_message(&mut self, msg: &Message<'_>) -> Result<(), Error> {
+        self.process(msg.data())
+    }
+
     /// No message is waiting: make what was processed visible (flush buffers, commit).
     fn flush(&mut self) -> Result<(), Error> {
         Ok(())
@@ -263,6 +271,51 @@ pub trait TextWorker {
     /// As [`Worker::stop`]; by default calls [`TextWorker::flush`].
     fn stop(&mut self) -> Result<(), Error> {
         TextWorker::flush(self)
+    }
+}
+
+/// A message as the runner hands it to [`Worker::process_message`].
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    data: &'a [u8],
+    seq: Option<u64>,
+    redelivery: bool,
+}
+
+impl<'a> Message<'a> {
+    /// A message with no sequence number (PUSH delivery).
+    pub fn new(data: &'a [u8]) -> Self {
+        Message {
+            data,
+            seq: None,
+            redelivery: false,
+        }
+    }
+
+    /// A message of acknowledged delivery: its number in the forwarder's journal.
+    pub fn with_seq(data: &'a [u8], seq: u64, redelivery: bool) -> Self {
+        Message {
+            data,
+            seq: Some(seq),
+            redelivery,
+        }
+    }
+
+    /// The message's bytes.
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// Its sequence number in the forwarder's journal: unique and increasing per forwarder,
+    /// the same when the message is delivered again. `None` with PUSH delivery.
+    pub fn seq(&self) -> Option<u64> {
+        self.seq
+    }
+
+    /// Whether it was sent before, to a worker or receiver that died before acknowledging
+    /// it: it may have been processed already.
+    pub fn is_redelivery(&self) -> bool {
+        self.redelivery
     }
 }
 

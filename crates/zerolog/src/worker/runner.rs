@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use tracing::info;
 
+use crate::delivery::Delivery;
 use crate::signals::Signals;
 use crate::stats::WorkerStats;
 use crate::zmqutil::{self, zerr};
 use crate::Error;
 
-use super::{Receive, Worker};
+use super::{Message, Receive, Worker};
 
 /// Connects a worker to a backend and drives it: the configurable form of [`run_worker`].
 ///
@@ -78,6 +79,7 @@ pub struct Runner {
     hwm: i32,
     queue_bytes: usize,
     max_message_size: usize,
+    delivery: Delivery,
 }
 
 impl Runner {
@@ -92,7 +94,15 @@ impl Runner {
             hwm: DEFAULT_HWM,
             queue_bytes: size_from_env(QUEUE_BYTES_ENV, crate::queue::DEFAULT_QUEUE_BYTES),
             max_message_size: size_from_env(MAX_MESSAGE_SIZE_ENV, crate::framing::DEFAULT_MAX_SIZE),
+            delivery: delivery_from_env(),
         }
+    }
+
+    /// How the receiver hands out messages (default: `$ZEROLOG_DELIVERY`, which zerologd
+    /// sets, else [`Delivery::Push`], zerolog 0.3's). It must match the receiver's.
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
+        self
     }
 
     /// How messages are received (default [`Receive::Frame`]).
@@ -148,9 +158,12 @@ impl Runner {
                 source,
             })?,
         };
-        let (_ctx, pull) = self.connect()?;
-        crate::notify::ready();
         let stats = &self.stats;
+        if self.delivery == Delivery::Acked {
+            return self.run_acked(worker, &signals);
+        }
+        let (_ctx, pull) = self.connect(zmq::PULL)?;
+        crate::notify::ready();
         let result = pump(&pull, &self.receive, worker, &signals, stats);
         let stopped = worker.stop();
         count_processed(stats, worker);
@@ -158,12 +171,35 @@ impl Runner {
         result.and(stopped)
     }
 
-    /// A PULL socket connected to the backend, with its context.
-    fn connect(&self) -> Result<(zmq::Context, zmq::Socket), Error> {
+    fn run_acked<W: Worker + ?Sized>(
+        &self,
+        worker: &mut W,
+        signals: &Signals,
+    ) -> Result<(), Error> {
+        let (_ctx, dealer) = self.connect(zmq::DEALER)?;
+        dealer
+            .set_linger(ACK_LINGER_MS)
+            .map_err(zerr("setting linger"))?;
+        crate::notify::ready();
+        let window =
+            crate::queue::receive_hwm(self.hwm, self.queue_bytes, self.max_message_size).max(1);
+        let mut acks = super::acked::Acks::new(&dealer, window as u32);
+        let stats = &self.stats;
+        let result = super::acked::pump(&mut acks, worker, signals, stats);
+        let stopped = worker.stop();
+        count_processed(stats, worker);
+        // What the stop flushed is done too.
+        let acked = acks.finish(worker);
+        stats.log("worker");
+        result.and(stopped).and(acked)
+    }
+
+    /// A PULL (or DEALER) socket connected to the backend, with its context.
+    fn connect(&self, kind: zmq::SocketType) -> Result<(zmq::Context, zmq::Socket), Error> {
         let ctx = zmq::Context::new();
         let mut pull = ctx
-            .socket(zmq::PULL)
-            .map_err(zerr("creating PULL socket"))?;
+            .socket(kind)
+            .map_err(zerr("creating the backend socket"))?;
         zmqutil::set_io_batch(&mut pull).map_err(zerr("setting PULL batch size"))?;
         pull.set_rcvtimeo(TICK_MS)
             .map_err(zerr("setting timeout"))?;
@@ -182,6 +218,25 @@ impl Runner {
 pub const QUEUE_BYTES_ENV: &str = "ZEROLOG_QUEUE_BYTES";
 /// ...and the forwarder's `max_message_size`.
 pub const MAX_MESSAGE_SIZE_ENV: &str = "ZEROLOG_MAX_MESSAGE_SIZE";
+
+/// Where zerologd tells its workers how their receiver delivers (`acked` or `push`).
+pub const DELIVERY_ENV: &str = "ZEROLOG_DELIVERY";
+
+/// Linger of the acknowledging socket, so the last acknowledgements go out at a stop.
+const ACK_LINGER_MS: i32 = 1000;
+
+fn delivery_from_env() -> Delivery {
+    let Some(value) = std::env::var_os(DELIVERY_ENV) else {
+        return Delivery::Push;
+    };
+    match value.to_str().map(str::parse) {
+        Some(Ok(d)) => d,
+        _ => {
+            tracing::warn!(variable = DELIVERY_ENV, value = ?value, "not acked or push; using push");
+            Delivery::Push
+        }
+    }
+}
 
 /// A positive size from the environment variable `name`, else `default` (with a warning when
 /// the variable is set but is not one).
@@ -244,8 +299,8 @@ fn process_one<W: Worker + ?Sized>(
     worker: &mut W,
 ) -> Result<usize, Error> {
     match receive {
-        Receive::Frame => worker.process(&msg).map(|()| msg.len()),
-        _ if !msg.get_more() => worker.process(&msg).map(|()| msg.len()),
+        Receive::Frame => process(worker, &msg),
+        _ if !msg.get_more() => process(worker, &msg),
         Receive::Joined(separator) => {
             joined.clear();
             joined.extend_from_slice(&msg);
@@ -257,29 +312,35 @@ fn process_one<W: Worker + ?Sized>(
                     break;
                 }
             }
-            worker.process(joined).map(|()| joined.len())
+            process(worker, joined)
         }
         Receive::LastFrame => {
             let mut last = msg;
             while last.get_more() {
                 last = recv_more(pull)?;
             }
-            worker.process(&last).map(|()| last.len())
+            process(worker, &last)
         }
         Receive::FirstFrame => {
             let mut rest = recv_more(pull)?;
             while rest.get_more() {
                 rest = recv_more(pull)?;
             }
-            worker.process(&msg).map(|()| msg.len())
+            process(worker, &msg)
         }
     }
+}
+
+fn process<W: Worker + ?Sized>(worker: &mut W, data: &[u8]) -> Result<usize, Error> {
+    worker
+        .process_message(&Message::new(data))
+        .map(|()| data.len())
 }
 
 /// Sets `processed` from the identity `received = processed + failed + held`, where held is
 /// what the worker still holds ([`Worker::buffered`]). Only the thread running `pump` writes
 /// these counters.
-fn count_processed<W: Worker + ?Sized>(stats: &WorkerStats, worker: &W) {
+pub(super) fn count_processed<W: Worker + ?Sized>(stats: &WorkerStats, worker: &W) {
     let done = stats.received().load(Relaxed) - stats.failed().load(Relaxed);
     stats
         .processed()

@@ -33,7 +33,7 @@
 //! // ... later, from any thread:
 //! signals.request_stop();
 //! thread.join().unwrap()?; // drained and stopped
-//! assert_eq!(stats.snapshot(), [("received", 0), ("bytes_received", 0), ("pushed", 0), ("malformed", 0), ("zap_denied", 0)]);
+//! assert_eq!(stats.snapshot(), [("received", 0), ("bytes_received", 0), ("pushed", 0), ("malformed", 0), ("zap_denied", 0), ("acked", 0), ("redelivered", 0), ("workers_lost", 0), ("in_flight", 0), ("backlog", 0)]);
 //! # Ok::<(), zerolog::Error>(())
 //! ```
 
@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
+use crate::delivery::Delivery;
 use crate::endpoint::Endpoint;
 use crate::events::{Blocked, RateLimit};
 use crate::queue::{self, SendQueue};
@@ -74,6 +75,13 @@ pub struct ReceiverConfig {
     pub max_message_size: usize,
     /// Networks workers may connect from (TCP output); empty: any (see [`crate::access`]).
     pub allow: Vec<ipnet::IpNet>,
+    /// Fetch from this forwarder's journal endpoint (with acknowledgements, at least once)
+    /// instead of subscribing to `connect` (at most once).
+    pub journal: Option<Endpoint>,
+    /// The consumer group the forwarder keeps this receiver's offset under: its name.
+    pub group: String,
+    /// How workers get messages: `push` (zerolog 0.3 workers) or `acked` (needs `journal`).
+    pub delivery: Delivery,
 }
 
 impl Default for ReceiverConfig {
@@ -89,6 +97,9 @@ impl Default for ReceiverConfig {
             queue_bytes: crate::queue::DEFAULT_QUEUE_BYTES,
             max_message_size: crate::framing::DEFAULT_MAX_SIZE,
             allow: Vec::new(),
+            journal: None,
+            group: "receiver".into(),
+            delivery: Delivery::Push,
         }
     }
 }
@@ -98,9 +109,15 @@ const TICK_MS: i32 = 100;
 /// Linger on close, so pushed messages reach workers after a stop.
 const LINGER_MS: i32 = 10_000;
 
+mod dispatch;
+mod fetch;
+mod journal;
+
 /// A receiver whose sockets are bound and connected; [`Receiver::run`] relays until stopped.
 /// See the [module documentation](self) for an example.
 pub struct Receiver {
+    /// Set when the receiver fetches from a journal: then the SUB socket is unused.
+    journal: Option<std::cell::RefCell<journal::Relay>>,
     _ctx: zmq::Context,
     /// Kept alive for the raw handles, through which they are used.
     _sub: zmq::Socket,
@@ -122,6 +139,18 @@ impl Receiver {
         crate::access::start_zap(&ctx, &config.allow, move || {
             denied.zap_denied().fetch_add(1, Relaxed);
         })?;
+        if config.journal.is_none() && config.delivery == Delivery::Acked {
+            return Err(Error::Protocol(
+                "acked delivery needs a journal to fetch from (journal = the forwarder's journal endpoint)".into(),
+            ));
+        }
+        let (journal, output_endpoint) = match &config.journal {
+            Some(endpoint) => {
+                let (relay, output) = journal::Relay::bind(&ctx, config, endpoint)?;
+                (Some(std::cell::RefCell::new(relay)), Some(output))
+            }
+            None => (None, None),
+        };
         let mut push = ctx
             .socket(zmq::PUSH)
             .map_err(zerr("creating PUSH socket"))?;
@@ -133,9 +162,14 @@ impl Receiver {
         push.set_sndtimeo(TICK_MS)
             .map_err(zerr("setting PUSH timeout"))?;
         push.set_linger(LINGER_MS).map_err(zerr("setting linger"))?;
-        crate::access::protect(&push, &config.allow)?;
-        zmqutil::bind(&push, &config.output)?;
-        let output_endpoint = zmqutil::bound_endpoint(&push, &config.output);
+        let output_endpoint = match output_endpoint {
+            Some(ep) => ep,
+            None => {
+                crate::access::protect(&push, &config.allow)?;
+                zmqutil::bind(&push, &config.output)?;
+                zmqutil::bound_endpoint(&push, &config.output)
+            }
+        };
 
         let mut sub = ctx.socket(zmq::SUB).map_err(zerr("creating SUB socket"))?;
         zmqutil::set_io_batch(&mut sub).map_err(zerr("setting SUB batch size"))?;
@@ -150,10 +184,13 @@ impl Receiver {
         for t in &config.topics {
             sub.set_subscribe(t).map_err(zerr("subscribing"))?;
         }
-        for endpoint in &config.connect {
-            zmqutil::connect(&sub, &endpoint.to_string())?;
+        if journal.is_none() {
+            for endpoint in &config.connect {
+                zmqutil::connect(&sub, &endpoint.to_string())?;
+            }
         }
         Ok(Receiver {
+            journal,
             _ctx: ctx,
             sub_raw: RawSocket::of(&mut sub),
             push_raw: RawSocket::of(&mut push),
@@ -179,7 +216,10 @@ impl Receiver {
     /// relays until no message arrived for a tick (100 ms), so a stopping upstream's last
     /// messages still reach workers, and returns. Blocks the calling thread.
     pub fn run(&self, signals: &Signals) -> Result<(), Error> {
-        let result = self.relay(signals);
+        let result = match &self.journal {
+            Some(relay) => relay.borrow_mut().run(signals, &self.stats),
+            None => self.relay(signals),
+        };
         match (&result, signals.stop_requested()) {
             (Err(e), _) => error!(error = %e, "receiver failed"),
             (Ok(()), Some(sig)) => error!(

@@ -1,0 +1,342 @@
+//! The publisher thread of a forwarder with a journal: it appends each batch before anything
+//! else (a message counts as accepted once it is in the journal), serves the journal to
+//! receivers ([`super::serve`]), keeps the journal synced and its offsets checkpointed, and
+//! still publishes `[topic, message]` on the XPUB for zerolog 0.3 receivers and the monitor.
+//!
+//! When the journal is full (`max_size`) or a write fails (a full disk), the batch waits and
+//! nothing more is taken from the input channel, so the inputs stop reading: back-pressure,
+//! never loss. Receivers keep being served meanwhile, and their commits free space.
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use nix::sys::eventfd::EventFd;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{error, info, warn};
+
+use crate::events::RateLimit;
+use crate::journal::Journal;
+use crate::stats::ForwarderStats;
+use crate::zmqutil::zerr;
+use crate::Error;
+
+use super::serve::Served;
+use super::{read_subscriptions, Batch, Output, Subscriptions};
+
+/// How often committed offsets are made durable (and segments below them deleted).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// How long a failed write waits before it is tried again.
+const RETRY_WRITE: Duration = Duration::from_secs(1);
+/// At a stop, how long the forwarder keeps serving receivers so they can finish.
+const STOP_DRAIN: Duration = Duration::from_secs(5);
+
+/// The XPUB for zerolog 0.3 receivers and the lossy monitor.
+pub(super) struct Legacy {
+    pub(super) xpub: Output,
+    pub(super) monitor: Option<Output>,
+    pub(super) subs: Subscriptions,
+}
+
+impl Legacy {
+    /// Publishes the batch's messages from `from` on. Returns where it stopped when a 0.3
+    /// receiver is full (its messages are in the journal already: the batch is retried).
+    fn publish(&mut self, batch: &Batch, from: usize) -> Result<Option<usize>, Error> {
+        read_subscriptions(&self.xpub.0, &mut self.subs, 0)?;
+        for (i, (topic, msg)) in batch.iter().enumerate().skip(from) {
+            if let Some((m, queue)) = &mut self.monitor {
+                if from == i {
+                    queue
+                        .before_send(m, topic.len() + msg.len())
+                        .map_err(zerr("setting monitor high-water mark"))?;
+                    let _ = m
+                        .send(topic, zmq::SNDMORE | zmq::DONTWAIT)
+                        .and_then(|_| m.send(msg, zmq::DONTWAIT));
+                }
+            }
+            if self.subs.total == 0 || !self.subs.matches(topic) {
+                continue;
+            }
+            let (xpub, queue) = &mut self.xpub;
+            queue
+                .before_send(xpub, topic.len() + msg.len())
+                .map_err(zerr("setting send high-water mark"))?;
+            match xpub.send(topic, zmq::SNDMORE | zmq::DONTWAIT) {
+                Ok(()) => xpub.send(msg, 0).map_err(zerr("publishing"))?,
+                Err(zmq::Error::EAGAIN) => return Ok(Some(i)),
+                Err(e) => return Err(zerr("publishing")(e)),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Where the input stands.
+#[derive(Default)]
+struct Input {
+    /// Appended, still being published on the XPUB (from this index).
+    publishing: Option<(Batch, usize)>,
+    /// Not appended yet: the journal is full, or the last write failed.
+    waiting: Option<Batch>,
+    retry_at: Option<Instant>,
+    closed: bool,
+    full_since: Option<Instant>,
+}
+
+/// When the journal's end was where: the age of the oldest record not yet done, to 100 ms.
+struct Ages {
+    /// (time, next_seq then), oldest first; the first is the last one at or below the oldest
+    /// record not yet done.
+    marks: std::collections::VecDeque<(Instant, u64)>,
+    warn: RateLimit,
+}
+
+/// A backlog this old is warned about (once a minute).
+const BACKLOG_WARN_AGE: Duration = Duration::from_secs(30);
+
+impl Ages {
+    fn new(next: u64) -> Self {
+        Ages {
+            marks: [(Instant::now(), next)].into(),
+            warn: RateLimit::new(Duration::from_secs(60)),
+        }
+    }
+
+    /// Notes the journal's end now; returns the age of the oldest record not yet done.
+    fn update(&mut self, journal: &Journal) -> Duration {
+        let (oldest, next) = (journal.oldest_unconsumed(), journal.next_seq());
+        let now = Instant::now();
+        if self.marks.back().is_none_or(|m| m.1 < next) {
+            self.marks.push_back((now, next));
+        }
+        while self.marks.len() > 1 && self.marks[1].1 <= oldest {
+            self.marks.pop_front();
+        }
+        if oldest >= next {
+            return Duration::ZERO;
+        }
+        now - self.marks[0].0
+    }
+
+    fn warn_if_old(&mut self, age: Duration, journal: &Journal) {
+        if age < BACKLOG_WARN_AGE || !self.warn.allow() {
+            return;
+        }
+        let next = journal.next_seq();
+        for c in &journal.config().consumers {
+            let done = journal.committed(c).unwrap_or_else(|| journal.first_seq());
+            if done < next {
+                warn!(receiver = c.as_str(), backlog = next - done, oldest_age_s = age.as_secs(), "a receiver is behind: its records wait in the journal (the input stops when the journal is full)");
+            }
+        }
+    }
+}
+
+pub(super) struct Loop {
+    pub(super) journal: Journal,
+    pub(super) served: Served,
+    pub(super) legacy: Legacy,
+    pub(super) rx: mpsc::Receiver<Batch>,
+    pub(super) wake: std::sync::Arc<EventFd>,
+    pub(super) stop: watch::Receiver<bool>,
+    /// Sent once every consumer has fetched or committed: until then no input is read, so
+    /// a pipeline whose receivers cannot start refuses connections (as without a journal).
+    pub(super) ready: Option<oneshot::Sender<()>>,
+}
+
+impl Loop {
+    pub(super) fn run(mut self, stats: &ForwarderStats) -> Result<(), Error> {
+        let mut input = Input::default();
+        let mut next_checkpoint = Instant::now() + CHECKPOINT_EVERY;
+        let mut log = RateLimit::new(Duration::from_secs(10));
+        let mut drain_until = None;
+        let mut ages = Ages::new(self.journal.next_seq());
+        loop {
+            self.take_input(&mut input, stats, &mut log)?;
+            self.served.handle_requests(&mut self.journal, stats)?;
+            self.served.answer_parked(&mut self.journal, stats)?;
+            self.ready_when_joined();
+            let now = Instant::now();
+            if self.journal.sync_due().is_some_and(|t| t <= now) {
+                self.journal.sync()?;
+            }
+            if now >= next_checkpoint {
+                self.checkpoint(stats)?;
+                let age = ages.update(&self.journal);
+                stats
+                    .journal_oldest_age_ms()
+                    .store(age.as_millis() as u64, Relaxed);
+                ages.warn_if_old(age, &self.journal);
+                next_checkpoint = now + CHECKPOINT_EVERY;
+            }
+            if input.closed && input.publishing.is_none() && input.waiting.is_none() {
+                let until = *drain_until.get_or_insert(now + STOP_DRAIN);
+                if self.journal.oldest_unconsumed() >= self.journal.next_seq() || now >= until {
+                    return self.finish(stats);
+                }
+            }
+            self.wait(&input, next_checkpoint)?;
+        }
+    }
+
+    fn ready_when_joined(&mut self) {
+        if self.ready.is_none() {
+            return;
+        }
+        let consumers = &self.journal.config().consumers;
+        if consumers
+            .iter()
+            .all(|c| self.served.heard.contains(c.as_bytes()))
+        {
+            if !consumers.is_empty() {
+                info!(
+                    receivers = consumers.len(),
+                    "every receiver fetches from the journal"
+                );
+            }
+            let _ = self.ready.take().map(|r| r.send(()));
+        }
+    }
+
+    /// Appends (and publishes) what the inputs framed, while the journal has room.
+    fn take_input(
+        &mut self,
+        input: &mut Input,
+        stats: &ForwarderStats,
+        log: &mut RateLimit,
+    ) -> Result<(), Error> {
+        loop {
+            if let Some((batch, from)) = input.publishing.take() {
+                match self.legacy.publish(&batch, from)? {
+                    Some(at) => {
+                        input.publishing = Some((batch, at));
+                        return Ok(());
+                    }
+                    None => stats.published().fetch_add(batch.len() as u64, Relaxed),
+                };
+            }
+            if input.retry_at.is_some_and(|t| Instant::now() < t) {
+                return Ok(());
+            }
+            let batch = match input.waiting.take() {
+                Some(b) => b,
+                None => match self.rx.try_recv() {
+                    Ok(b) => b,
+                    Err(mpsc::error::TryRecvError::Empty) => return Ok(()),
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        input.closed = true;
+                        return Ok(());
+                    }
+                },
+            };
+            if !self.journal.has_room(batch.bytes() as u64) {
+                if input.full_since.is_none() {
+                    stats.journal_full().fetch_add(1, Relaxed);
+                    warn!(size = self.journal.size(), "journal full (max_size): input paused until receivers catch up, nothing dropped");
+                    input.full_since = Some(Instant::now());
+                }
+                input.waiting = Some(batch);
+                return Ok(());
+            }
+            if let Some(since) = input.full_since.take() {
+                info!(
+                    paused_ms = since.elapsed().as_millis() as u64,
+                    "journal has room again: input resumed"
+                );
+            }
+            self.append(batch, input, stats, log);
+        }
+    }
+
+    fn append(
+        &mut self,
+        mut batch: Batch,
+        input: &mut Input,
+        stats: &ForwarderStats,
+        log: &mut RateLimit,
+    ) {
+        match self.journal.append(batch.payloads()) {
+            Ok(first) => {
+                input.retry_at = None;
+                stats
+                    .journal_appended()
+                    .fetch_add(batch.len() as u64, Relaxed);
+                if let Some(accepted) = batch.accepted.take() {
+                    let _ = accepted.send(first);
+                }
+                input.publishing = Some((batch, 0));
+            }
+            Err(e) => {
+                stats.journal_write_errors().fetch_add(1, Relaxed);
+                if log.allow() {
+                    error!(error = %e, "cannot append to the journal: input paused, retrying every second (counted as journal_write_errors)");
+                }
+                input.waiting = Some(batch);
+                input.retry_at = Some(Instant::now() + RETRY_WRITE);
+            }
+        }
+    }
+
+    fn checkpoint(&mut self, stats: &ForwarderStats) -> Result<(), Error> {
+        if self.served.committed {
+            self.served.committed = false;
+            let deleted = self.journal.checkpoint()?;
+            stats
+                .journal_segments_deleted()
+                .fetch_add(deleted as u64, Relaxed);
+        }
+        stats.journal_bytes().store(self.journal.size(), Relaxed);
+        let backlog = self.journal.next_seq() - self.journal.oldest_unconsumed();
+        stats.journal_backlog().store(backlog, Relaxed);
+        Ok(())
+    }
+
+    fn finish(mut self, stats: &ForwarderStats) -> Result<(), Error> {
+        self.journal.sync()?;
+        self.served.committed = true;
+        self.checkpoint(stats)?;
+        let left = self.journal.next_seq() - self.journal.oldest_unconsumed();
+        if left > 0 {
+            info!(
+                records = left,
+                "stopping with records not yet done by every receiver: they stay in the journal for the next start"
+            );
+        }
+        stats.log("forwarder");
+        Ok(())
+    }
+
+    /// Sleeps until a request, input, a writable XPUB, or the next timer.
+    fn wait(&self, input: &Input, next_checkpoint: Instant) -> Result<(), Error> {
+        let mut until = next_checkpoint;
+        for t in [
+            self.journal.sync_due(),
+            self.served.next_deadline(),
+            input.retry_at,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            until = until.min(t);
+        }
+        let input_ready = input.waiting.is_none() && input.publishing.is_none();
+        let mut items = vec![self.served.router.as_poll_item(zmq::POLLIN)];
+        if input_ready {
+            items.push(zmq::PollItem::from_fd(self.wake.as_raw_fd(), zmq::POLLIN));
+        }
+        let mut timeout = until.saturating_duration_since(Instant::now()).as_millis() as i64 + 1;
+        if input.publishing.is_some() {
+            // A 0.3 receiver is full: try again soon (an XPUB does not say when it has room).
+            timeout = 1;
+        } else if *self.stop.borrow() && input.closed {
+            // Draining: receivers' commits are what we wait for.
+            timeout = timeout.min(10);
+        }
+        zmq::poll(&mut items, timeout).map_err(zerr("polling"))?;
+        if input_ready {
+            // Consumed; the channel is read until empty next round.
+            let _ = self.wake.read();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,244 @@
+//! The RELP input (rsyslog's reliable protocol, as librelp speaks it): each `syslog` frame is
+//! answered `200 OK` only once its message is in the journal, so a sender such as rsyslog's
+//! `omrelp` sends again whatever was not answered when the forwarder died.
+//!
+//! A connection is two tasks: the reader frames the input and hands batches to the publisher
+//! thread, each with the transaction numbers it carries; the writer answers them in order as
+//! the journal accepts each batch. Between them, a bounded queue of unanswered batches is the
+//! window: when it is full, the reader stops reading.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use super::{Batch, ForwarderConfig, Inbox, READ_BUF};
+use crate::events::{ConnectionRefused, RateLimit};
+use crate::relp::{self, Parsed, RelpError};
+use crate::stats::ForwarderStats;
+
+/// Batches of one connection handed on and not yet answered, at most.
+const UNANSWERED_BATCHES: usize = 16;
+
+/// What the writer sends, in command order.
+enum Answer {
+    /// The `200 OK` of each of these transactions, once the batch is in the journal.
+    Accepted(oneshot::Receiver<u64>, Vec<u32>),
+    /// An answer ready now (`open`, `close`), and whether the session ends after it.
+    Now(Vec<u8>, bool),
+}
+
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    tx: Inbox,
+    mut stop: watch::Receiver<bool>,
+    config: Arc<ForwarderConfig>,
+    stats: Arc<ForwarderStats>,
+) {
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut refusals = RateLimit::per_second();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.changed() => return,
+            r = listener.accept() => match r {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!(error = %e, "RELP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        stats.relp_sessions().fetch_add(1, Relaxed);
+        if open.load(Relaxed) >= config.max_connections {
+            ConnectionRefused {
+                peer,
+                max_connections: config.max_connections,
+            }
+            .emit(stats.connections_refused(), &mut refusals);
+            continue;
+        }
+        open.fetch_add(1, Relaxed);
+        let (tx, stop, config, stats, open) = (
+            tx.clone(),
+            stop.clone(),
+            config.clone(),
+            stats.clone(),
+            open.clone(),
+        );
+        tokio::spawn(async move {
+            session(stream, peer, tx, stop, &config, &stats).await;
+            open.fetch_sub(1, Relaxed);
+        });
+    }
+}
+
+async fn session(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tx: Inbox,
+    stop: watch::Receiver<bool>,
+    config: &ForwarderConfig,
+    stats: &Arc<ForwarderStats>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let (answers, pending) = mpsc::channel(UNANSWERED_BATCHES);
+    let writer = tokio::spawn(write_answers(write, pending, stop.clone(), stats.clone()));
+    let result = read_frames(read, &tx, &answers, stop, config, stats).await;
+    if let Err(e) = result {
+        stats.relp_errors().fetch_add(1, Relaxed);
+        warn!(%peer, error = %e, "RELP session ended: protocol error (counted as relp_errors)");
+    }
+    drop(answers);
+    let _ = writer.await;
+    debug!(%peer, "RELP session closed");
+}
+
+/// Why the reader ended a session.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Frame(#[from] RelpError),
+    #[error("the first command is {0:?}, not open")]
+    NotOpened(String),
+    #[error("unknown command {0:?}")]
+    Unknown(String),
+}
+
+/// Reads and frames until the peer closes, a `close`, an error, or a stop.
+async fn read_frames(
+    mut read: OwnedReadHalf,
+    tx: &Inbox,
+    answers: &mpsc::Sender<Answer>,
+    mut stop: watch::Receiver<bool>,
+    config: &ForwarderConfig,
+    stats: &ForwarderStats,
+) -> Result<(), SessionError> {
+    let max_data = config.max_message_size.max(relp::DEFAULT_MAX_DATA);
+    let mut buf = Vec::with_capacity(READ_BUF);
+    let mut opened = false;
+    loop {
+        let mut batch = Batch::default();
+        let mut txnrs = Vec::new();
+        let mut used = 0;
+        let mut closing = None;
+        while let Parsed::Frame(f, n) = relp::parse(&buf[used..], max_data)? {
+            used += n;
+            match (f.command, opened) {
+                (b"open", _) => {
+                    let offers = relp::parse_offers(f.data);
+                    let mut out = Vec::new();
+                    relp::write_rsp(
+                        &mut out,
+                        f.txnr,
+                        200,
+                        "OK",
+                        &relp::our_open_response(&offers)?,
+                    );
+                    opened = true;
+                    let _ = answers.send(Answer::Now(out, false)).await;
+                }
+                (b"syslog", true) => {
+                    stats
+                        .bytes_received()
+                        .fetch_add(f.data.len() as u64, Relaxed);
+                    stats.messages_received().fetch_add(1, Relaxed);
+                    let mut msg = f.data.strip_suffix(b"\n").unwrap_or(f.data);
+                    if msg.len() > config.max_message_size {
+                        stats.truncated().fetch_add(1, Relaxed);
+                        msg = &msg[..config.max_message_size];
+                    }
+                    batch.push(&config.topic_template, msg);
+                    txnrs.push(f.txnr);
+                }
+                (b"close", true) => {
+                    let mut out = Vec::new();
+                    relp::write_rsp(&mut out, f.txnr, 200, "OK", b"");
+                    closing = Some(out);
+                    break;
+                }
+                (cmd, false) => {
+                    return Err(SessionError::NotOpened(String::from_utf8_lossy(cmd).into()))
+                }
+                (cmd, true) => {
+                    return Err(SessionError::Unknown(String::from_utf8_lossy(cmd).into()))
+                }
+            }
+        }
+        buf.drain(..used);
+        if !batch.is_empty() {
+            let (done, accepted) = oneshot::channel();
+            batch.accepted = Some(done);
+            if tx.send(batch).await.is_err()
+                || answers
+                    .send(Answer::Accepted(accepted, txnrs))
+                    .await
+                    .is_err()
+            {
+                return Ok(());
+            }
+        }
+        if let Some(out) = closing {
+            let _ = answers.send(Answer::Now(out, true)).await;
+            return Ok(());
+        }
+        if buf.capacity() - buf.len() < READ_BUF / 2 {
+            buf.reserve(READ_BUF);
+        }
+        let n = tokio::select! {
+            r = read.read_buf(&mut buf) => r.unwrap_or(0),
+            _ = stop.changed() => 0,
+        };
+        if n == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Answers in command order; at a stop (or when the reader ends), answers what was accepted
+/// and then, if the session was not closed by the client, sends `serverclose`.
+async fn write_answers(
+    mut write: OwnedWriteHalf,
+    mut pending: mpsc::Receiver<Answer>,
+    stop: watch::Receiver<bool>,
+    stats: Arc<ForwarderStats>,
+) {
+    let mut out = Vec::new();
+    let mut closed = false;
+    while let Some(answer) = pending.recv().await {
+        out.clear();
+        match answer {
+            Answer::Accepted(accepted, txnrs) => {
+                // Not accepted (the forwarder is stopping and dropped it): leave it
+                // unanswered, so the client sends it again to the next forwarder.
+                if accepted.await.is_err() {
+                    break;
+                }
+                for t in &txnrs {
+                    relp::write_rsp(&mut out, *t, 200, "OK", b"");
+                }
+                stats.relp_acked().fetch_add(txnrs.len() as u64, Relaxed);
+            }
+            Answer::Now(bytes, end) => {
+                out = bytes;
+                closed = end;
+            }
+        }
+        if write.write_all(&out).await.is_err() || closed {
+            return;
+        }
+    }
+    if *stop.borrow() {
+        out.clear();
+        relp::write_frame(&mut out, 0, "serverclose", b"");
+        let _ = write.write_all(&out).await;
+        info!("RELP session: sent serverclose at stop");
+    }
+}
