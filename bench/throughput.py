@@ -463,18 +463,21 @@ class Run:
         self.__dict__.update(kw)
 
 
-def drive(ctx, port, conns, meter, progress, done, label, check=None):
-    """Starts loggen against 127.0.0.1:port, with `meter` running from just before, and waits
-    until done() or until progress() has not changed for ctx.stall seconds after loggen ended.
-    Returns (t0 wall ns, loggen report, loggen CPU s, completed)."""
+def drive(ctx, port, conns, meter, progress, done, label, check=None, relp=False, count=None):
+    """Starts loggen against 127.0.0.1:port (over RELP with `relp`), with `meter` running from
+    just before, and waits until done() or until progress() has not changed for ctx.stall
+    seconds after loggen ended. Returns (t0 wall ns, loggen report, loggen CPU s, completed)."""
     out = ctx.workdir / f"loggen-{label}.json"
-    argv = [ZEROLOG, "loggen", "-P", port, "-n", ctx.count, "-s", ctx.size, "-c", conns, "--json"]
+    count = count or ctx.count
+    argv = [ZEROLOG, "loggen", "-P", port, "-n", count, "-s", ctx.size, "-c", conns, "--json"]
+    if relp:
+        argv.append("--relp")
     meter.start()
     t0 = time.time_ns()
     lg = Proc(f"loggen[{label}]", argv, ctx.workdir / f"loggen-{label}.log", stdout=out)
     ctx.started.append(lg)
     try:
-        loggen_limit = 60 + ctx.count / 10_000
+        loggen_limit = 60 + count / 2_000
         loggen_deadline = time.monotonic() + loggen_limit
         last, last_change = None, time.monotonic()
         loggen_done = False
@@ -518,41 +521,45 @@ class Ctx:
     def __init__(self, args, workdir, started):
         self.count = args.count
         self.size = args.size
+        self.relp_count = args.relp_count
         self.stall = args.stall
         self.workdir = workdir
         self.started = started
 
 
-def zerologd_topology(d, fwd, pub, out):
-    sh = (f'exec {ZEROLOG} worker "$ZEROLOG_BACKEND" null '
-          f'{d}/sink-"$ZEROLOG_PROCESS_NUM".json')
+def zerologd_topology(d, fwd, pub, out, variant):
+    """variant "acked": the default path (journal, acknowledged delivery to two built-in null
+    workers); "unacked": journal = false and PUSH to two `zerolog worker ... null` programs
+    (type = "zmq"), the path before the journal; "relp": acked, input over RELP (port fwd)."""
     lines = [
         "[forwarder]",
-        f'tcp = ["127.0.0.1:{fwd}"]',
+        f'relp = ["127.0.0.1:{fwd}"]' if variant == "relp" else f'tcp = ["127.0.0.1:{fwd}"]',
         f'publish = "tcp://127.0.0.1:{pub}"',
-        "",
-        "[[receiver]]",
-        'name = "r"',
-        f'output = "tcp://127.0.0.1:{out}"',
-        "",
-        "[[worker]]",
-        'name = "sink"',
-        'receiver = "r"',
-        'type = "zmq"',
-        f"command = {json.dumps(['sh', '-c', sh])}",
-        "numprocs = 2",
     ]
+    if variant == "unacked":
+        lines.append("journal = false")
+    lines += ["", "[[receiver]]", 'name = "r"', f'output = "tcp://127.0.0.1:{out}"', ""]
+    if variant == "unacked":
+        sh = (f'exec {ZEROLOG} worker "$ZEROLOG_BACKEND" null '
+              f'{d}/sink-"$ZEROLOG_PROCESS_NUM".json')
+        lines += ["[[worker]]", 'name = "sink"', 'receiver = "r"', 'type = "zmq"',
+                  f"command = {json.dumps(['sh', '-c', sh])}", "numprocs = 2"]
+    else:
+        for i in range(2):
+            lines += ["[[worker]]", f'name = "sink{i}"', 'receiver = "r"',
+                      f"command = {json.dumps(['null', f'{d}/sink-{i}.json'])}", ""]
     path = d / "zerolog.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def run_zerolog(ctx, conns, label):
+def run_zerolog(ctx, conns, label, variant="acked", sender=None):
+    """`sender`: a function (d, port) -> Proc started instead of loggen (rsyslog's omrelp)."""
     d = ctx.workdir / label
     d.mkdir()
     fwd, pub, out = free_ports(3)
-    config = zerologd_topology(d, fwd, pub, out)
-    env = dict(os.environ, ZEROLOG_RUNTIME_DIR=str(d / "rt"))
+    config = zerologd_topology(d, fwd, pub, out, variant)
+    env = dict(os.environ, ZEROLOG_RUNTIME_DIR=str(d / "rt"), ZEROLOG_STATE_DIR=str(d / "state"))
     for k in ("RUST_LOG", "JOURNAL_STREAM", "NOTIFY_SOCKET"):
         env.pop(k, None)
     run([ZEROLOGD, "--check", "-c", config], 60, f"zerologd --check -c {config}", env=env)
@@ -564,8 +571,15 @@ def run_zerolog(ctx, conns, label):
         sinks = lambda: [r for r in (read_json(p) for p in sorted(d.glob("sink-*.json"))) if r]
         counted = lambda: sum(r.get("messages", 0) for r in sinks())
         meter = Meter([z.pid])
-        t0, rep, lcpu, _ = drive(ctx, fwd, conns, meter, counted,
-                                 lambda: counted() >= ctx.count, label, check=z.check_alive)
+        relp = variant == "relp"
+        count = ctx.relp_count if sender else ctx.count
+        if sender:
+            t0, rep, lcpu = via_rsyslog(ctx, d, fwd, conns, meter, counted, count, label,
+                                        z.check_alive)
+        else:
+            t0, rep, lcpu, _ = drive(ctx, fwd, conns, meter, counted, lambda: counted() >= count,
+                                     label, check=z.check_alive, relp=relp, count=count)
+        journal = journal_bytes(d / "rt")
     finally:
         ctx.started.remove(z)
         z.stop()
@@ -582,7 +596,109 @@ def run_zerolog(ctx, conns, label):
     return Run(rate=rate, lost=sent - delivered, rss_kb=meter.peak_rss, pss_kb=meter.peak_pss,
                cpu_s=meter.cpu_s, loggen_cpu_s=lcpu,
                extra={"duplicates": dups, "procs": meter.nprocs, "peaks": peaks(meter),
-                      "per_worker": [r["messages"] for r in reports]})
+                      "per_worker": [r["messages"] for r in reports],
+                      "journal_bytes_per_line": journal / sent if sent else 0})
+
+
+def journal_bytes(runtime_dir):
+    """Bytes the forwarder has written to storage so far (/proc/PID/io write_bytes): the
+    journal's segments and offsets, nearly all of its writes."""
+    stats = runtime_dir / "stats" / "forwarder.stats"
+    try:
+        header = stats.read_bytes()[:4096].split(b"\0")[0].decode()
+        pid = int(next(l for l in header.splitlines() if l.startswith("pid ")).split()[1])
+        io = Path(f"/proc/{pid}/io").read_text()
+        return int(next(l for l in io.splitlines() if l.startswith("write_bytes")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
+class LineCounter:
+    """Lines in a growing file, read incrementally."""
+
+    def __init__(self, path):
+        self.path, self.offset, self.lines = path, 0, 0
+
+    def __call__(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except OSError:
+            return self.lines
+        self.offset += len(chunk)
+        self.lines += chunk.count(b"\n")
+        return self.lines
+
+
+def start_rsyslogd(ctx, d, name, body):
+    """rsyslogd -n with `body` after the global settings, in its own directory under d."""
+    home = d / name
+    (home / "work").mkdir(parents=True)
+    conf = home / "rsyslog.conf"
+    conf.write_text(f'global(workDirectory="{home / "work"}" net.enableDNS="off")\n'
+                    'template(name="raw" type="string" string="%rawmsg%\\n")\n'
+                    'template(name="rawrelp" type="string" string="%rawmsg%")\n' + body)
+    r = Proc(f"rsyslogd[{name}]", ["rsyslogd", "-n", "-f", conf, "-i", home / "pid"],
+             home / "rsyslogd.log", cwd=home)
+    ctx.started.append(r)
+    return r
+
+
+def via_rsyslog(ctx, d, target, conns, meter, progress, count, label, check):
+    """loggen -> rsyslogd (imtcp -> omrelp, default RELP settings) -> 127.0.0.1:target, until
+    progress() reaches count. Returns (t0, loggen report, loggen CPU s)."""
+    (port,) = free_ports(1)
+    r = start_rsyslogd(ctx, d, "sender", f"""\
+module(load="imtcp")
+module(load="omrelp")
+ruleset(name="relay") {{
+  action(type="omrelp" target="127.0.0.1" port="{target}" template="rawrelp"
+         queue.type="LinkedList" queue.size="{count * 2}" action.resumeRetryCount="-1")
+}}
+input(type="imtcp" port="{port}" address="127.0.0.1" ruleset="relay")
+""")
+    try:
+        wait_until(lambda: port_open(port), READY_TIMEOUT, f"rsyslogd listening on {port}",
+                   poll=0.05, check=r.check_alive)
+        t0, rep, lcpu, _ = drive(ctx, port, conns, meter, progress,
+                                 lambda: progress() >= count, label,
+                                 check=lambda: (check(), r.check_alive()), count=count)
+    finally:
+        ctx.started.remove(r)
+        r.stop()
+    return t0, rep, lcpu
+
+
+def run_rsyslog_relp(ctx, conns, label):
+    """rsyslog's own acknowledged path: imtcp -> omrelp -> imrelp -> omfile."""
+    d = ctx.workdir / label
+    d.mkdir()
+    (target,) = free_ports(1)
+    outfile = d / "out.log"
+    r = start_rsyslogd(ctx, d, "receiver", f"""\
+module(load="imrelp")
+ruleset(name="bench") {{
+  action(type="omfile" file="{outfile}" template="raw")
+}}
+input(type="imrelp" port="{target}" address="127.0.0.1" ruleset="bench")
+""")
+    lines = LineCounter(outfile)
+    try:
+        wait_until(lambda: port_open(target), READY_TIMEOUT, f"imrelp listening on {target}",
+                   poll=0.05, check=r.check_alive)
+        meter = Meter([r.pid])
+        t0, rep, lcpu = via_rsyslog(ctx, d, target, conns, meter, lines, ctx.relp_count, label,
+                                    r.check_alive)
+        end_ns = outfile.stat().st_mtime_ns if outfile.exists() else 0
+    finally:
+        ctx.started.remove(r)
+        r.stop()
+    n = lines()
+    rate = n / ((end_ns - t0) / 1e9) if end_ns > t0 and n else 0.0
+    return Run(rate=rate, lost=rep["messages"] - n, rss_kb=meter.peak_rss,
+               pss_kb=meter.peak_pss, cpu_s=meter.cpu_s, loggen_cpu_s=lcpu,
+               extra={"procs": meter.nprocs, "peaks": peaks(meter)})
 
 
 def run_rsyslog(ctx, conns, label):
@@ -860,6 +976,13 @@ def main():
     ap.add_argument("--skip-rsyslog", action="store_true")
     ap.add_argument("--skip-python", action="store_true")
     ap.add_argument("--skip-chain", action="store_true")
+    ap.add_argument("--skip-unacked", action="store_true",
+                    help="skip zerolog without its journal (the path before acknowledgements)")
+    ap.add_argument("--relp", action="store_true",
+                    help="also RELP: rsyslog omrelp into rsyslog imrelp and into zerolog's RELP "
+                         "input, and zerolog loggen --relp into it (1 connection)")
+    ap.add_argument("--relp-count", type=int, default=200_000,
+                    help="lines per RELP run (200,000; rsyslog's imrelp takes ~3,000/s)")
     ap.add_argument("--python", help="python of a venv with zerolog==0.3 and pyzmq (default: "
                     "$ZEROLOG_PYTHON, .venv/bin/python, /tmp/zlvenv/bin/python)")
     ap.add_argument("--stall", type=float, default=3.0,
@@ -893,6 +1016,8 @@ def main():
         systems = []
         if not args.skip_zerolog:
             systems.append("zerolog")
+            if not args.skip_unacked:
+                systems.append("zerolog-unacked")
         if not args.skip_rsyslog:
             if shutil.which("rsyslogd"):
                 systems.append("rsyslog")
@@ -907,6 +1032,7 @@ def main():
                 note("no venv with zerolog==0.3 and pyzmq found: skipping Python zerolog 0.3")
         if not args.skip_chain:
             systems.append("chain")
+        relp_systems = ["relp-rsyslog", "relp-zerolog", "relp-loggen"] if args.relp else []
         if not systems:
             raise BenchError("nothing to measure")
         nproc, ncpu, model, kernel = machine()
@@ -918,6 +1044,8 @@ def main():
                     label = f"{system}-c{conns}-{i + 1}"
                     if system == "zerolog":
                         r = run_zerolog(ctx, conns, label)
+                    elif system == "zerolog-unacked":
+                        r = run_zerolog(ctx, conns, label, variant="unacked")
                     elif system == "rsyslog":
                         r = run_rsyslog(ctx, conns, label)
                     elif system == "python":
@@ -930,6 +1058,19 @@ def main():
                          f"{r.rss_kb / 1024:.1f} MB, CPU {r.cpu_s if r.cpu_s is None else round(r.cpu_s, 2)} s"
                          + (f" (load {loadavg()})"))
                     shutil.rmtree(workdir / label, ignore_errors=True)
+        for i in range(args.runs):
+            for system in relp_systems:
+                label = f"{system}-{i + 1}"
+                if system == "relp-rsyslog":
+                    r = run_rsyslog_relp(ctx, 1, label)
+                elif system == "relp-zerolog":
+                    r = run_zerolog(ctx, 1, label, variant="relp", sender=True)
+                else:
+                    r = run_zerolog(ctx, 1, label, variant="relp")
+                results.setdefault((1, system), []).append(r)
+                reap_zombies({p.pid for p in started})
+                note(f"{label}: {fmt_int(r.rate)} lines/s, lost {r.lost}")
+                shutil.rmtree(workdir / label, ignore_errors=True)
         load_end = loadavg()
     finally:
         for p in list(started):
@@ -943,7 +1084,11 @@ def main():
 
     # ---- report
     names = {
-        "zerolog": "zerolog (zerologd: forwarder, receiver, 2 null workers)",
+        "zerolog": "zerolog, journaled and acknowledged (zerologd: forwarder, receiver, 2 null workers)",
+        "zerolog-unacked": "zerolog without journal (journal = false, PUSH to 2 null workers)",
+        "relp-rsyslog": "RELP: rsyslog imtcp -> omrelp -> imrelp -> omfile",
+        "relp-zerolog": "RELP: rsyslog imtcp -> omrelp -> zerolog RELP input, journaled, 2 null workers",
+        "relp-loggen": "RELP: zerolog loggen --relp -> zerolog RELP input, journaled, 2 null workers",
         "rsyslog": "rsyslog (imtcp -> omfile)",
         "python": "Python zerolog 0.3 (forwarder, receiver, 2 workers)",
         "chain": "bare libzmq chain (zmq_chain, 2 PULL)",
@@ -951,7 +1096,21 @@ def main():
     hdr = ("conns", "system", "lines/s median", "min", "max", "ratio to zerolog", "lost",
            "peak RSS (MB)", "peak PSS (MB)", "CPU s", "loggen CPU s")
     rows = []
-    for conns in variants:
+    for conns in variants + (["relp"] if relp_systems else []):
+        if conns == "relp":
+            zl = results.get((1, "relp-rsyslog"))
+            zmed = summarize(zl)[0] if zl else None
+            rows.append(("", "RELP rows: ratio to rsyslog's imrelp path; "
+                         f"{fmt_int(args.relp_count)} lines", *[""] * 9))
+            for system in relp_systems:
+                rs = results[(1, system)]
+                med, lo, hi = summarize(rs)
+                lost = "/".join(str(r.lost) for r in rs)
+                rows.append(("1", names[system], fmt_int(med), fmt_int(lo), fmt_int(hi),
+                             f"{med / zmed:.1f}" if zmed else "-", lost,
+                             f"{max(r.rss_kb for r in rs) / 1024:.1f}",
+                             f"{max(r.pss_kb for r in rs) / 1024:.1f}", "-", "-"))
+            continue
         zl = results.get((conns, "zerolog"))
         zmed = summarize(zl)[0] if zl else None
         for system in systems:
@@ -992,9 +1151,13 @@ def main():
     for conns in variants:
         for system in systems:
             rs = results[(conns, system)]
-            if system == "zerolog":
+            if system in ("zerolog", "zerolog-unacked"):
                 d = sum(r.extra["duplicates"] for r in rs)
-                print(f"c={conns} zerolog: messages per worker "
+                per_line = [round(r.extra["journal_bytes_per_line"]) for r in rs]
+                if system == "zerolog":
+                    print(f"c={conns} zerolog: journal bytes written to storage per line "
+                          f"(/proc write_bytes of the forwarder / lines): {per_line}")
+                print(f"c={conns} {system}: messages per worker "
                       f"{[r.extra['per_worker'] for r in rs]}; duplicates {d}; "
                       f"{rs[0].extra['procs']} processes, peak RSS each (MB, run 1): "
                       f"{rs[0].extra['peaks']}")

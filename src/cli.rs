@@ -362,9 +362,10 @@ pub struct WorkerArgs {
     /// `--queue-bytes` and `--max-message-size`
     #[command(flatten)]
     pub queue: ReceiveQueueArgs,
-    /// How the receiver hands out messages (its --delivery): push or acked
-    #[arg(long, default_value_t = Delivery::Push, value_name = "DELIVERY")]
-    pub delivery: Delivery,
+    /// How the receiver hands out messages (its --delivery): push or acked. Default:
+    /// $ZEROLOG_DELIVERY (zerologd sets it for its workers), else push
+    #[arg(long, value_name = "DELIVERY")]
+    pub delivery: Option<Delivery>,
     /// A program gets each message's sequence number and a space before it (with --delivery
     /// acked), to drop the duplicates that follow a crash
     #[arg(long)]
@@ -574,7 +575,9 @@ impl WorkerArgs {
             receive,
             queue_bytes: self.queue.queue_bytes,
             max_message_size: self.queue.max_message_size,
-            delivery: self.delivery,
+            delivery: self
+                .delivery
+                .unwrap_or_else(zerolog::worker::delivery_from_env),
             with_seq: self.with_seq,
         })
     }

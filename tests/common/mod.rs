@@ -692,26 +692,35 @@ impl Rsyslog {
         framing: RsyslogFraming,
         template: &str,
     ) -> Rsyslog {
-        let home = dir.join("rsyslog");
-        let work = home.join("work");
-        fs::create_dir_all(&work).expect("create rsyslog dirs");
-        let input_port = free_port();
         let framing = match framing {
             RsyslogFraming::Traditional => "traditional",
             RsyslogFraming::OctetCounted => "octet-counted",
         };
+        let action = format!(
+            r#"action(type="omfwd" target="127.0.0.1" port="{target_port}" protocol="tcp"
+         TCP_Framing="{framing}" template="{template}"
+         queue.type="LinkedList" queue.size="200000" queue.discardSeverity="8"
+         action.resumeRetryCount="-1" action.resumeInterval="1")"#
+        );
+        Self::start_action(rsyslogd, dir, "", &action)
+    }
+
+    /// rsyslogd forwarding what its TCP input gets through `action` (after loading `modules`).
+    pub fn start_action(rsyslogd: &Path, dir: &Path, modules: &str, action: &str) -> Rsyslog {
+        let home = dir.join("rsyslog");
+        let work = home.join("work");
+        fs::create_dir_all(&work).expect("create rsyslog dirs");
+        let input_port = free_port();
         // The input has its own ruleset so rsyslogd's own messages (start-up notice, errors)
         // are not forwarded. No imuxsock/imklog: nothing touches /dev/log or the kernel log.
         let conf_text = format!(
             r#"global(workDirectory="{work}" net.enableDNS="off")
 main_queue(queue.type="LinkedList" queue.size="200000" queue.discardSeverity="8")
 module(load="imtcp")
+{modules}
 input(type="imtcp" address="127.0.0.1" port="{input_port}" ruleset="forward")
 ruleset(name="forward") {{
-  action(type="omfwd" target="127.0.0.1" port="{target_port}" protocol="tcp"
-         TCP_Framing="{framing}" template="{template}"
-         queue.type="LinkedList" queue.size="200000" queue.discardSeverity="8"
-         action.resumeRetryCount="-1" action.resumeInterval="1")
+  {action}
 }}
 "#,
             work = work.display(),

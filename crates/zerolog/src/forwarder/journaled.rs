@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 use crate::events::RateLimit;
-use crate::journal::Journal;
+use crate::journal::{Journal, JournalError};
 use crate::stats::ForwarderStats;
 use crate::zmqutil::zerr;
 use crate::Error;
@@ -30,6 +30,14 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 const RETRY_WRITE: Duration = Duration::from_secs(1);
 /// At a stop, how long the forwarder keeps serving receivers so they can finish.
 const STOP_DRAIN: Duration = Duration::from_secs(5);
+
+/// Counts and logs (rate-limited) a failed journal write other than an append.
+fn disk_error(stats: &ForwarderStats, log: &mut RateLimit, what: &str, e: &JournalError) {
+    stats.journal_write_errors().fetch_add(1, Relaxed);
+    if log.allow() {
+        error!(error = %e, "{what}; retrying (counted as journal_write_errors)");
+    }
+}
 
 /// The XPUB for zerolog 0.3 receivers and the lossy monitor.
 pub(super) struct Legacy {
@@ -139,8 +147,9 @@ pub(super) struct Loop {
     pub(super) rx: mpsc::Receiver<Batch>,
     pub(super) wake: std::sync::Arc<EventFd>,
     pub(super) stop: watch::Receiver<bool>,
-    /// Sent once every consumer has fetched or committed: until then no input is read, so
-    /// a pipeline whose receivers cannot start refuses connections (as without a journal).
+    /// Sent once every consumer without an offset has fetched or committed: until then no
+    /// input is read, so a new pipeline whose receivers cannot start refuses connections
+    /// (as without a journal).
     pub(super) ready: Option<oneshot::Sender<()>>,
 }
 
@@ -158,10 +167,12 @@ impl Loop {
             self.ready_when_joined();
             let now = Instant::now();
             if self.journal.sync_due().is_some_and(|t| t <= now) {
-                self.journal.sync()?;
+                if let Err(e) = self.journal.sync() {
+                    disk_error(stats, &mut log, "cannot sync the journal", &e);
+                }
             }
             if now >= next_checkpoint {
-                self.checkpoint(stats)?;
+                self.checkpoint(stats, &mut log);
                 let age = ages.update(&self.journal);
                 stats
                     .journal_oldest_age_ms()
@@ -183,9 +194,12 @@ impl Loop {
         if self.ready.is_none() {
             return;
         }
+        // Only receivers with no offset yet (a new topology) are waited for: one with an
+        // offset has its records kept anyway, so a restarted forwarder reads input at once.
         let consumers = &self.journal.config().consumers;
         if consumers
             .iter()
+            .filter(|c| self.journal.committed(c).is_none())
             .all(|c| self.served.heard.contains(c.as_bytes()))
         {
             if !consumers.is_empty() {
@@ -277,24 +291,33 @@ impl Loop {
         }
     }
 
-    fn checkpoint(&mut self, stats: &ForwarderStats) -> Result<(), Error> {
+    /// Saves the offsets and deletes what every receiver is done with. A failure (a full
+    /// disk) is retried at the next checkpoint: an offset not saved only means records sent
+    /// again after a crash.
+    fn checkpoint(&mut self, stats: &ForwarderStats, log: &mut RateLimit) {
         if self.served.committed {
-            self.served.committed = false;
-            let deleted = self.journal.checkpoint()?;
-            stats
-                .journal_segments_deleted()
-                .fetch_add(deleted as u64, Relaxed);
+            match self.journal.checkpoint() {
+                Ok(deleted) => {
+                    self.served.committed = false;
+                    stats
+                        .journal_segments_deleted()
+                        .fetch_add(deleted as u64, Relaxed);
+                }
+                Err(e) => disk_error(stats, log, "cannot save the receivers' offsets", &e),
+            }
         }
         stats.journal_bytes().store(self.journal.size(), Relaxed);
         let backlog = self.journal.next_seq() - self.journal.oldest_unconsumed();
         stats.journal_backlog().store(backlog, Relaxed);
-        Ok(())
     }
 
     fn finish(mut self, stats: &ForwarderStats) -> Result<(), Error> {
-        self.journal.sync()?;
+        let mut log = RateLimit::new(Duration::ZERO);
+        if let Err(e) = self.journal.sync() {
+            disk_error(stats, &mut log, "cannot sync the journal", &e);
+        }
         self.served.committed = true;
-        self.checkpoint(stats)?;
+        self.checkpoint(stats, &mut log);
         let left = self.journal.next_seq() - self.journal.oldest_unconsumed();
         if left > 0 {
             info!(

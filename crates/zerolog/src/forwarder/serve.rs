@@ -127,12 +127,13 @@ impl Served {
             id: id.to_vec(),
             group: f.group.to_vec(),
             from,
-            max_records: f.max_records.max(1),
+            max_records: f.max_records,
             max_bytes: f.max_bytes,
             topics: f.topics.iter().map(|t| t.to_vec()).collect(),
             until: Instant::now() + LONG_POLL,
         };
-        if from < journal.next_seq() {
+        // A probe (no record wanted) is answered at once: it asks where the journal ends.
+        if from < journal.next_seq() || f.max_records == 0 {
             self.answer(journal, &parked, stats)
         } else {
             debug!(group = %name, from, "fetch parked until records arrive");

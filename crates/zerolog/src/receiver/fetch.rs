@@ -14,6 +14,8 @@ use crate::Error;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Commits go out at most this often while messages flow (at once when all is done).
 const COMMIT_EVERY: Duration = Duration::from_millis(20);
+/// How often a receiver with no room asks where the journal ends.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// An unchanged offset is committed again this often.
 const RECOMMIT_EVERY: Duration = Duration::from_secs(1);
 
@@ -61,8 +63,15 @@ impl Fetcher {
     }
 
     /// Asks for up to `records` more (about `bytes`), unless a fetch is already out.
+    /// With no room (`records` 0), a probe for no record goes once a second: its answer
+    /// keeps [`Fetcher::head`], the backlog, current.
     pub(super) fn request(&mut self, records: usize, bytes: usize) -> Result<(), Error> {
-        if records == 0 || self.sent_at.is_some_and(|t| t.elapsed() < FETCH_TIMEOUT) {
+        let wait = if records == 0 {
+            PROBE_EVERY
+        } else {
+            FETCH_TIMEOUT
+        };
+        if self.sent_at.is_some_and(|t| t.elapsed() < wait) {
             return Ok(());
         }
         let request = Request::Fetch(Fetch {

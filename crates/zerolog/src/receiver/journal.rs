@@ -130,6 +130,8 @@ impl Relay {
                     // Ask for big batches, not one message at a time.
                     if held == 0 || room >= self.capacity / 4 {
                         self.fetcher.request(room, bytes.max(1))?;
+                    } else {
+                        self.fetcher.request(0, 0)?;
                     }
                 }
             }

@@ -225,7 +225,8 @@ pub const DELIVERY_ENV: &str = "ZEROLOG_DELIVERY";
 /// Linger of the acknowledging socket, so the last acknowledgements go out at a stop.
 const ACK_LINGER_MS: i32 = 1000;
 
-fn delivery_from_env() -> Delivery {
+/// `$ZEROLOG_DELIVERY` (`acked` or `push`), else push.
+pub fn delivery_from_env() -> Delivery {
     let Some(value) = std::env::var_os(DELIVERY_ENV) else {
         return Delivery::Push;
     };
