@@ -28,6 +28,8 @@ use super::{read_subscriptions, Batch, Output, Subscriptions};
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// How long a failed write waits before it is tried again.
 const RETRY_WRITE: Duration = Duration::from_secs(1);
+/// Batches appended between two looks at the receivers' requests.
+const TAKE_AT_ONCE: usize = 8;
 /// At a stop, how long the forwarder keeps serving receivers so they can finish.
 const STOP_DRAIN: Duration = Duration::from_secs(5);
 
@@ -161,7 +163,7 @@ impl Loop {
         let mut drain_until = None;
         let mut ages = Ages::new(self.journal.next_seq());
         loop {
-            self.take_input(&mut input, stats, &mut log)?;
+            let more = self.take_input(&mut input, stats, &mut log)?;
             self.served.handle_requests(&mut self.journal, stats)?;
             self.served.answer_parked(&mut self.journal, stats)?;
             self.ready_when_joined();
@@ -186,7 +188,9 @@ impl Loop {
                     return self.finish(stats);
                 }
             }
-            self.wait(&input, next_checkpoint)?;
+            if !more {
+                self.wait(&input, next_checkpoint)?;
+            }
         }
     }
 
@@ -212,34 +216,36 @@ impl Loop {
         }
     }
 
-    /// Appends (and publishes) what the inputs framed, while the journal has room.
+    /// Appends (and publishes) what the inputs framed, while the journal has room. True when
+    /// it stopped with input perhaps left.
     fn take_input(
         &mut self,
         input: &mut Input,
         stats: &ForwarderStats,
         log: &mut RateLimit,
-    ) -> Result<(), Error> {
-        loop {
+    ) -> Result<bool, Error> {
+        // A few batches at a time, so that receivers' fetches are served under a steady flood.
+        for _ in 0..TAKE_AT_ONCE {
             if let Some((batch, from)) = input.publishing.take() {
                 match self.legacy.publish(&batch, from)? {
                     Some(at) => {
                         input.publishing = Some((batch, at));
-                        return Ok(());
+                        return Ok(false);
                     }
                     None => stats.published().fetch_add(batch.len() as u64, Relaxed),
                 };
             }
             if input.retry_at.is_some_and(|t| Instant::now() < t) {
-                return Ok(());
+                return Ok(false);
             }
             let batch = match input.waiting.take() {
                 Some(b) => b,
                 None => match self.rx.try_recv() {
                     Ok(b) => b,
-                    Err(mpsc::error::TryRecvError::Empty) => return Ok(()),
+                    Err(mpsc::error::TryRecvError::Empty) => return Ok(false),
                     Err(mpsc::error::TryRecvError::Disconnected) => {
                         input.closed = true;
-                        return Ok(());
+                        return Ok(false);
                     }
                 },
             };
@@ -250,7 +256,7 @@ impl Loop {
                     input.full_since = Some(Instant::now());
                 }
                 input.waiting = Some(batch);
-                return Ok(());
+                return Ok(false);
             }
             if let Some(since) = input.full_since.take() {
                 info!(
@@ -260,6 +266,7 @@ impl Loop {
             }
             self.append(batch, input, stats, log);
         }
+        Ok(true)
     }
 
     fn append(

@@ -26,7 +26,8 @@ const BATCH_BYTES: usize = 1 << 20;
 
 struct WorkerState {
     window: usize,
-    in_flight: usize,
+    /// Sent, not yet acknowledged, in the order sent: a worker acknowledges in that order.
+    in_flight: VecDeque<Held>,
 }
 
 pub(super) struct Acked {
@@ -34,7 +35,6 @@ pub(super) struct Acked {
     workers: HashMap<Vec<u8>, WorkerState>,
     /// Round-robin order of the workers.
     order: VecDeque<Vec<u8>>,
-    in_flight: BTreeMap<u64, (Held, Vec<u8>)>,
     /// Messages of lost workers, sent before anything new.
     pub(super) retry: BTreeMap<u64, Held>,
     next_probe: Instant,
@@ -50,7 +50,6 @@ impl Acked {
             router,
             workers: HashMap::new(),
             order: VecDeque::new(),
-            in_flight: BTreeMap::new(),
             retry: BTreeMap::new(),
             next_probe: Instant::now(),
             out: Vec::new(),
@@ -59,14 +58,15 @@ impl Acked {
 
     /// Messages held here (in flight or waiting to be sent again).
     pub(super) fn held(&self) -> usize {
-        self.in_flight.len() + self.retry.len()
+        let in_flight: usize = self.workers.values().map(|w| w.in_flight.len()).sum();
+        in_flight + self.retry.len()
     }
 
     /// The smallest sequence number not yet done.
     pub(super) fn oldest(&self) -> Option<u64> {
-        let a = self.in_flight.keys().next();
-        let b = self.retry.keys().next();
-        a.into_iter().chain(b).min().copied()
+        let fronts = self.workers.values().filter_map(|w| w.in_flight.front());
+        let retry = self.retry.keys().next().copied();
+        fronts.map(|h| h.seq).chain(retry).min()
     }
 
     /// Reads the workers' acknowledgements.
@@ -80,32 +80,29 @@ impl Acked {
             let [id, kind, body] = &frames[..] else {
                 continue;
             };
-            let Ok((window, seqs)) = delivery::parse_ack(body).map_err(|_| ()) else {
+            let Ok((window, seqs)) = delivery::parse_ack(body) else {
                 continue;
             };
             if kind.as_slice() != delivery::ACK {
                 continue;
             }
-            let w = self.workers.entry(id.clone()).or_insert_with(|| {
+            if !self.workers.contains_key(id) {
                 info!("worker connected");
-                WorkerState {
-                    window: 0,
-                    in_flight: 0,
-                }
-            });
-            if !self.order.contains(id) {
                 self.order.push_back(id.clone());
             }
+            let w = self
+                .workers
+                .entry(id.clone())
+                .or_insert_with(|| WorkerState {
+                    window: 0,
+                    in_flight: VecDeque::new(),
+                });
             w.window = window as usize;
             let mut acked = 0;
             for seq in seqs {
-                if self
-                    .in_flight
-                    .get(&seq)
-                    .is_some_and(|(_, owner)| owner == id)
-                {
-                    self.in_flight.remove(&seq);
-                    w.in_flight -= 1;
+                // In order; anything else (a stale ack) is ignored.
+                if w.in_flight.front().is_some_and(|h| h.seq == seq) {
+                    w.in_flight.pop_front();
                     acked += 1;
                 }
             }
@@ -114,29 +111,30 @@ impl Acked {
     }
 
     /// Sends what the workers have room for: first the messages of lost workers, then from
-    /// `pending`.
+    /// `pending`. Returns the bytes taken from `pending`.
     pub(super) fn dispatch(
         &mut self,
         pending: &mut VecDeque<Held>,
         stats: &ReceiverStats,
-    ) -> Result<(), Error> {
+    ) -> Result<usize, Error> {
+        let mut taken = 0;
         for _ in 0..self.order.len() {
             if self.retry.is_empty() && pending.is_empty() {
-                return Ok(());
+                break;
             }
             let Some(id) = self.order.pop_front() else {
-                return Ok(());
+                break;
             };
             self.order.push_back(id.clone());
             let Some(w) = self.workers.get(&id) else {
                 continue;
             };
-            let room = w.window.saturating_sub(w.in_flight);
+            let room = w.window.saturating_sub(w.in_flight.len());
             if room > 0 {
-                self.send_batch(&id, room, pending, stats)?;
+                taken += self.send_batch(&id, room, pending, stats)?;
             }
         }
-        Ok(())
+        Ok(taken)
     }
 
     fn send_batch(
@@ -145,14 +143,17 @@ impl Acked {
         room: usize,
         pending: &mut VecDeque<Held>,
         stats: &ReceiverStats,
-    ) -> Result<(), Error> {
+    ) -> Result<usize, Error> {
         let mut batch = Vec::new();
-        let mut bytes = 0;
+        let (mut bytes, mut taken) = (0, 0);
         while batch.len() < room && bytes < BATCH_BYTES {
             let next = match self.retry.pop_first() {
                 Some((_, h)) => h,
                 None => match pending.pop_front() {
-                    Some(h) => h,
+                    Some(h) => {
+                        taken += h.data().len();
+                        h
+                    }
                     None => break,
                 },
             };
@@ -174,24 +175,20 @@ impl Acked {
             Ok(()) => {
                 stats.pushed().fetch_add(batch.len() as u64, Relaxed);
                 let w = self.workers.get_mut(id).expect("known worker");
-                w.in_flight += batch.len();
-                for h in batch {
-                    self.in_flight.insert(h.seq, (h, id.to_vec()));
-                }
-                Ok(())
+                w.in_flight.extend(batch);
             }
             Err(e @ (zmq::Error::EAGAIN | zmq::Error::EHOSTUNREACH)) => {
-                // Back where they came from, in order.
+                // Sent before anything new, in order.
                 for h in batch {
                     self.retry.insert(h.seq, h);
                 }
                 if e == zmq::Error::EHOSTUNREACH {
                     self.lost(id, stats);
                 }
-                Ok(())
             }
-            Err(e) => Err(zerr("sending to a worker")(e)),
+            Err(e) => return Err(zerr("sending to a worker")(e)),
         }
+        Ok(taken)
     }
 
     /// Probes the workers holding messages, now and then: a worker gone fails the send.
@@ -214,27 +211,22 @@ impl Acked {
 
     /// A worker is gone: what it held goes to the others.
     fn lost(&mut self, id: &[u8], stats: &ReceiverStats) {
-        self.workers.remove(id);
+        let Some(w) = self.workers.remove(id) else {
+            return;
+        };
         self.order.retain(|o| o != id);
-        let theirs: Vec<u64> = self
-            .in_flight
-            .iter()
-            .filter(|(_, (_, owner))| owner == id)
-            .map(|(seq, _)| *seq)
-            .collect();
-        for seq in &theirs {
-            if let Some((mut h, _)) = self.in_flight.remove(seq) {
-                h.flags |= REDELIVERY;
-                self.retry.insert(*seq, h);
-            }
+        let theirs = w.in_flight.len();
+        for mut h in w.in_flight {
+            h.flags |= REDELIVERY;
+            self.retry.insert(h.seq, h);
         }
-        stats.redelivered().fetch_add(theirs.len() as u64, Relaxed);
+        stats.redelivered().fetch_add(theirs as u64, Relaxed);
         stats.workers_lost().fetch_add(1, Relaxed);
-        if theirs.is_empty() {
+        if theirs == 0 {
             info!("worker gone");
         } else {
             warn!(
-                messages = theirs.len(),
+                messages = theirs,
                 "worker gone with messages in flight: sending them to the other workers (counted as redelivered)"
             );
         }
@@ -242,20 +234,23 @@ impl Acked {
 }
 
 /// Pushes held messages to zerolog 0.3 workers (PUSH, one frame each): done once sent.
+/// Returns the bytes taken from `pending`.
 pub(super) fn push(
     socket: &zmq::Socket,
     pending: &mut VecDeque<Held>,
     stats: &ReceiverStats,
-) -> Result<(), Error> {
+) -> Result<usize, Error> {
+    let mut taken = 0;
     while let Some(h) = pending.front() {
         match socket.send(h.data(), zmq::DONTWAIT) {
             Ok(()) => {
                 stats.pushed().fetch_add(1, Relaxed);
+                taken += h.data().len();
                 pending.pop_front();
             }
-            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(()),
+            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => break,
             Err(e) => return Err(zerr("pushing to workers")(e)),
         }
     }
-    Ok(())
+    Ok(taken)
 }

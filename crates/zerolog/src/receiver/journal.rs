@@ -102,11 +102,7 @@ impl Relay {
                 stats.received().fetch_add(got as u64, Relaxed);
                 stats.bytes_received().fetch_add(bytes as u64, Relaxed);
             }
-            let sent_from = pending.len();
-            self.hand_out(&mut pending, stats)?;
-            if pending.len() < sent_from {
-                pending_bytes = pending.iter().map(|h| h.data().len()).sum();
-            }
+            pending_bytes -= self.hand_out(&mut pending, stats)?;
             let held = pending.len() + self.held();
             stats.in_flight().store(held as u64, Relaxed);
             let oldest = [self.oldest(), pending.front().map(|h| h.seq)]
@@ -139,16 +135,18 @@ impl Relay {
         }
     }
 
+    /// Returns the bytes taken from `pending`.
     fn hand_out(
         &mut self,
         pending: &mut VecDeque<Held>,
         stats: &ReceiverStats,
-    ) -> Result<(), Error> {
+    ) -> Result<usize, Error> {
         match &mut self.output {
             Output::Acked(a) => {
                 a.read_acks(stats)?;
-                a.dispatch(pending, stats)?;
-                a.probe(stats)
+                let taken = a.dispatch(pending, stats)?;
+                a.probe(stats)?;
+                Ok(taken)
             }
             Output::Push(p) => dispatch::push(p, pending, stats),
         }
