@@ -440,3 +440,87 @@ fn a_full_disk_pauses_the_input_and_recovers_when_space_returns() {
     assert_all_delivered(dir.path(), &sent, &[&z.proc]);
     assert_eq!(current(&z, "forwarder", "journal_cut_bytes"), 0);
 }
+
+/// Reads from `conn` until `want` has arrived (or the peer closes); returns what came.
+fn read_until(conn: &mut std::net::TcpStream, want: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !contains(&got, want) {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got
+}
+
+/// The RELP session as librelp's client sees it: `open` answered with our offers, each
+/// `syslog` answered `200 OK` in order, a frame that breaks the protocol ends the session and
+/// is counted, and a stop sends `serverclose`.
+#[test]
+fn relp_sessions_answer_in_order_count_protocol_errors_and_end_with_serverclose() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let relp = free_port();
+    let z = Zerologd::start(dir.path(), &topology(relp));
+    let offers = "relp_version=0\nrelp_software=test\ncommands=syslog";
+    let open = format!("1 open {} {offers}\n", offers.len());
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", relp)).unwrap();
+    conn.write_all(open.as_bytes()).unwrap();
+    let answer = read_until(&mut conn, b"commands=syslog\n");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("1 rsp ") && text.contains(" 200 OK\nrelp_version=0\n"),
+        "{text:?}"
+    );
+    let msg = "<13>1 - h relptest - - - one";
+    let frames = format!(
+        "2 syslog {} {msg}\n3 syslog {} {msg}\n",
+        msg.len(),
+        msg.len()
+    );
+    conn.write_all(frames.as_bytes()).unwrap();
+    let answer = read_until(&mut conn, b"3 rsp 6 200 OK\n");
+    assert_eq!(
+        String::from_utf8_lossy(&answer),
+        "2 rsp 6 200 OK\n3 rsp 6 200 OK\n"
+    );
+    // Not a frame: the session ends, counted.
+    conn.write_all(b"4 syslog x\n").unwrap();
+    let rest = read_until(&mut conn, b"\n");
+    assert!(
+        rest.is_empty(),
+        "answered a broken frame: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    wait_until(READY_TIMEOUT, "relp_errors counted", || {
+        current(&z, "forwarder", "relp_errors") == 1
+    });
+    assert_eq!(current(&z, "forwarder", "relp_acked"), 2);
+    // An open that does not offer the syslog command is refused with a 500.
+    let bad = "relp_version=0\ncommands=other";
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", relp)).unwrap();
+    conn.write_all(format!("1 open {} {bad}\n", bad.len()).as_bytes()).unwrap();
+    let refused = String::from_utf8_lossy(&read_until(&mut conn, b"\n")).into_owned();
+    assert!(refused.starts_with("1 rsp ") && refused.contains(" 500 "), "{refused:?}");
+    wait_until(READY_TIMEOUT, "the refused open counted", || {
+        current(&z, "forwarder", "relp_errors") == 2
+    });
+
+    // A session open at a stop gets serverclose.
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", relp)).unwrap();
+    conn.write_all(open.as_bytes()).unwrap();
+    read_until(&mut conn, b"commands=syslog\n");
+    z.proc.signal("TERM");
+    let end = read_until(&mut conn, b"serverclose");
+    assert_eq!(String::from_utf8_lossy(&end), "0 serverclose 0\n");
+    z.proc.wait_exit(Duration::from_secs(20));
+    let out: usize = ["out.w0", "out.w1"]
+        .iter()
+        .map(|f| count_lines(&dir.path().join(f)))
+        .sum();
+    assert_eq!(out, 2, "the two acknowledged messages were delivered");
+}

@@ -135,13 +135,15 @@ async fn read_frames(
                 (b"open", _) => {
                     let offers = relp::parse_offers(f.data);
                     let mut out = Vec::new();
-                    relp::write_rsp(
-                        &mut out,
-                        f.txnr,
-                        200,
-                        "OK",
-                        &relp::our_open_response(&offers)?,
-                    );
+                    match relp::our_open_response(&offers) {
+                        // Its data is "200 OK" and our offers, one per line.
+                        Ok(data) => relp::write_frame(&mut out, f.txnr, "rsp", &data),
+                        Err(e) => {
+                            relp::write_rsp(&mut out, f.txnr, 500, &e.to_string(), b"");
+                            let _ = answers.send(Answer::Now(out, true)).await;
+                            return Err(e.into());
+                        }
+                    }
                     opened = true;
                     let _ = answers.send(Answer::Now(out, false)).await;
                 }
