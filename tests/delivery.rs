@@ -503,9 +503,13 @@ fn relp_sessions_answer_in_order_count_protocol_errors_and_end_with_serverclose(
     // An open that does not offer the syslog command is refused with a 500.
     let bad = "relp_version=0\ncommands=other";
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", relp)).unwrap();
-    conn.write_all(format!("1 open {} {bad}\n", bad.len()).as_bytes()).unwrap();
+    conn.write_all(format!("1 open {} {bad}\n", bad.len()).as_bytes())
+        .unwrap();
     let refused = String::from_utf8_lossy(&read_until(&mut conn, b"\n")).into_owned();
-    assert!(refused.starts_with("1 rsp ") && refused.contains(" 500 "), "{refused:?}");
+    assert!(
+        refused.starts_with("1 rsp ") && refused.contains(" 500 "),
+        "{refused:?}"
+    );
     wait_until(READY_TIMEOUT, "the refused open counted", || {
         current(&z, "forwarder", "relp_errors") == 2
     });
