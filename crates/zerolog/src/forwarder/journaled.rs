@@ -46,38 +46,72 @@ pub(super) struct Legacy {
     pub(super) xpub: Output,
     pub(super) monitor: Option<Output>,
     pub(super) subs: Subscriptions,
+    /// Input is held for want of a subscriber (logged once per wait).
+    pub(super) waiting: bool,
 }
 
 impl Legacy {
     /// Publishes the batch's messages from `from` on. Returns where it stopped when a 0.3
     /// receiver is full (its messages are in the journal already: the batch is retried).
-    fn publish(&mut self, batch: &Batch, from: usize) -> Result<Option<usize>, Error> {
+    /// With `only_path` (no receiver fetches from the journal: the XPUB is the only way out)
+    /// it also waits while nobody is subscribed, as a forwarder without journal does, and
+    /// counts what no subscription matches as unrouted.
+    fn publish(
+        &mut self,
+        batch: &Batch,
+        from: usize,
+        only_path: bool,
+        stopping: bool,
+        stats: &ForwarderStats,
+    ) -> Result<Option<usize>, Error> {
         read_subscriptions(&self.xpub.0, &mut self.subs, 0)?;
         for (i, (topic, msg)) in batch.iter().enumerate().skip(from) {
-            if let Some((m, queue)) = &mut self.monitor {
-                if from == i {
-                    queue
-                        .before_send(m, topic.len() + msg.len())
-                        .map_err(zerr("setting monitor high-water mark"))?;
-                    let _ = m
-                        .send(topic, zmq::SNDMORE | zmq::DONTWAIT)
-                        .and_then(|_| m.send(msg, zmq::DONTWAIT));
+            if self.subs.total == 0 && only_path && !stopping {
+                if !self.waiting {
+                    warn!("no receiver subscribed: input paused until one subscribes");
+                    self.waiting = true;
                 }
+                return Ok(Some(i));
             }
-            if self.subs.total == 0 || !self.subs.matches(topic) {
-                continue;
+            self.waiting = false;
+            if self.subs.total == 0 {
+                if only_path {
+                    stats.dropped_at_shutdown().fetch_add(1, Relaxed);
+                }
+            } else if !self.subs.matches(topic) {
+                if only_path {
+                    stats.unrouted().fetch_add(1, Relaxed);
+                }
+            } else if !self.send(topic, msg)? {
+                return Ok(Some(i));
+            } else {
+                stats.published().fetch_add(1, Relaxed);
             }
-            let (xpub, queue) = &mut self.xpub;
-            queue
-                .before_send(xpub, topic.len() + msg.len())
-                .map_err(zerr("setting send high-water mark"))?;
-            match xpub.send(topic, zmq::SNDMORE | zmq::DONTWAIT) {
-                Ok(()) => xpub.send(msg, 0).map_err(zerr("publishing"))?,
-                Err(zmq::Error::EAGAIN) => return Ok(Some(i)),
-                Err(e) => return Err(zerr("publishing")(e)),
+            if let Some((m, queue)) = &mut self.monitor {
+                queue
+                    .before_send(m, topic.len() + msg.len())
+                    .map_err(zerr("setting monitor high-water mark"))?;
+                // Lossy by design: never wait for the monitor.
+                let _ = m
+                    .send(topic, zmq::SNDMORE | zmq::DONTWAIT)
+                    .and_then(|_| m.send(msg, zmq::DONTWAIT));
             }
         }
         Ok(None)
+    }
+
+    /// Whether the message went out (false: a subscriber is full).
+    fn send(&mut self, topic: &[u8], msg: &[u8]) -> Result<bool, Error> {
+        let (xpub, queue) = &mut self.xpub;
+        queue
+            .before_send(xpub, topic.len() + msg.len())
+            .map_err(zerr("setting send high-water mark"))?;
+        match xpub.send(topic, zmq::SNDMORE | zmq::DONTWAIT) {
+            // With NODROP the check happens on the first frame; the rest always goes.
+            Ok(()) => xpub.send(msg, 0).map_err(zerr("publishing")).map(|()| true),
+            Err(zmq::Error::EAGAIN) => Ok(false),
+            Err(e) => Err(zerr("publishing")(e)),
+        }
     }
 }
 
@@ -227,13 +261,15 @@ impl Loop {
         // A few batches at a time, so that receivers' fetches are served under a steady flood.
         for _ in 0..TAKE_AT_ONCE {
             if let Some((batch, from)) = input.publishing.take() {
-                match self.legacy.publish(&batch, from)? {
-                    Some(at) => {
-                        input.publishing = Some((batch, at));
-                        return Ok(false);
-                    }
-                    None => stats.published().fetch_add(batch.len() as u64, Relaxed),
-                };
+                let only_path = self.journal.config().consumers.is_empty();
+                let stopping = *self.stop.borrow();
+                if let Some(at) = self
+                    .legacy
+                    .publish(&batch, from, only_path, stopping, stats)?
+                {
+                    input.publishing = Some((batch, at));
+                    return Ok(false);
+                }
             }
             if input.retry_at.is_some_and(|t| Instant::now() < t) {
                 return Ok(false);

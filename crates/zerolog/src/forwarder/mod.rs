@@ -456,6 +456,7 @@ impl Forwarder {
                         xpub,
                         monitor,
                         subs: Subscriptions::default(),
+                        waiting: false,
                     };
                     if !wait_for_subscribers(&legacy.xpub.0, &mut legacy.subs, wait, &stop)? {
                         return Ok(());
