@@ -537,3 +537,48 @@ fn relp_sessions_answer_in_order_count_protocol_errors_and_end_with_serverclose(
         .sum();
     assert_eq!(out, 2, "the two acknowledged messages were delivered");
 }
+
+/// The monitor of a journaled forwarder gets a copy of every message, several per batch (a
+/// burst small enough for the monitor's queue, which drops beyond it by design).
+#[test]
+fn a_journaled_forwarders_monitor_gets_every_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = free_port();
+    let topology = topology(free_port()).replacen(
+        "[forwarder]\n",
+        &format!("[forwarder]\nmonitor = \"tcp://127.0.0.1:{monitor}\"\n"),
+        1,
+    );
+    let z = Zerologd::start(dir.path(), &topology);
+    let ctx = zmq::Context::new();
+    let sub = ctx.socket(zmq::SUB).unwrap();
+    sub.set_subscribe(b"").unwrap();
+    sub.set_rcvtimeo(100).unwrap();
+    sub.connect(&format!("tcp://127.0.0.1:{monitor}")).unwrap();
+    // The monitor is a plain PUB: wait until the subscription has reached it.
+    let mut joined = false;
+    for i in 0..100 {
+        send_tcp(z.backend, format!("<13>app: probe {i}\n").as_bytes());
+        if sub.recv_multipart(0).is_ok() {
+            joined = true;
+            break;
+        }
+    }
+    assert!(joined, "the monitor never sent anything");
+    while sub.recv_multipart(0).is_ok() {}
+    // One write: the forwarder frames it into batches of many messages.
+    let burst: String = (0..25).map(|i| format!("<13>app: burst {i}\n")).collect();
+    send_tcp(z.backend, burst.as_bytes());
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen < 25 && Instant::now() < deadline {
+        let Ok(frames) = sub.recv_multipart(0) else {
+            continue;
+        };
+        assert_eq!(frames.len(), 2, "[topic, message]");
+        if contains(&frames[1], b" burst ") {
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 25, "monitor copies of a 25-line burst");
+}

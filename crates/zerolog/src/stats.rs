@@ -298,7 +298,8 @@ counters! {
         malformed_frames,
         /// Octet-counted frames cut short by the connection closing (emitted as they were).
         incomplete,
-        /// Messages published to at least one subscribed receiver.
+        /// Messages published: into the journal for the receivers that fetch from it, or on
+        /// the publish socket to at least one subscribed receiver.
         published,
         /// Dropped: messages whose topic no receiver subscribed to.
         unrouted,

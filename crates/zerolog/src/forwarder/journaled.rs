@@ -74,17 +74,23 @@ impl Legacy {
                 return Ok(Some(i));
             }
             self.waiting = false;
-            if self.subs.total == 0 {
+            // With receivers fetching from the journal, every message is published there.
+            let sent = if self.subs.total == 0 {
                 if only_path {
                     stats.dropped_at_shutdown().fetch_add(1, Relaxed);
                 }
+                false
             } else if !self.subs.matches(topic) {
                 if only_path {
                     stats.unrouted().fetch_add(1, Relaxed);
                 }
+                false
             } else if !self.send(topic, msg)? {
                 return Ok(Some(i));
             } else {
+                true
+            };
+            if sent || !only_path {
                 stats.published().fetch_add(1, Relaxed);
             }
             if let Some((m, queue)) = &mut self.monitor {
