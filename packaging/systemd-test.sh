@@ -110,12 +110,14 @@ unshare --mount --propagation private -- sh -c '
     --register=no --keep-unit --machine="zltest-$$" --bind-ro="$2:/zltest" --console=read-only
 ' sh "$ROOTFS" "$WORK" >"$WORK/console.log" 2>&1 &
 NSPAWN=$!
-find_init() { CPID=$(pgrep -P "$NSPAWN" | sed -n 1p) && [[ -n $CPID ]]; }
+# The container's init: nspawn's child named systemd. (A first child of nspawn's may be its
+# short-lived intermediate process, gone by the time nsenter looks: that failed a CI run.)
+find_init() { CPID=$(pgrep -x -P "$NSPAWN" systemd | sed -n 1p) && [[ -n $CPID ]]; }
 wait_for 30 find_init || {
   cat "$WORK/console.log"
   skip "systemd-nspawn did not start a container"
 }
-booted() { ct systemctl is-system-running --wait >/dev/null || [[ $(ct systemctl is-system-running) == degraded ]]; }
+booted() { find_init && { ct systemctl is-system-running --wait >/dev/null || [[ $(ct systemctl is-system-running) == degraded ]]; }; }
 wait_for 60 booted || {
   cat "$WORK/console.log"
   fail "the container did not finish booting in 60 s ($(ct systemctl is-system-running || true))"
