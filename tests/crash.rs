@@ -14,29 +14,6 @@ use std::time::{Duration, Instant};
 use crate::common::zerologd::*;
 use crate::common::*;
 
-const TOPOLOGY: &str = r#"
-[forwarder]
-tcp = ["127.0.0.1:{B}"]
-publish = "tcp://127.0.0.1:{F}"
-restart_backoff = "50ms"
-
-[[receiver]]
-name = "all"
-restart_backoff = "50ms"
-
-[[worker]]
-name = "w0"
-receiver = "all"
-command = ["file", "{DIR}/out.w0"]
-restart_backoff = "50ms"
-
-[[worker]]
-name = "w1"
-receiver = "all"
-command = ["file", "{DIR}/out.w1"]
-restart_backoff = "50ms"
-"#;
-
 fn line(n: u64) -> String {
     format!(
         "<13>1 2026-01-01T00:00:00Z host crash - - - seq=0.{n} {:040}",
@@ -101,7 +78,7 @@ fn delivered(dir: &std::path::Path) -> BTreeMap<u64, u32> {
 #[test]
 fn kill_9_under_load_restarts_delivers_again_and_the_counters_account_for_the_loss() {
     let dir = tempfile::tempdir().unwrap();
-    let z = Zerologd::start(dir.path(), TOPOLOGY);
+    let z = Zerologd::start(dir.path(), TWO_FILE_WORKERS);
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let port = z.backend;

@@ -11,32 +11,10 @@ use crate::common::load::{delivered, loggen_report, Load};
 use crate::common::zerologd::*;
 use crate::common::*;
 
-const TOPOLOGY: &str = r#"
-[forwarder]
-tcp = ["127.0.0.1:{B}"]
-relp = ["127.0.0.1:{R}"]
-publish = "tcp://127.0.0.1:{F}"
-restart_backoff = "50ms"
-
-[[receiver]]
-name = "all"
-restart_backoff = "50ms"
-
-[[worker]]
-name = "w0"
-receiver = "all"
-command = ["file", "{DIR}/out.w0"]
-restart_backoff = "50ms"
-
-[[worker]]
-name = "w1"
-receiver = "all"
-command = ["file", "{DIR}/out.w1"]
-restart_backoff = "50ms"
-"#;
-
+/// [`TWO_FILE_WORKERS`] with a RELP input on `relp` too.
 fn topology(relp: u16) -> String {
-    TOPOLOGY.replace("{R}", &relp.to_string())
+    let input = format!("relp = [\"127.0.0.1:{relp}\"]\npublish =");
+    TWO_FILE_WORKERS.replacen("publish =", &input, 1)
 }
 
 /// Every line sent (connection c sent `sent[c]` lines, 0..) seen at least once; returns

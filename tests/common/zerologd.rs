@@ -34,6 +34,31 @@ command = ["file", "{DIR}/out.txt"]
 restart_backoff = "50ms"
 "#;
 
+/// A forwarder, one receiver of every topic, and two file workers writing `{DIR}/out.w0` and
+/// `{DIR}/out.w1`, each restarted after 50 ms.
+pub const TWO_FILE_WORKERS: &str = r#"
+[forwarder]
+tcp = ["127.0.0.1:{B}"]
+publish = "tcp://127.0.0.1:{F}"
+restart_backoff = "50ms"
+
+[[receiver]]
+name = "all"
+restart_backoff = "50ms"
+
+[[worker]]
+name = "w0"
+receiver = "all"
+command = ["file", "{DIR}/out.w0"]
+restart_backoff = "50ms"
+
+[[worker]]
+name = "w1"
+receiver = "all"
+command = ["file", "{DIR}/out.w1"]
+restart_backoff = "50ms"
+"#;
+
 /// A forwarder, one receiver `all`, and `numprocs` processes of worker `name` running
 /// `command` (a TOML array, placeholders as in any topology here).
 pub fn worker_topology(name: &str, numprocs: u32, command: &str) -> String {

@@ -22,7 +22,7 @@ use crate::zmqutil::zerr;
 use crate::Error;
 
 use super::serve::Served;
-use super::{read_subscriptions, Batch, Output, Subscriptions};
+use super::{copy_to_monitor, read_subscriptions, send_pair, Batch, Output, Subscriptions};
 
 /// How often committed offsets are made durable (and segments below them deleted).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
@@ -46,78 +46,82 @@ pub(super) struct Legacy {
     pub(super) xpub: Output,
     pub(super) monitor: Option<Output>,
     pub(super) subs: Subscriptions,
+    /// No receiver fetches from the journal: the XPUB is the only way out. Then input waits
+    /// while nobody is subscribed, as in a forwarder without journal, and what no
+    /// subscription matches is counted as unrouted.
+    pub(super) only_path: bool,
     /// Input is held for want of a subscriber (logged once per wait).
     pub(super) waiting: bool,
 }
 
 impl Legacy {
     /// Publishes the batch's messages from `from` on. Returns where it stopped when a 0.3
-    /// receiver is full (its messages are in the journal already: the batch is retried).
-    /// With `only_path` (no receiver fetches from the journal: the XPUB is the only way out)
-    /// it also waits while nobody is subscribed, as a forwarder without journal does, and
-    /// counts what no subscription matches as unrouted.
+    /// receiver is full, or (`only_path`) nobody is subscribed: its messages are in the
+    /// journal already, and the batch is retried from there.
     fn publish(
         &mut self,
         batch: &Batch,
         from: usize,
-        only_path: bool,
         stopping: bool,
         stats: &ForwarderStats,
     ) -> Result<Option<usize>, Error> {
         read_subscriptions(&self.xpub.0, &mut self.subs, 0)?;
-        for (i, (topic, msg)) in batch.iter().enumerate().skip(from) {
-            if self.subs.total == 0 && only_path && !stopping {
-                if !self.waiting {
-                    warn!("no receiver subscribed: input paused until one subscribes");
-                    self.waiting = true;
-                }
-                return Ok(Some(i));
-            }
-            self.waiting = false;
-            // With receivers fetching from the journal, every message is published there.
-            let sent = if self.subs.total == 0 {
-                if only_path {
-                    stats.dropped_at_shutdown().fetch_add(1, Relaxed);
-                }
-                false
-            } else if !self.subs.matches(topic) {
-                if only_path {
-                    stats.unrouted().fetch_add(1, Relaxed);
-                }
-                false
-            } else if !self.send(topic, msg)? {
-                return Ok(Some(i));
-            } else {
-                true
-            };
-            if sent || !only_path {
-                stats.published().fetch_add(1, Relaxed);
-            }
-            if let Some((m, queue)) = &mut self.monitor {
-                queue
-                    .before_send(m, topic.len() + msg.len())
-                    .map_err(zerr("setting monitor high-water mark"))?;
-                // Lossy by design: never wait for the monitor.
-                let _ = m
-                    .send(topic, zmq::SNDMORE | zmq::DONTWAIT)
-                    .and_then(|_| m.send(msg, zmq::DONTWAIT));
-            }
+        if self.subs.total == 0 && self.monitor.is_none() && !self.only_path {
+            // The usual case: receivers fetch from the journal, where it is published.
+            stats
+                .published()
+                .fetch_add((batch.len() - from) as u64, Relaxed);
+            return Ok(None);
         }
-        Ok(None)
+        let mut published = 0;
+        let mut stopped = None;
+        for (i, (topic, msg)) in batch.iter().enumerate().skip(from) {
+            match self.route(topic, msg, stopping, stats)? {
+                Some(sent) => published += u64::from(sent || !self.only_path),
+                None => {
+                    stopped = Some(i);
+                    break;
+                }
+            }
+            copy_to_monitor(&mut self.monitor, topic, msg)?;
+        }
+        stats.published().fetch_add(published, Relaxed);
+        Ok(stopped)
     }
 
-    /// Whether the message went out (false: a subscriber is full).
-    fn send(&mut self, topic: &[u8], msg: &[u8]) -> Result<bool, Error> {
+    /// One message on the XPUB: whether it went out, or `None` when it must wait.
+    fn route(
+        &mut self,
+        topic: &[u8],
+        msg: &[u8],
+        stopping: bool,
+        stats: &ForwarderStats,
+    ) -> Result<Option<bool>, Error> {
+        if self.subs.total == 0 && self.only_path && !stopping {
+            if !self.waiting {
+                warn!("no receiver subscribed: input paused until one subscribes");
+                self.waiting = true;
+            }
+            return Ok(None);
+        }
+        self.waiting = false;
+        if self.subs.total == 0 {
+            if self.only_path {
+                stats.dropped_at_shutdown().fetch_add(1, Relaxed);
+            }
+            return Ok(Some(false));
+        }
+        if !self.subs.matches(topic) {
+            if self.only_path {
+                stats.unrouted().fetch_add(1, Relaxed);
+            }
+            return Ok(Some(false));
+        }
         let (xpub, queue) = &mut self.xpub;
         queue
             .before_send(xpub, topic.len() + msg.len())
             .map_err(zerr("setting send high-water mark"))?;
-        match xpub.send(topic, zmq::SNDMORE | zmq::DONTWAIT) {
-            // With NODROP the check happens on the first frame; the rest always goes.
-            Ok(()) => xpub.send(msg, 0).map_err(zerr("publishing")).map(|()| true),
-            Err(zmq::Error::EAGAIN) => Ok(false),
-            Err(e) => Err(zerr("publishing")(e)),
-        }
+        Ok(send_pair(xpub, topic, msg, zmq::DONTWAIT)?.then_some(true))
     }
 }
 
@@ -267,12 +271,8 @@ impl Loop {
         // A few batches at a time, so that receivers' fetches are served under a steady flood.
         for _ in 0..TAKE_AT_ONCE {
             if let Some((batch, from)) = input.publishing.take() {
-                let only_path = self.journal.config().consumers.is_empty();
                 let stopping = *self.stop.borrow();
-                if let Some(at) = self
-                    .legacy
-                    .publish(&batch, from, only_path, stopping, stats)?
-                {
+                if let Some(at) = self.legacy.publish(&batch, from, stopping, stats)? {
                     input.publishing = Some((batch, at));
                     return Ok(false);
                 }
@@ -330,10 +330,7 @@ impl Loop {
                 input.publishing = Some((batch, 0));
             }
             Err(e) => {
-                stats.journal_write_errors().fetch_add(1, Relaxed);
-                if log.allow() {
-                    error!(error = %e, "cannot append to the journal: input paused, retrying every second (counted as journal_write_errors)");
-                }
+                disk_error(stats, log, "cannot append to the journal: input paused", &e);
                 input.waiting = Some(batch);
                 input.retry_at = Some(Instant::now() + RETRY_WRITE);
             }

@@ -76,7 +76,7 @@ mod journaled;
 mod relp;
 mod serve;
 mod tcp;
-use tcp::{accept_loop, bind_tcp, listen_tcp};
+use tcp::{accept_loop, bind_tcp, listen_tcp, Protocol};
 
 /// Everything a forwarder needs to know: built in code, from the command line, or read from
 /// the file zerologd hands it ([`crate::element::ElementConfig`]). The default is the
@@ -456,6 +456,7 @@ impl Forwarder {
                         xpub,
                         monitor,
                         subs: Subscriptions::default(),
+                        only_path: journal.config().consumers.is_empty(),
                         waiting: false,
                     };
                     if !wait_for_subscribers(&legacy.xpub.0, &mut legacy.subs, wait, &stop)? {
@@ -549,13 +550,10 @@ fn spawn_inputs(
         topic = %config.topic_template,
         "forwarder ready, reading input"
     );
-    for listener in tcp {
+    let listeners = tcp.into_iter().map(|l| (l, Protocol::Syslog));
+    for (listener, protocol) in listeners.chain(relp.into_iter().map(|l| (l, Protocol::Relp))) {
         let (tx, stop, config, stats) = (tx.clone(), stop.clone(), config.clone(), stats.clone());
-        tokio::spawn(accept_loop(listener, tx, stop, config, stats));
-    }
-    for listener in relp {
-        let (tx, stop, config, stats) = (tx.clone(), stop.clone(), config.clone(), stats.clone());
-        tokio::spawn(relp::accept_loop(listener, tx, stop, config, stats));
+        tokio::spawn(accept_loop(listener, protocol, tx, stop, config, stats));
     }
     for socket in udp {
         let (tx, stop, config, stats) = (tx.clone(), stop.clone(), config.clone(), stats.clone());
@@ -746,15 +744,7 @@ fn publish_loop(
         read_subscriptions(&xpub, &mut subs, 0)?;
         for (topic, msg) in batch.iter() {
             publish_one(&xpub, &mut queue, &mut subs, (topic, msg), &stop, stats)?;
-            if let Some((m, queue)) = &mut monitor {
-                queue
-                    .before_send(m, topic.len() + msg.len())
-                    .map_err(zerr("setting monitor high-water mark"))?;
-                // Lossy by design: never wait for the monitor.
-                let _ = m
-                    .send(topic, zmq::SNDMORE | zmq::DONTWAIT)
-                    .and_then(|_| m.send(msg, zmq::DONTWAIT));
-            }
+            copy_to_monitor(&mut monitor, topic, msg)?;
         }
         // Without a journal, a RELP batch counts as accepted once published.
         if let Some(accepted) = batch.accepted.take() {
@@ -801,30 +791,50 @@ fn publish_one(
             stats.unrouted().fetch_add(1, Relaxed);
             return Ok(());
         }
-        match xpub.send(topic, zmq::SNDMORE) {
-            Ok(()) => {
-                // With NODROP the check happens on the first frame; the rest always goes.
-                xpub.send(msg, 0).map_err(zerr("publishing"))?;
-                stats.published().fetch_add(1, Relaxed);
-                if let Some(t) = blocked_since {
-                    let waited = t.elapsed();
-                    if waited >= Duration::from_secs(1) {
-                        info!(waited_ms = waited.as_millis() as u64, "publishing resumed");
-                    }
+        if send_pair(xpub, topic, msg, 0)? {
+            stats.published().fetch_add(1, Relaxed);
+            if let Some(t) = blocked_since {
+                let waited = t.elapsed();
+                if waited >= Duration::from_secs(1) {
+                    info!(waited_ms = waited.as_millis() as u64, "publishing resumed");
                 }
-                return Ok(());
             }
-            Err(zmq::Error::EAGAIN) => {
-                let since = *blocked_since.get_or_insert_with(Instant::now);
-                Blocked {
-                    since,
-                    what: "publishing blocked: a receiver is not keeping up (input is throttled, nothing dropped)",
-                }
-                .emit(&mut blocked_log);
-                // A receiver may have gone away meanwhile; its unsubscription unblocks us.
-                read_subscriptions(xpub, subs, 0)?;
-            }
-            Err(e) => return Err(zerr("publishing")(e)),
+            return Ok(());
         }
+        let since = *blocked_since.get_or_insert_with(Instant::now);
+        Blocked {
+            since,
+            what: "publishing blocked: a receiver is not keeping up (input is throttled, nothing dropped)",
+        }
+        .emit(&mut blocked_log);
+        // A receiver may have gone away meanwhile; its unsubscription unblocks us.
+        read_subscriptions(xpub, subs, 0)?;
     }
+}
+
+/// Sends `[topic, msg]` on a publishing socket. False: it is full (with `flags` DONTWAIT at
+/// once, else after its send timeout).
+fn send_pair(socket: &zmq::Socket, topic: &[u8], msg: &[u8], flags: i32) -> Result<bool, Error> {
+    match socket.send(topic, zmq::SNDMORE | flags) {
+        // With NODROP the check happens on the first frame; the rest always goes.
+        Ok(()) => socket
+            .send(msg, 0)
+            .map_err(zerr("publishing"))
+            .map(|()| true),
+        Err(zmq::Error::EAGAIN) => Ok(false),
+        Err(e) => Err(zerr("publishing")(e)),
+    }
+}
+
+/// A copy for the monitor, if there is one. Lossy by design: never waits.
+fn copy_to_monitor(monitor: &mut Option<Output>, topic: &[u8], msg: &[u8]) -> Result<(), Error> {
+    if let Some((m, queue)) = monitor {
+        queue
+            .before_send(m, topic.len() + msg.len())
+            .map_err(zerr("setting monitor high-water mark"))?;
+        let _ = m
+            .send(topic, zmq::SNDMORE | zmq::DONTWAIT)
+            .and_then(|_| m.send(msg, zmq::DONTWAIT));
+    }
+    Ok(())
 }

@@ -10,16 +10,14 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::{Batch, ForwarderConfig, Inbox, READ_BUF};
-use crate::events::{ConnectionRefused, RateLimit};
 use crate::relp::{self, Parsed, RelpError};
 use crate::stats::ForwarderStats;
 
@@ -34,52 +32,8 @@ enum Answer {
     Now(Vec<u8>, bool),
 }
 
-pub(super) async fn accept_loop(
-    listener: TcpListener,
-    tx: Inbox,
-    mut stop: watch::Receiver<bool>,
-    config: Arc<ForwarderConfig>,
-    stats: Arc<ForwarderStats>,
-) {
-    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut refusals = RateLimit::per_second();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = stop.changed() => return,
-            r = listener.accept() => match r {
-                Ok(a) => a,
-                Err(e) => {
-                    warn!(error = %e, "RELP accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        stats.relp_sessions().fetch_add(1, Relaxed);
-        if open.load(Relaxed) >= config.max_connections {
-            ConnectionRefused {
-                peer,
-                max_connections: config.max_connections,
-            }
-            .emit(stats.connections_refused(), &mut refusals);
-            continue;
-        }
-        open.fetch_add(1, Relaxed);
-        let (tx, stop, config, stats, open) = (
-            tx.clone(),
-            stop.clone(),
-            config.clone(),
-            stats.clone(),
-            open.clone(),
-        );
-        tokio::spawn(async move {
-            session(stream, peer, tx, stop, &config, &stats).await;
-            open.fetch_sub(1, Relaxed);
-        });
-    }
-}
-
-async fn session(
+/// Serves one RELP connection until it closes, breaks the protocol, or a stop.
+pub(super) async fn session(
     stream: TcpStream,
     peer: SocketAddr,
     tx: Inbox,

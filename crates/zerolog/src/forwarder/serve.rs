@@ -194,8 +194,12 @@ impl Served {
                 if !delivery::topic_matches(&topics, topic) {
                     return;
                 }
-                let flags = if seq < sent_below { REDELIVERY } else { 0 };
-                again += u64::from(flags);
+                let flags = if seq < sent_below {
+                    again += 1;
+                    REDELIVERY
+                } else {
+                    0
+                };
                 sent += 1;
                 let record = Record {
                     seq,

@@ -2,7 +2,7 @@
 //! an explicit state machine: [`Phase`] x [`Wake`] -> next phase or [`End`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,8 +46,35 @@ pub(super) fn listen_tcp(socket: TcpSocket) -> Result<TcpListener, Error> {
     })
 }
 
+/// What a TCP input speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Protocol {
+    /// Syslog, framed by RFC 6587.
+    Syslog,
+    /// RELP ([`super::relp`]).
+    Relp,
+}
+
+impl Protocol {
+    /// The counter of its accepted connections.
+    fn accepted(self, stats: &ForwarderStats) -> &AtomicU64 {
+        match self {
+            Protocol::Syslog => stats.connections_accepted(),
+            Protocol::Relp => stats.relp_sessions(),
+        }
+    }
+
+    /// The gauge of its open connections, if it has one.
+    fn open(self, stats: &ForwarderStats) -> Option<&AtomicU64> {
+        (self == Protocol::Syslog).then(|| stats.connections_open())
+    }
+}
+
+/// Accepts connections on `listener` (at most `max_connections` open; more are closed at
+/// once and counted) and serves each with the input's protocol, on a task of its own.
 pub(super) async fn accept_loop(
     listener: TcpListener,
+    protocol: Protocol,
     tx: Inbox,
     mut stop: watch::Receiver<bool>,
     config: Arc<ForwarderConfig>,
@@ -61,7 +88,7 @@ pub(super) async fn accept_loop(
             _ = stop.changed() => return,
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
-                    stats.connections_accepted().fetch_add(1, Relaxed);
+                    protocol.accepted(&stats).fetch_add(1, Relaxed);
                     if open.load(Relaxed) >= config.max_connections {
                         // Closing at once tells the sender to come back later; the open
                         // connections are not touched.
@@ -71,18 +98,25 @@ pub(super) async fn accept_loop(
                         continue;
                     }
                     open.fetch_add(1, Relaxed);
-                    stats.connections_open().fetch_add(1, Relaxed);
-                    debug!(%peer, "connection accepted");
+                    if let Some(gauge) = protocol.open(&stats) {
+                        gauge.fetch_add(1, Relaxed);
+                    }
+                    debug!(%peer, ?protocol, "connection accepted");
                     let (tx, stop, config, stats, open) = (tx.clone(), stop.clone(), config.clone(), stats.clone(), open.clone());
                     tokio::spawn(async move {
-                        connection(stream, peer, tx, stop, &config, &stats).await;
-                        stats.connections_open().fetch_sub(1, Relaxed);
+                        match protocol {
+                            Protocol::Syslog => connection(stream, peer, tx, stop, &config, &stats).await,
+                            Protocol::Relp => super::relp::session(stream, peer, tx, stop, &config, &stats).await,
+                        }
+                        if let Some(gauge) = protocol.open(&stats) {
+                            gauge.fetch_sub(1, Relaxed);
+                        }
                         open.fetch_sub(1, Relaxed);
                     });
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    warn!(error = %e, "accept failed");
+                    warn!(error = %e, ?protocol, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }

@@ -17,7 +17,7 @@ use crate::stats::ReceiverStats;
 use crate::zmqutil::zerr;
 use crate::Error;
 
-use super::fetch::Held;
+use super::fetch::{Held, Pending};
 
 /// How often workers with messages in flight are probed.
 const PROBE_EVERY: Duration = Duration::from_millis(200);
@@ -111,13 +111,12 @@ impl Acked {
     }
 
     /// Sends what the workers have room for: first the messages of lost workers, then from
-    /// `pending`. Returns the bytes taken from `pending`.
+    /// `pending`.
     pub(super) fn dispatch(
         &mut self,
-        pending: &mut VecDeque<Held>,
+        pending: &mut Pending,
         stats: &ReceiverStats,
-    ) -> Result<usize, Error> {
-        let mut taken = 0;
+    ) -> Result<(), Error> {
         for _ in 0..self.order.len() {
             if self.retry.is_empty() && pending.is_empty() {
                 break;
@@ -131,31 +130,29 @@ impl Acked {
             };
             let room = w.window.saturating_sub(w.in_flight.len());
             if room > 0 {
-                taken += self.send_batch(&id, room, pending, stats)?;
+                self.send_batch(&id, room, pending, stats)?;
             }
         }
-        Ok(taken)
+        Ok(())
     }
 
     fn send_batch(
         &mut self,
         id: &[u8],
         room: usize,
-        pending: &mut VecDeque<Held>,
+        pending: &mut Pending,
         stats: &ReceiverStats,
-    ) -> Result<usize, Error> {
+    ) -> Result<(), Error> {
         let mut batch = Vec::new();
-        let (mut bytes, mut taken) = (0, 0);
+        let mut bytes = 0;
         while batch.len() < room && bytes < BATCH_BYTES {
-            let next = match self.retry.pop_first() {
-                Some((_, h)) => h,
-                None => match pending.pop_front() {
-                    Some(h) => {
-                        taken += h.data().len();
-                        h
-                    }
-                    None => break,
-                },
+            let Some(next) = self
+                .retry
+                .pop_first()
+                .map(|(_, h)| h)
+                .or_else(|| pending.pop_front())
+            else {
+                break;
             };
             bytes += next.data().len();
             batch.push(next);
@@ -188,7 +185,7 @@ impl Acked {
             }
             Err(e) => return Err(zerr("sending to a worker")(e)),
         }
-        Ok(taken)
+        Ok(())
     }
 
     /// Probes the workers holding messages, now and then: a worker gone fails the send.
@@ -234,23 +231,20 @@ impl Acked {
 }
 
 /// Pushes held messages to zerolog 0.3 workers (PUSH, one frame each): done once sent.
-/// Returns the bytes taken from `pending`.
 pub(super) fn push(
     socket: &zmq::Socket,
-    pending: &mut VecDeque<Held>,
+    pending: &mut Pending,
     stats: &ReceiverStats,
-) -> Result<usize, Error> {
-    let mut taken = 0;
+) -> Result<(), Error> {
     while let Some(h) = pending.front() {
         match socket.send(h.data(), zmq::DONTWAIT) {
             Ok(()) => {
                 stats.pushed().fetch_add(1, Relaxed);
-                taken += h.data().len();
                 pending.pop_front();
             }
             Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => break,
             Err(e) => return Err(zerr("pushing to workers")(e)),
         }
     }
-    Ok(taken)
+    Ok(())
 }

@@ -24,7 +24,7 @@ const RECOMMIT_EVERY: Duration = Duration::from_secs(1);
 pub(super) struct Held {
     pub(super) seq: u64,
     pub(super) flags: u8,
-    batch: Arc<[u8]>,
+    batch: Arc<Vec<u8>>,
     start: usize,
     end: usize,
 }
@@ -32,6 +32,43 @@ pub(super) struct Held {
 impl Held {
     pub(super) fn data(&self) -> &[u8] {
         &self.batch[self.start..self.end]
+    }
+}
+
+/// Fetched messages not yet handed to a worker, in order, and their bytes.
+#[derive(Default)]
+pub(super) struct Pending {
+    queue: VecDeque<Held>,
+    bytes: usize,
+}
+
+impl Pending {
+    pub(super) fn push_back(&mut self, h: Held) {
+        self.bytes += h.data().len();
+        self.queue.push_back(h);
+    }
+
+    pub(super) fn pop_front(&mut self) -> Option<Held> {
+        let h = self.queue.pop_front()?;
+        self.bytes -= h.data().len();
+        Some(h)
+    }
+
+    pub(super) fn front(&self) -> Option<&Held> {
+        self.queue.front()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// The bytes of the messages waiting.
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
     }
 }
 
@@ -88,7 +125,7 @@ impl Fetcher {
     }
 
     /// Reads the forwarder's answers into `into`. Returns how many records arrived.
-    pub(super) fn receive(&mut self, into: &mut VecDeque<Held>) -> Result<usize, Error> {
+    pub(super) fn receive(&mut self, into: &mut Pending) -> Result<usize, Error> {
         let mut got = 0;
         loop {
             let frames = match self.dealer.recv_multipart(zmq::DONTWAIT) {
@@ -96,15 +133,13 @@ impl Fetcher {
                 Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(got),
                 Err(e) => return Err(zerr("receiving from the journal")(e)),
             };
-            let [kind, range, body] = &frames[..] else {
+            let Ok([kind, range, body]) = <[Vec<u8>; 3]>::try_from(frames) else {
                 continue;
             };
-            let Ok((from, next, head)) = delivery::parse_range(range) else {
+            let Ok((from, next, head)) = delivery::parse_range(&range) else {
                 continue;
             };
-            if kind.as_slice() != delivery::RECORDS
-                || (self.next != FROM_COMMITTED && from != self.next)
-            {
+            if kind != delivery::RECORDS || (self.next != FROM_COMMITTED && from != self.next) {
                 // An answer to a fetch sent again: its records came already.
                 continue;
             }
@@ -115,8 +150,9 @@ impl Fetcher {
         }
     }
 
-    fn take(&self, body: &[u8], into: &mut VecDeque<Held>) -> Result<usize, Error> {
-        let batch: Arc<[u8]> = Arc::from(body);
+    /// The records of an answer, kept in the frame they came in (no copy).
+    fn take(&self, body: Vec<u8>, into: &mut Pending) -> Result<usize, Error> {
+        let batch = Arc::new(body);
         let base = batch.as_ptr() as usize;
         let mut n = 0;
         for r in delivery::records(&batch) {

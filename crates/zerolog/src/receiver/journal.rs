@@ -3,7 +3,6 @@
 //! the oldest message not yet done, so a receiver that dies (or whose workers die) loses
 //! nothing: the forwarder sends it again.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use crate::zmqutil::{self, zerr};
 use crate::Error;
 
 use super::dispatch::{self, Acked};
-use super::fetch::{Fetcher, Held};
+use super::fetch::{Fetcher, Pending};
 use super::ReceiverConfig;
 
 /// At a stop, how long the receiver waits for its workers to finish what they hold.
@@ -86,23 +85,21 @@ impl Relay {
     }
 
     pub(super) fn run(&mut self, signals: &Signals, stats: &ReceiverStats) -> Result<(), Error> {
-        let mut pending: VecDeque<Held> = VecDeque::new();
-        let mut pending_bytes = 0usize;
+        let mut pending = Pending::default();
         let mut drain_until: Option<Instant> = None;
         loop {
             if drain_until.is_none() && signals.stop_requested().is_some() {
                 info!("stop requested: waiting for the workers to finish what they hold");
                 drain_until = Some(Instant::now() + STOP_DRAIN);
             }
-            let before = pending.len();
+            let before = pending.bytes();
             let got = self.fetcher.receive(&mut pending)?;
             if got > 0 {
-                let bytes: usize = pending.iter().skip(before).map(|h| h.data().len()).sum();
-                pending_bytes += bytes;
                 stats.received().fetch_add(got as u64, Relaxed);
+                let bytes = pending.bytes() - before;
                 stats.bytes_received().fetch_add(bytes as u64, Relaxed);
             }
-            pending_bytes -= self.hand_out(&mut pending, stats)?;
+            self.hand_out(&mut pending, stats)?;
             let held = pending.len() + self.held();
             stats.in_flight().store(held as u64, Relaxed);
             let oldest = [self.oldest(), pending.front().map(|h| h.seq)]
@@ -122,7 +119,7 @@ impl Relay {
                 Some(_) => {}
                 None => {
                     let room = self.capacity.saturating_sub(held);
-                    let bytes = self.queue_bytes.saturating_sub(pending_bytes);
+                    let bytes = self.queue_bytes.saturating_sub(pending.bytes());
                     // Ask for big batches, not one message at a time.
                     if held == 0 || room >= self.capacity / 4 {
                         self.fetcher.request(room, bytes.max(1))?;
@@ -135,18 +132,12 @@ impl Relay {
         }
     }
 
-    /// Returns the bytes taken from `pending`.
-    fn hand_out(
-        &mut self,
-        pending: &mut VecDeque<Held>,
-        stats: &ReceiverStats,
-    ) -> Result<usize, Error> {
+    fn hand_out(&mut self, pending: &mut Pending, stats: &ReceiverStats) -> Result<(), Error> {
         match &mut self.output {
             Output::Acked(a) => {
                 a.read_acks(stats)?;
-                let taken = a.dispatch(pending, stats)?;
-                a.probe(stats)?;
-                Ok(taken)
+                a.dispatch(pending, stats)?;
+                a.probe(stats)
             }
             Output::Push(p) => dispatch::push(p, pending, stats),
         }

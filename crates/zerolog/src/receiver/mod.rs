@@ -116,9 +116,22 @@ mod journal;
 /// A receiver whose sockets are bound and connected; [`Receiver::run`] relays until stopped.
 /// See the [module documentation](self) for an example.
 pub struct Receiver {
-    /// Set when the receiver fetches from a journal: then the SUB socket is unused.
-    journal: Option<std::cell::RefCell<journal::Relay>>,
+    mode: Mode,
     _ctx: zmq::Context,
+    output_endpoint: Endpoint,
+    stats: Arc<ReceiverStats>,
+}
+
+/// Where a receiver takes its messages from.
+enum Mode {
+    /// A publisher's `[topic, message]`, pushed to workers (zerolog 0.3's way).
+    Subscribe(Subscribed),
+    /// A forwarder's journal ([`journal`]).
+    Journal(std::cell::RefCell<journal::Relay>),
+}
+
+/// The sockets of [`Mode::Subscribe`].
+struct Subscribed {
     /// Kept alive for the raw handles, through which they are used.
     _sub: zmq::Socket,
     push: zmq::Socket,
@@ -126,12 +139,11 @@ pub struct Receiver {
     push_queue: SendQueue,
     sub_raw: RawSocket,
     push_raw: RawSocket,
-    output_endpoint: Endpoint,
     stats: Arc<ReceiverStats>,
 }
 
 impl Receiver {
-    /// Binds the output and connects to the publishers.
+    /// Binds the output and connects to the publishers (or the journal).
     pub fn bind(config: &ReceiverConfig) -> Result<Self, Error> {
         let ctx = zmq::Context::new();
         let stats = Arc::new(ReceiverStats::from_env());
@@ -144,59 +156,19 @@ impl Receiver {
                 "acked delivery needs a journal to fetch from (journal = the forwarder's journal endpoint)".into(),
             ));
         }
-        let (journal, output_endpoint) = match &config.journal {
+        let (mode, output_endpoint) = match &config.journal {
             Some(endpoint) => {
                 let (relay, output) = journal::Relay::bind(&ctx, config, endpoint)?;
-                (Some(std::cell::RefCell::new(relay)), Some(output))
+                (Mode::Journal(std::cell::RefCell::new(relay)), output)
             }
-            None => (None, None),
-        };
-        let mut push = ctx
-            .socket(zmq::PUSH)
-            .map_err(zerr("creating PUSH socket"))?;
-        zmqutil::set_io_batch(&mut push).map_err(zerr("setting PUSH batch size"))?;
-        let push_queue = SendQueue::new(config.hwm, config.queue_bytes, config.max_message_size);
-        push_queue
-            .start_on(&push)
-            .map_err(zerr("setting PUSH hwm"))?;
-        push.set_sndtimeo(TICK_MS)
-            .map_err(zerr("setting PUSH timeout"))?;
-        push.set_linger(LINGER_MS).map_err(zerr("setting linger"))?;
-        let output_endpoint = match output_endpoint {
-            Some(ep) => ep,
             None => {
-                crate::access::protect(&push, &config.allow)?;
-                zmqutil::bind(&push, &config.output)?;
-                zmqutil::bound_endpoint(&push, &config.output)
+                let (subscribed, output) = Subscribed::bind(&ctx, config, stats.clone())?;
+                (Mode::Subscribe(subscribed), output)
             }
         };
-
-        let mut sub = ctx.socket(zmq::SUB).map_err(zerr("creating SUB socket"))?;
-        zmqutil::set_io_batch(&mut sub).map_err(zerr("setting SUB batch size"))?;
-        let hwm = queue::receive_hwm(config.hwm, config.queue_bytes, config.max_message_size);
-        sub.set_rcvhwm(hwm).map_err(zerr("setting SUB hwm"))?;
-        sub.set_rcvtimeo(TICK_MS)
-            .map_err(zerr("setting SUB timeout"))?;
-        sub.set_linger(0).map_err(zerr("setting linger"))?;
-        if config.topics.is_empty() {
-            sub.set_subscribe(b"").map_err(zerr("subscribing"))?;
-        }
-        for t in &config.topics {
-            sub.set_subscribe(t).map_err(zerr("subscribing"))?;
-        }
-        if journal.is_none() {
-            for endpoint in &config.connect {
-                zmqutil::connect(&sub, &endpoint.to_string())?;
-            }
-        }
         Ok(Receiver {
-            journal,
+            mode,
             _ctx: ctx,
-            sub_raw: RawSocket::of(&mut sub),
-            push_raw: RawSocket::of(&mut push),
-            _sub: sub,
-            push,
-            push_queue,
             output_endpoint,
             stats,
         })
@@ -216,9 +188,9 @@ impl Receiver {
     /// relays until no message arrived for a tick (100 ms), so a stopping upstream's last
     /// messages still reach workers, and returns. Blocks the calling thread.
     pub fn run(&self, signals: &Signals) -> Result<(), Error> {
-        let result = match &self.journal {
-            Some(relay) => relay.borrow_mut().run(signals, &self.stats),
-            None => self.relay(signals),
+        let result = match &self.mode {
+            Mode::Journal(relay) => relay.borrow_mut().run(signals, &self.stats),
+            Mode::Subscribe(subscribed) => subscribed.relay(signals),
         };
         match (&result, signals.stop_requested()) {
             (Err(e), _) => error!(error = %e, "receiver failed"),
@@ -230,6 +202,56 @@ impl Receiver {
         }
         self.stats.log("receiver");
         result
+    }
+}
+
+impl Subscribed {
+    /// Binds the PUSH output and connects the SUB socket to the publishers.
+    fn bind(
+        ctx: &zmq::Context,
+        config: &ReceiverConfig,
+        stats: Arc<ReceiverStats>,
+    ) -> Result<(Self, Endpoint), Error> {
+        let mut push = ctx
+            .socket(zmq::PUSH)
+            .map_err(zerr("creating PUSH socket"))?;
+        zmqutil::set_io_batch(&mut push).map_err(zerr("setting PUSH batch size"))?;
+        let push_queue = SendQueue::new(config.hwm, config.queue_bytes, config.max_message_size);
+        push_queue
+            .start_on(&push)
+            .map_err(zerr("setting PUSH hwm"))?;
+        push.set_sndtimeo(TICK_MS)
+            .map_err(zerr("setting PUSH timeout"))?;
+        push.set_linger(LINGER_MS).map_err(zerr("setting linger"))?;
+        crate::access::protect(&push, &config.allow)?;
+        zmqutil::bind(&push, &config.output)?;
+        let output_endpoint = zmqutil::bound_endpoint(&push, &config.output);
+
+        let mut sub = ctx.socket(zmq::SUB).map_err(zerr("creating SUB socket"))?;
+        zmqutil::set_io_batch(&mut sub).map_err(zerr("setting SUB batch size"))?;
+        let hwm = queue::receive_hwm(config.hwm, config.queue_bytes, config.max_message_size);
+        sub.set_rcvhwm(hwm).map_err(zerr("setting SUB hwm"))?;
+        sub.set_rcvtimeo(TICK_MS)
+            .map_err(zerr("setting SUB timeout"))?;
+        sub.set_linger(0).map_err(zerr("setting linger"))?;
+        if config.topics.is_empty() {
+            sub.set_subscribe(b"").map_err(zerr("subscribing"))?;
+        }
+        for t in &config.topics {
+            sub.set_subscribe(t).map_err(zerr("subscribing"))?;
+        }
+        for endpoint in &config.connect {
+            zmqutil::connect(&sub, &endpoint.to_string())?;
+        }
+        let subscribed = Subscribed {
+            sub_raw: RawSocket::of(&mut sub),
+            push_raw: RawSocket::of(&mut push),
+            _sub: sub,
+            push,
+            push_queue,
+            stats,
+        };
+        Ok((subscribed, output_endpoint))
     }
 
     fn relay(&self, signals: &Signals) -> Result<(), Error> {

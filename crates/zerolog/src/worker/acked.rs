@@ -22,7 +22,12 @@ const HELLO_EVERY: Duration = Duration::from_secs(1);
 
 pub(super) struct Acks<'s> {
     pub(super) dealer: &'s zmq::Socket,
-    pub(super) window: u32,
+    /// How many messages this worker takes at once.
+    window: u32,
+    /// Leaving (a stop): it takes nothing more, and says so with a window of 0.
+    leaving: bool,
+    /// The window the receiver was last told.
+    told: Option<u32>,
     /// Sequence numbers processed, oldest first, not yet acknowledged.
     held: VecDeque<u64>,
     last_sent: Instant,
@@ -33,35 +38,38 @@ impl<'s> Acks<'s> {
         Acks {
             dealer,
             window,
+            leaving: false,
+            told: None,
             held: VecDeque::new(),
-            last_sent: Instant::now() - HELLO_EVERY,
+            last_sent: Instant::now(),
         }
     }
 
-    /// Acknowledges what the worker no longer holds, or says hello when it is time.
-    fn send<W: Worker + ?Sized>(&mut self, worker: &W, window: u32) -> Result<(), Error> {
+    /// Acknowledges what the worker no longer holds; says its window when it changed, and
+    /// that it is there when it is time.
+    fn send<W: Worker + ?Sized>(&mut self, worker: &W) -> Result<(), Error> {
+        let window = if self.leaving { 0 } else { self.window };
         let keep = (worker.buffered() as usize).min(self.held.len());
         let done: Vec<u64> = self.held.drain(..self.held.len() - keep).collect();
-        if done.is_empty() && self.last_sent.elapsed() < HELLO_EVERY && window == self.window {
+        let hello_due = self.last_sent.elapsed() >= HELLO_EVERY;
+        if done.is_empty() && !hello_due && self.told == Some(window) {
             return Ok(());
         }
-        self.window = window;
         let frames: [&[u8]; 2] = [delivery::ACK, &delivery::ack_frame(window, &done)];
         match self.dealer.send_multipart(frames, zmq::DONTWAIT) {
             // Not connected: the receiver sends these messages again to someone.
             Ok(()) | Err(zmq::Error::EAGAIN) => {}
             Err(e) => return Err(zerr("acknowledging")(e)),
         }
+        self.told = Some(window);
         self.last_sent = Instant::now();
         Ok(())
     }
-}
 
-impl Acks<'_> {
     /// Acknowledges what the worker's stop flushed.
     pub(super) fn finish<W: Worker + ?Sized>(&mut self, worker: &W) -> Result<(), Error> {
-        self.last_sent = Instant::now() - HELLO_EVERY;
-        self.send(worker, 0)
+        self.leaving = true;
+        self.send(worker)
     }
 }
 
@@ -71,20 +79,18 @@ pub(super) fn pump<W: Worker + ?Sized>(
     signals: &Signals,
     stats: &WorkerStats,
 ) -> Result<(), Error> {
-    let window = acks.window;
-    acks.send(worker, window)?;
-    let mut stopping = false;
+    acks.send(worker)?;
     let mut unflushed = false;
     loop {
         if signals.take_hup() {
             worker.flush()?;
             worker.reopen()?;
         }
-        if !stopping && signals.stop_requested().is_some() {
-            stopping = true;
+        if !acks.leaving && signals.stop_requested().is_some() {
             info!("stop requested: taking no more messages, processing what came");
             // Window 0: the receiver sends nothing more here.
-            acks.send(worker, 0)?;
+            acks.leaving = true;
+            acks.send(worker)?;
         }
         let flags = if unflushed { zmq::DONTWAIT } else { 0 };
         match acks.dealer.recv_multipart(flags) {
@@ -100,7 +106,7 @@ pub(super) fn pump<W: Worker + ?Sized>(
                 if unflushed {
                     worker.flush()?;
                     unflushed = false;
-                } else if stopping {
+                } else if acks.leaving {
                     return Ok(());
                 } else {
                     worker.tick()?;
@@ -109,8 +115,7 @@ pub(super) fn pump<W: Worker + ?Sized>(
             Err(e) => return Err(zerr("receiving from backend")(e)),
         }
         super::runner::count_processed(stats, worker);
-        let window = if stopping { 0 } else { acks.window.max(1) };
-        acks.send(worker, window)?;
+        acks.send(worker)?;
     }
 }
 
@@ -120,22 +125,31 @@ fn process_batch<W: Worker + ?Sized>(
     worker: &mut W,
     stats: &WorkerStats,
 ) -> Result<(), Error> {
+    // Counted once per batch, not per message.
+    let (mut received, mut bytes, mut again) = (0, 0, 0);
+    let mut result = Ok(());
     for r in delivery::records(body) {
-        let r = r.map_err(|e| Error::Protocol(format!("receiver's batch: {e}")))?;
-        stats.received().fetch_add(1, Relaxed);
-        let again = r.flags & REDELIVERY != 0;
-        if again {
-            stats.redelivered().fetch_add(1, Relaxed);
-        }
-        let msg = Message::with_seq(r.message, r.seq, again);
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                result = Err(Error::Protocol(format!("receiver's batch: {e}")));
+                break;
+            }
+        };
+        received += 1;
+        let redelivery = r.flags & REDELIVERY != 0;
+        again += u64::from(redelivery);
+        let msg = Message::with_seq(r.message, r.seq, redelivery);
         if let Err(e) = worker.process_message(&msg) {
             stats.failed().fetch_add(1, Relaxed);
-            return Err(e);
+            result = Err(e);
+            break;
         }
-        stats
-            .bytes_received()
-            .fetch_add(r.message.len() as u64, Relaxed);
+        bytes += r.message.len() as u64;
         acks.held.push_back(r.seq);
     }
-    Ok(())
+    stats.received().fetch_add(received, Relaxed);
+    stats.redelivered().fetch_add(again, Relaxed);
+    stats.bytes_received().fetch_add(bytes, Relaxed);
+    result
 }

@@ -298,8 +298,8 @@ impl Worker for ProgramWorker {
             Some(seq) => {
                 let mut record = std::mem::take(&mut self.scratch);
                 record.clear();
-                record.extend_from_slice(seq.to_string().as_bytes());
-                record.push(b' ');
+                // Writing to a Vec cannot fail.
+                let _ = io::Write::write_fmt(&mut record, format_args!("{seq} "));
                 record.extend_from_slice(msg.data());
                 let result = self.process(&record);
                 self.scratch = record;
