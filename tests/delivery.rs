@@ -11,15 +11,90 @@ use crate::common::load::{delivered, loggen_report, Load};
 use crate::common::zerologd::*;
 use crate::common::*;
 
-/// [`TWO_FILE_WORKERS`] with a RELP input on `relp` too.
+/// [`TWO_FILE_WORKERS`] with a RELP input on `relp` too, and workers that write each
+/// message's journal number (`with_seq`).
 fn topology(relp: u16) -> String {
     let input = format!("relp = [\"127.0.0.1:{relp}\"]\npublish =");
-    TWO_FILE_WORKERS.replacen("publish =", &input, 1)
+    TWO_FILE_WORKERS.replacen("publish =", &input, 1).replace(
+        "receiver = \"all\"\n",
+        "receiver = \"all\"\nwith_seq = true\n",
+    )
 }
 
-/// Every line sent (connection c sent `sent[c]` lines, 0..) seen at least once; returns
-/// (lines seen, duplicates).
-fn assert_all_delivered(dir: &Path, sent: &BTreeMap<u64, u64>, procs: &[&Proc]) -> (u64, u64) {
+/// The copies the workers wrote, told apart by their journal numbers (`with_seq`).
+#[derive(Debug, Default)]
+struct Tally {
+    /// Distinct lines seen.
+    seen: u64,
+    /// Copies beyond the first of each line.
+    dups: u64,
+    /// Copies of one journal record beyond its first: redeliveries.
+    redelivered: u64,
+    /// Copies beyond a line's first without the redelivery mark (`+`): none may be.
+    unmarked: u64,
+    /// Copies with a journal number of their own: the sender sent the line again.
+    resent: u64,
+    /// Copies written with the redelivery mark.
+    marked: u64,
+}
+
+/// Each line's copies in the workers' files: `(journal number, marked)` per copy.
+fn copies(dir: &Path) -> BTreeMap<(u64, u64), Vec<(u64, bool)>> {
+    let mut all: BTreeMap<_, Vec<_>> = BTreeMap::new();
+    for w in ["out.w0", "out.w1"] {
+        for line in read_lines(&dir.join(w)) {
+            let text = String::from_utf8_lossy(&line);
+            let parsed = text.split_once(' ').and_then(|(num, rest)| {
+                let (marked, num) = match num.strip_prefix('+') {
+                    Some(n) => (true, n),
+                    None => (false, num),
+                };
+                let (c, n) = rest
+                    .split_once("seq=")?
+                    .1
+                    .split_whitespace()
+                    .next()?
+                    .split_once('.')?;
+                Some((
+                    num.parse().ok()?,
+                    marked,
+                    (c.parse().ok()?, n.parse().ok()?),
+                ))
+            });
+            let (num, marked, id) =
+                parsed.unwrap_or_else(|| panic!("not a numbered loggen line in {w}: {text:?}"));
+            all.entry(id).or_default().push((num, marked));
+        }
+    }
+    all
+}
+
+fn tally(all: &BTreeMap<(u64, u64), Vec<(u64, bool)>>) -> Tally {
+    let mut t = Tally::default();
+    for copies in all.values() {
+        t.seen += 1;
+        t.dups += copies.len() as u64 - 1;
+        t.marked += copies.iter().filter(|c| c.1).count() as u64;
+        let mut nums: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+        for &(num, marked) in copies {
+            let e = nums.entry(num).or_default();
+            e.0 += 1;
+            e.1 += u64::from(marked);
+        }
+        t.resent += nums.len() as u64 - 1;
+        for (i, (n, m)) in nums.values().enumerate() {
+            t.redelivered += n - 1;
+            // The first copy of the line's first record may be unmarked; a re-sent line's
+            // records are marked from their first copy.
+            let first = u64::from(i == 0);
+            t.unmarked += (n - first).saturating_sub(*m);
+        }
+    }
+    t
+}
+
+/// Every line sent (connection c sent `sent[c]` lines, 0..) seen at least once.
+fn assert_all_delivered(dir: &Path, sent: &BTreeMap<u64, u64>, procs: &[&Proc]) -> Tally {
     let want: u64 = sent.values().sum();
     let deadline = Instant::now() + DELIVERY_TIMEOUT;
     let mut seen = delivered(dir, "out.");
@@ -39,8 +114,9 @@ fn assert_all_delivered(dir: &Path, sent: &BTreeMap<u64, u64>, procs: &[&Proc]) 
         want - seen.len().min(want as usize) as u64,
         describe_all(procs)
     );
-    let dups: u64 = seen.values().map(|&n| u64::from(n) - 1).sum();
-    (seen.len() as u64, dups)
+    let t = tally(&copies(dir));
+    assert_eq!(t.unmarked, 0, "redeliveries without their mark: {t:?}");
+    t
 }
 
 /// Redeliveries the counters of every incarnation of `program` show.
@@ -70,17 +146,20 @@ fn a_burst_survives_its_receiver_and_workers_killed_twice_each() {
     }
     loggen_report(&loggen, DELIVERY_TIMEOUT);
     let sent = BTreeMap::from([(0, load.count)]);
-    let (seen, dups) = assert_all_delivered(dir.path(), &sent, &[&z.proc]);
+    let t = assert_all_delivered(dir.path(), &sent, &[&z.proc]);
     let again = total(&z, "w0:0", "redelivered") + total(&z, "w1:0", "redelivered");
     let restarts: u64 = ["all", "w0:0", "w1:0"]
         .iter()
         .map(|p| z.program_json(p)["restarts"].as_u64().unwrap())
         .sum();
-    eprintln!("2,000,000 lines, 4 kills: {seen} distinct delivered, {dups} duplicates, {again} redeliveries counted by the workers");
+    eprintln!("2,000,000 lines, 4 kills: {t:?}, {again} redeliveries counted by the workers");
     assert_eq!(restarts, 4, "{}", z.proc.describe());
+    // loggen sends each line once over TCP: every duplicate is a redelivery, marked, counted.
+    assert_eq!(t.resent, 0, "{t:?}");
     assert!(
-        dups <= again,
-        "{dups} duplicates but only {again} redeliveries counted"
+        t.dups <= again,
+        "{} duplicates but only {again} redeliveries counted",
+        t.dups
     );
 }
 
@@ -269,12 +348,12 @@ fn rsyslog_omrelp_loses_nothing_while_everything_is_killed_in_turn() {
     }
     loggen_report(&loggen, DELIVERY_TIMEOUT);
     let sent = BTreeMap::from([(0, load.count)]);
-    let (seen, dups) = assert_all_delivered(dir.path(), &sent, &[&z.proc, &rsyslog.proc]);
+    let t = assert_all_delivered(dir.path(), &sent, &[&z.proc, &rsyslog.proc]);
     eprintln!(
-        "rsyslog omrelp, 1,000,000 lines, {kills} kills ({kinds:?} in turn) in {:.1} s: {seen} distinct delivered, {dups} duplicates (omrelp resends what was unanswered at a forwarder kill; redeliveries after the last zerologd start: {})",
+        "rsyslog omrelp, 1,000,000 lines, {kills} kills ({kinds:?} in turn) in {:.1} s: {t:?}",
         started.elapsed().as_secs_f64(),
-        total(&z, "w0:0", "redelivered") + total(&z, "w1:0", "redelivered"),
     );
+    assert!(t.marked >= t.dups, "{t:?}");
 }
 
 fn current(z: &Zerologd, program: &str, counter: &str) -> u64 {
@@ -514,6 +593,63 @@ fn relp_sessions_answer_in_order_count_protocol_errors_and_end_with_serverclose(
         .map(|f| count_lines(&dir.path().join(f)))
         .sum();
     assert_eq!(out, 2, "the two acknowledged messages were delivered");
+}
+
+/// One RELP session to `port` that sends loggen-like lines `seq=5.I` for each I of `lines`
+/// and reads every answer.
+fn relp_send(port: u16, lines: impl Iterator<Item = u64>) {
+    use std::io::Write;
+    let offers = "relp_version=0\nrelp_software=test\ncommands=syslog";
+    let mut out = format!("1 open {} {offers}\n", offers.len());
+    let mut last = 1;
+    for (txnr, i) in (2..).zip(lines) {
+        let msg = format!("<13>1 - h resend - - - seq=5.{i} x");
+        out.push_str(&format!("{txnr} syslog {} {msg}\n", msg.len()));
+        last = txnr;
+    }
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.write_all(out.as_bytes()).unwrap();
+    let want = format!("{last} rsp 6 200 OK\n");
+    let answers = read_until(&mut conn, want.as_bytes());
+    assert!(
+        contains(&answers, want.as_bytes()),
+        "{:?}",
+        String::from_utf8_lossy(&answers)
+    );
+}
+
+fn wait_copies(dir: &Path, n: usize) -> Tally {
+    wait_until(DELIVERY_TIMEOUT, &format!("{n} copies written"), || {
+        copies(dir).values().map(Vec::len).sum::<usize>() >= n
+    });
+    tally(&copies(dir))
+}
+
+/// A RELP sender sends again, first thing in its next session, what it had no answer for.
+/// When the forwarder died with those messages already in its journal, the copies are
+/// duplicates with journal numbers of their own: they reach the workers marked as
+/// redeliveries and are counted in `relp_resent`; the messages after them are not marked.
+#[test]
+fn relp_resends_after_a_forwarder_kill_are_marked_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let relp = free_port();
+    let z = Zerologd::start(dir.path(), &topology(relp));
+    relp_send(relp, 0..100);
+    wait_copies(dir.path(), 100);
+    kill(&z, "forwarder");
+    wait_until(READY_TIMEOUT, "the new forwarder listening", || {
+        tcp_accepts(relp)
+    });
+    // As omrelp does after the kill: the 100 it had no answer for (say), then new ones.
+    relp_send(relp, 0..150);
+    let t = wait_copies(dir.path(), 250);
+    assert_eq!((t.seen, t.resent, t.unmarked), (150, 100, 0), "{t:?}");
+    assert_eq!(current(&z, "forwarder", "relp_resent"), 100);
+    // A session that starts with new messages marks nothing, even a repeat further on.
+    relp_send(relp, (150..160).chain(0..10));
+    let t = wait_copies(dir.path(), 270);
+    assert_eq!((t.seen, t.resent, t.unmarked), (160, 110, 10), "{t:?}");
+    assert_eq!(current(&z, "forwarder", "relp_resent"), 100);
 }
 
 /// The monitor of a journaled forwarder gets a copy of every message, several per batch (a

@@ -491,6 +491,11 @@ fn scale_out_a_host_without_forwarder_takes_its_messages_from_another() {
     );
     let st = work.status();
     assert!(!st.iter().any(|r| r.0 == "forwarder"), "{st:?}");
+    // The input host listens once the remote receiver has subscribed (it can take a while
+    // on a busy machine).
+    wait_until(READY_TIMEOUT, "the input host listening", || {
+        tcp_accepts(input.backend)
+    });
     input.deliver(&work_dir.path().join("out.txt"), "across", 5000);
 }
 

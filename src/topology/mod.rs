@@ -235,8 +235,8 @@ pub struct WorkerSection {
     pub numprocs: u32,
     /// stdin workers only.
     pub framing: OutputFraming,
-    /// Key `with_seq` (stdin program workers): each record starts with the message's
-    /// sequence number and a space.
+    /// Key `with_seq` (stdin workers: programs and the built-ins): each record starts with
+    /// the message's sequence number and a space.
     pub with_seq: bool,
     /// Process keys (`restart`, `stop_signal`, `user`, ...).
     pub settings: ProcessSettings,

@@ -342,6 +342,9 @@ counters! {
         relp_sessions,
         /// RELP messages answered `200 OK` (each in the journal first).
         relp_acked,
+        /// RELP messages found at the journal's end when the forwarder started, as the first
+        /// messages of a session: a sender's re-sends, delivered marked as redeliveries.
+        relp_resent,
         /// RELP sessions ended by a protocol error (a bad frame, a command before `open`).
         relp_errors,
     }

@@ -74,6 +74,7 @@ use crate::Error;
 
 mod journaled;
 mod relp;
+mod resent;
 mod serve;
 mod tcp;
 use tcp::{accept_loop, bind_tcp, listen_tcp, Protocol};
@@ -211,6 +212,12 @@ pub(crate) struct Batch {
 
 impl Batch {
     pub(crate) fn push(&mut self, template: &TopicTemplate, msg: &[u8]) {
+        self.push_marked(template, msg, false);
+    }
+
+    /// [`Batch::push`], marking the message as one its sender may have sent before
+    /// ([`resent`]).
+    pub(crate) fn push_marked(&mut self, template: &TopicTemplate, msg: &[u8], resent: bool) {
         let start = self.buf.len();
         self.buf.extend_from_slice(&[0, 0]);
         if template.needs_header() {
@@ -218,15 +225,19 @@ impl Batch {
         } else {
             template.render(&syslog::Header::default(), &mut self.buf);
         }
-        let topic_len = (self.buf.len() - start - 2).min(u16::MAX as usize);
+        let topic_len = (self.buf.len() - start - 2).min(MAX_TOPIC);
         self.buf.truncate(start + 2 + topic_len);
-        self.buf[start..start + 2].copy_from_slice(&(topic_len as u16).to_le_bytes());
+        let word = topic_len as u16 | if resent { RESENT } else { 0 };
+        self.buf[start..start + 2].copy_from_slice(&word.to_le_bytes());
         self.buf.extend_from_slice(msg);
         self.items.push((start, topic_len, msg.len()));
     }
 
     fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.payloads().map(split_payload)
+        self.payloads().map(|p| {
+            let p = split_payload(p);
+            (p.topic, p.message)
+        })
     }
 
     /// Each message as a journal payload.
@@ -249,13 +260,34 @@ impl Batch {
     }
 }
 
-/// A journal payload's topic and message.
-fn split_payload(p: &[u8]) -> (&[u8], &[u8]) {
-    let Some((len, rest)) = p.split_first_chunk::<2>() else {
-        return (&[], p);
+/// The bit of a payload's first word that marks a message its sender may have sent before;
+/// the rest is the topic's length.
+const RESENT: u16 = 0x8000;
+/// The longest topic kept (a longer one is cut).
+const MAX_TOPIC: usize = (RESENT - 1) as usize;
+
+/// A journal payload: `topic_len u16 (the top bit: RESENT) | topic | message`.
+struct Payload<'a> {
+    topic: &'a [u8],
+    message: &'a [u8],
+    resent: bool,
+}
+
+fn split_payload(p: &[u8]) -> Payload<'_> {
+    let Some((word, rest)) = p.split_first_chunk::<2>() else {
+        return Payload {
+            topic: &[],
+            message: p,
+            resent: false,
+        };
     };
-    let t = (u16::from_le_bytes(*len) as usize).min(rest.len());
-    rest.split_at(t)
+    let word = u16::from_le_bytes(*word);
+    let (topic, message) = rest.split_at(((word & !RESENT) as usize).min(rest.len()));
+    Payload {
+        topic,
+        message,
+        resent: word & RESENT != 0,
+    }
 }
 
 /// A forwarder whose sockets are bound; [`Forwarder::run`] starts it. See the
@@ -445,6 +477,16 @@ impl Forwarder {
         };
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stop_tx, stop_rx) = watch::channel(false);
+        let mut journal = journal;
+        let earlier = Arc::new(match journal.as_mut() {
+            Some((j, _)) if !relp.is_empty() => {
+                resent::Earlier::from_tail(j).unwrap_or_else(|e| {
+                    warn!(error = %e, "cannot read the journal's end: RELP re-sends will not be told apart");
+                    resent::Earlier::default()
+                })
+            }
+            _ => resent::Earlier::default(),
+        });
         let publisher = {
             let stats = stats.clone();
             let wait = config.wait_subscribers;
@@ -494,7 +536,7 @@ impl Forwarder {
         if ready {
             let listen =
                 |v: Vec<TcpSocket>| v.into_iter().map(listen_tcp).collect::<Result<Vec<_>, _>>();
-            match listen(tcp).and_then(|tcp| Ok((tcp, listen(relp)?))) {
+            match listen(tcp).and_then(|tcp| Ok((tcp, (listen(relp)?, earlier)))) {
                 Ok(tcp) => {
                     spawn_inputs(tcp, udp, &tx, &stop_rx, Arc::new(config), &stats);
                     on_ready();
@@ -522,7 +564,7 @@ impl Forwarder {
 
 /// Starts reading every input, each on tasks of its own.
 fn spawn_inputs(
-    (tcp, relp): (Vec<TcpListener>, Vec<TcpListener>),
+    (tcp, (relp, earlier)): (Vec<TcpListener>, (Vec<TcpListener>, Arc<resent::Earlier>)),
     udp: Vec<UdpSocket>,
     tx: &Inbox,
     stop: &watch::Receiver<bool>,
@@ -551,7 +593,10 @@ fn spawn_inputs(
         "forwarder ready, reading input"
     );
     let listeners = tcp.into_iter().map(|l| (l, Protocol::Syslog));
-    for (listener, protocol) in listeners.chain(relp.into_iter().map(|l| (l, Protocol::Relp))) {
+    let relp = relp
+        .into_iter()
+        .map(|l| (l, Protocol::Relp(earlier.clone())));
+    for (listener, protocol) in listeners.chain(relp) {
         let (tx, stop, config, stats) = (tx.clone(), stop.clone(), config.clone(), stats.clone());
         tokio::spawn(accept_loop(listener, protocol, tx, stop, config, stats));
     }

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+use super::resent::Earlier;
 use super::{Batch, ForwarderConfig, Inbox, READ_BUF};
 use crate::relp::{self, Parsed, RelpError};
 use crate::stats::ForwarderStats;
@@ -39,13 +40,20 @@ pub(super) async fn session(
     tx: Inbox,
     stop: watch::Receiver<bool>,
     config: &ForwarderConfig,
+    earlier: &Earlier,
     stats: &Arc<ForwarderStats>,
 ) {
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
     let (answers, pending) = mpsc::channel(UNANSWERED_BATCHES);
     let writer = tokio::spawn(write_answers(write, pending, stop.clone(), stats.clone()));
-    let result = read_frames(read, &tx, &answers, stop, config, stats).await;
+    let input = Input {
+        tx: &tx,
+        config,
+        earlier,
+        stats,
+    };
+    let result = read_frames(read, input, &answers, stop).await;
     if let Err(e) = result {
         stats.relp_errors().fetch_add(1, Relaxed);
         warn!(%peer, error = %e, "RELP session ended: protocol error (counted as relp_errors)");
@@ -66,18 +74,32 @@ enum SessionError {
     Unknown(String),
 }
 
+/// Where a session's messages go, and what it knows.
+struct Input<'a> {
+    tx: &'a Inbox,
+    config: &'a ForwarderConfig,
+    earlier: &'a Earlier,
+    stats: &'a ForwarderStats,
+}
+
 /// Reads and frames until the peer closes, a `close`, an error, or a stop.
 async fn read_frames(
     mut read: OwnedReadHalf,
-    tx: &Inbox,
+    Input {
+        tx,
+        config,
+        earlier,
+        stats,
+    }: Input<'_>,
     answers: &mpsc::Sender<Answer>,
     mut stop: watch::Receiver<bool>,
-    config: &ForwarderConfig,
-    stats: &ForwarderStats,
 ) -> Result<(), SessionError> {
     let max_data = config.max_message_size.max(relp::DEFAULT_MAX_DATA);
     let mut buf = Vec::with_capacity(READ_BUF);
     let mut opened = false;
+    // A sender re-sends what it had no answer for first: its first messages may be copies of
+    // what the journal holds, the rest are new.
+    let mut resending = !earlier.is_empty();
     loop {
         let mut batch = Batch::default();
         let mut txnrs = Vec::new();
@@ -111,7 +133,11 @@ async fn read_frames(
                         stats.truncated().fetch_add(1, Relaxed);
                         msg = &msg[..config.max_message_size];
                     }
-                    batch.push(&config.topic_template, msg);
+                    resending = resending && earlier.contains(msg);
+                    if resending {
+                        stats.relp_resent().fetch_add(1, Relaxed);
+                    }
+                    batch.push_marked(&config.topic_template, msg, resending);
                     txnrs.push(f.txnr);
                 }
                 (b"close", true) => {

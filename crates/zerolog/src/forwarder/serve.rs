@@ -190,11 +190,15 @@ impl Served {
             p.max_records as usize,
             p.max_bytes as usize,
             |seq, payload| {
-                let (topic, message) = split_payload(payload);
+                let super::Payload {
+                    topic,
+                    message,
+                    resent,
+                } = split_payload(payload);
                 if !delivery::topic_matches(&topics, topic) {
                     return;
                 }
-                let flags = if seq < sent_below {
+                let flags = if seq < sent_below || resent {
                     again += 1;
                     REDELIVERY
                 } else {

@@ -10,6 +10,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use super::resent::Earlier;
 use super::{Batch, ForwarderConfig, Inbox, DRAIN_MAX, DRAIN_QUIET, READ_BUF};
 use crate::events::{BadInput, ConnectionRefused, RateLimit};
 use crate::framing::{Framer, FramerStats};
@@ -47,26 +48,26 @@ pub(super) fn listen_tcp(socket: TcpSocket) -> Result<TcpListener, Error> {
 }
 
 /// What a TCP input speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(super) enum Protocol {
     /// Syslog, framed by RFC 6587.
     Syslog,
-    /// RELP ([`super::relp`]).
-    Relp,
+    /// RELP ([`super::relp`]), with what was in the journal at start (to tell re-sends).
+    Relp(Arc<Earlier>),
 }
 
 impl Protocol {
     /// The counter of its accepted connections.
-    fn accepted(self, stats: &ForwarderStats) -> &AtomicU64 {
+    fn accepted<'a>(&self, stats: &'a ForwarderStats) -> &'a AtomicU64 {
         match self {
             Protocol::Syslog => stats.connections_accepted(),
-            Protocol::Relp => stats.relp_sessions(),
+            Protocol::Relp(_) => stats.relp_sessions(),
         }
     }
 
     /// The gauge of its open connections, if it has one.
-    fn open(self, stats: &ForwarderStats) -> Option<&AtomicU64> {
-        (self == Protocol::Syslog).then(|| stats.connections_open())
+    fn open<'a>(&self, stats: &'a ForwarderStats) -> Option<&'a AtomicU64> {
+        matches!(self, Protocol::Syslog).then(|| stats.connections_open())
     }
 }
 
@@ -103,10 +104,11 @@ pub(super) async fn accept_loop(
                     }
                     debug!(%peer, ?protocol, "connection accepted");
                     let (tx, stop, config, stats, open) = (tx.clone(), stop.clone(), config.clone(), stats.clone(), open.clone());
+                    let protocol = protocol.clone();
                     tokio::spawn(async move {
-                        match protocol {
+                        match &protocol {
                             Protocol::Syslog => connection(stream, peer, tx, stop, &config, &stats).await,
-                            Protocol::Relp => super::relp::session(stream, peer, tx, stop, &config, &stats).await,
+                            Protocol::Relp(earlier) => super::relp::session(stream, peer, tx, stop, &config, earlier, &stats).await,
                         }
                         if let Some(gauge) = protocol.open(&stats) {
                             gauge.fetch_sub(1, Relaxed);

@@ -389,15 +389,74 @@ impl WorkerSpec {
         stats: &Arc<WorkerStats>,
         with_seq: bool,
     ) -> Result<Box<dyn Worker>, Error> {
-        Ok(match self {
+        let worker: Box<dyn Worker> = match self {
             WorkerSpec::Stdout => Box::new(StdoutWorker::new(framing, signals)),
             WorkerSpec::File(p) => Box::new(FileWorker::open(p, framing, signals)?),
             WorkerSpec::Null(report) => Box::new(NullWorker::new(report.clone())),
-            WorkerSpec::Program { path, args } => Box::new(
-                ProgramWorker::spawn(path, args, framing, signals, stats.clone())?
-                    .with_seq(with_seq),
-            ),
+            WorkerSpec::Program { path, args } => Box::new(ProgramWorker::spawn(
+                path,
+                args,
+                framing,
+                signals,
+                stats.clone(),
+            )?),
+        };
+        Ok(if with_seq {
+            Box::new(WithSeq::new(worker))
+        } else {
+            worker
         })
+    }
+}
+
+/// With acknowledged delivery, starts each record with the message's sequence number and a
+/// space (`1234 <13>1 ...`), so whatever reads the output can drop the duplicates that follow
+/// a crash: a redelivered message keeps its number, and has a `+` before it (`+1234 `, which
+/// still parses as the number) when it may have been delivered before.
+pub struct WithSeq {
+    inner: Box<dyn Worker>,
+    record: Vec<u8>,
+}
+
+impl WithSeq {
+    /// Wraps `inner`, which gets each record with its number in front.
+    pub fn new(inner: Box<dyn Worker>) -> Self {
+        WithSeq {
+            inner,
+            record: Vec::new(),
+        }
+    }
+}
+
+impl Worker for WithSeq {
+    fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
+        self.inner.process(msg)
+    }
+    fn process_message(&mut self, msg: &super::Message<'_>) -> Result<(), Error> {
+        let Some(seq) = msg.seq() else {
+            return self.inner.process(msg.data());
+        };
+        self.record.clear();
+        // Writing to a Vec cannot fail.
+        let again = if msg.is_redelivery() { "+" } else { "" };
+        let _ = std::io::Write::write_fmt(&mut self.record, format_args!("{again}{seq} "));
+        self.record.extend_from_slice(msg.data());
+        self.inner.process(&self.record)
+    }
+    fn flush(&mut self) -> Result<(), Error> {
+        self.inner.flush()
+    }
+    fn buffered(&self) -> u64 {
+        self.inner.buffered()
+    }
+    fn tick(&mut self) -> Result<(), Error> {
+        self.inner.tick()
+    }
+    fn reopen(&mut self) -> Result<(), Error> {
+        self.inner.reopen()
+    }
+    fn stop(&mut self) -> Result<(), Error> {
+        self.inner.stop()
     }
 }
 
@@ -465,8 +524,8 @@ pub struct WorkerConfig {
     /// How the receiver hands out messages; it must match the receiver's.
     #[serde(default)]
     pub delivery: crate::delivery::Delivery,
-    /// A program worker writes each message's sequence number and a space before it
-    /// (acknowledged delivery only).
+    /// Each record starts with the message's sequence number and a space (acknowledged
+    /// delivery only; see [`WithSeq`]).
     #[serde(default)]
     pub with_seq: bool,
 }
@@ -579,5 +638,29 @@ mod tests {
         let e = WorkerSpec::resolve("sh", &[], Some(Path::new("/nonexistent"))).unwrap_err();
         assert!(e.to_string().contains("in directory /nonexistent"), "{e}");
         assert!(WorkerSpec::resolve("no-such-program-zl", &[], None).is_err());
+    }
+
+    #[test]
+    fn with_seq_numbers_each_record_and_marks_redeliveries() {
+        use super::super::Message;
+        use std::{cell::RefCell, rc::Rc};
+        struct Keep(Rc<RefCell<Vec<String>>>);
+        impl Worker for Keep {
+            fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
+                self.0
+                    .borrow_mut()
+                    .push(String::from_utf8_lossy(msg).into());
+                Ok(())
+            }
+        }
+        let written = Rc::new(RefCell::new(Vec::new()));
+        let mut w = WithSeq::new(Box::new(Keep(written.clone())));
+        w.process_message(&Message::with_seq(b"<13>1 a", 7, false))
+            .unwrap();
+        w.process_message(&Message::with_seq(b"<13>1 b", 7, true))
+            .unwrap();
+        // Without a number (PUSH delivery) the record is the message.
+        w.process_message(&Message::new(b"c")).unwrap();
+        assert_eq!(*written.borrow(), ["7 <13>1 a", "+7 <13>1 b", "c"]);
     }
 }

@@ -312,8 +312,9 @@ impl<'a> Message<'a> {
         self.seq
     }
 
-    /// Whether it was sent before, to a worker or receiver that died before acknowledging
-    /// it: it may have been processed already.
+    /// Whether it may have been processed already: it was sent before, to a worker or
+    /// receiver that died before acknowledging it, or it is a RELP sender's re-send of a
+    /// message the journal already held (with a number of its own).
     pub fn is_redelivery(&self) -> bool {
         self.redelivery
     }

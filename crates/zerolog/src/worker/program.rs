@@ -116,10 +116,6 @@ pub struct ProgramWorker {
     failed: u64,
     stats: Arc<WorkerStats>,
     warnings: RateLimit,
-    /// Write each message's sequence number and a space before it (see
-    /// [`ProgramWorker::with_seq`]).
-    with_seq: bool,
-    scratch: Vec<u8>,
 }
 
 /// How long a stopping program may take to exit after its stdin closes, before SIGTERM.
@@ -185,16 +181,7 @@ impl ProgramWorker {
             failed: 0,
             stats,
             warnings: RateLimit::new(WARN_INTERVAL),
-            with_seq: false,
-            scratch: Vec::new(),
         })
-    }
-
-    /// With acknowledged delivery, starts each record with the message's sequence number and
-    /// a space (`1234 <13>1 ...`), so the program can drop the duplicates that follow a crash.
-    pub fn with_seq(mut self, on: bool) -> Self {
-        self.with_seq = on;
-        self
     }
 
     /// The program's pid.
@@ -293,22 +280,6 @@ pub fn exit_code_for(status: ExitStatus) -> i32 {
 }
 
 impl Worker for ProgramWorker {
-    fn process_message(&mut self, msg: &super::Message<'_>) -> Result<(), Error> {
-        match msg.seq().filter(|_| self.with_seq) {
-            Some(seq) => {
-                let mut record = std::mem::take(&mut self.scratch);
-                record.clear();
-                // Writing to a Vec cannot fail.
-                let _ = io::Write::write_fmt(&mut record, format_args!("{seq} "));
-                record.extend_from_slice(msg.data());
-                let result = self.process(&record);
-                self.scratch = record;
-                result
-            }
-            None => self.process(msg.data()),
-        }
-    }
-
     fn process(&mut self, msg: &[u8]) -> Result<(), Error> {
         if self.feed.push(self.framing, msg) {
             // It ends the run; the runner counts `msg` failed (see `MsgBuf::fail_last`).
