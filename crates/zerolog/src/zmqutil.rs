@@ -206,4 +206,62 @@ mod tests {
         assert_eq!(int_option(&mut socket, ZMQ_IN_BATCH_SIZE), IO_BATCH_BYTES);
         assert_eq!(int_option(&mut socket, ZMQ_OUT_BATCH_SIZE), IO_BATCH_BYTES);
     }
+
+    #[test]
+    fn curve_is_in_this_build() {
+        // zerolog's build links libzmq with libsodium (vendor/zmq-sys); without it libzmq has no
+        // CURVE and refuses to make keys (ENOTSUP).
+        assert_eq!(zmq::has("curve"), Some(true), "libzmq built without CURVE");
+        let keys = zmq::CurveKeyPair::new().expect("zmq_curve_keypair");
+        assert_ne!(keys.public_key, keys.secret_key);
+    }
+
+    /// A PUSH client of a CURVE server bound on `endpoint`, which takes `server_key` as the
+    /// server's public key. Linger 0: a message it could not deliver does not hold up the end of
+    /// the context.
+    fn curve_client(ctx: &zmq::Context, endpoint: &str, server_key: &[u8]) -> zmq::Socket {
+        let keys = zmq::CurveKeyPair::new().unwrap();
+        let client = ctx.socket(zmq::PUSH).unwrap();
+        client.set_linger(0).unwrap();
+        client.set_curve_serverkey(server_key).unwrap();
+        client.set_curve_publickey(&keys.public_key).unwrap();
+        client.set_curve_secretkey(&keys.secret_key).unwrap();
+        client.connect(endpoint).unwrap();
+        client
+    }
+
+    #[test]
+    fn curve_server_takes_its_clients_only() {
+        // Over TCP: inproc connections do not run a security handshake.
+        let ctx = zmq::Context::new();
+        let server_keys = zmq::CurveKeyPair::new().unwrap();
+        let server = ctx.socket(zmq::PULL).unwrap();
+        server.set_linger(0).unwrap();
+        server.set_curve_server(true).unwrap();
+        server.set_curve_secretkey(&server_keys.secret_key).unwrap();
+        server.bind("tcp://127.0.0.1:0").unwrap();
+        let endpoint = server.get_last_endpoint().unwrap().unwrap();
+        assert_eq!(server.get_mechanism().unwrap(), zmq::Mechanism::ZMQ_CURVE);
+
+        let client = curve_client(&ctx, &endpoint, &server_keys.public_key);
+        client.send("over curve", 0).unwrap();
+        server.set_rcvtimeo(10_000).unwrap();
+        assert_eq!(server.recv_bytes(0).unwrap(), b"over curve");
+
+        // A client that takes another key for the server's fails the handshake (the server
+        // cannot open its box): the server gets nothing from it.
+        let wrong = curve_client(
+            &ctx,
+            &endpoint,
+            &zmq::CurveKeyPair::new().unwrap().public_key,
+        );
+        wrong.send("wrong server key", 0).unwrap();
+        server.set_rcvtimeo(1_000).unwrap();
+        assert_eq!(server.recv_bytes(0), Err(zmq::Error::EAGAIN));
+
+        // The good client is still served after that.
+        client.send("still there", 0).unwrap();
+        server.set_rcvtimeo(10_000).unwrap();
+        assert_eq!(server.recv_bytes(0).unwrap(), b"still there");
+    }
 }

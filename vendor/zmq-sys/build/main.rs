@@ -10,8 +10,11 @@ pub fn configure() {
     // relying on `tweetnacl`. However since this `tweetnacl` [has never been
     // audited nor is ready for production](https://github.com/zeromq/libzmq/issues/3006),
     // we link against `libsodium` to enable `ZMQ_CURVE`.
+    //
+    // zerolog: the libsodium that `libsodium-sys-stable` builds (from the source it ships,
+    // statically), so that libzmq has CURVE (see ../README.md).
     zeromq_src::Build::new()
-        .with_libsodium(None)
+        .with_libsodium(Some(libsodium()))
         // zerolog: the DRAFT API, for ZMQ_IN_BATCH_SIZE / ZMQ_OUT_BATCH_SIZE (see
         // ../README.md).
         .enable_draft(true)
@@ -22,6 +25,26 @@ pub fn configure() {
     if lto {
         println!("cargo:lto=gcc");
     }
+}
+
+/// Where `libsodium-sys-stable` put libsodium's headers and static library, from its `links`
+/// metadata (`cargo:include`, `cargo:lib`). It builds libsodium from the release tarball in its
+/// crate (`./configure && make`, no download) unless `SODIUM_LIB_DIR` or
+/// `SODIUM_USE_PKG_CONFIG` tells it to take an installed one, and then it may not say where the
+/// headers are.
+fn libsodium() -> zeromq_src::LibLocation {
+    let dir = |name: &str| {
+        std::env::var_os(name).unwrap_or_else(|| {
+            panic!(
+                "{} is not set: libsodium-sys-stable did not build libsodium from source \
+                 (SODIUM_LIB_DIR or SODIUM_USE_PKG_CONFIG set?); zerolog's libzmq needs its \
+                 headers and static library for CURVE",
+                name
+            )
+        })
+    };
+    // LibLocation::new takes the library directory first.
+    zeromq_src::LibLocation::new(dir("DEP_SODIUM_LIB"), dir("DEP_SODIUM_INCLUDE"))
 }
 
 /// On Linux with glibc: what libzmq's own CMake build detects there and zeromq-src leaves out
