@@ -401,6 +401,13 @@ fn workers_stopped_for_60_s_under_load_lose_nothing() {
         receiver_backlog > 400_000,
         "receiver backlog {receiver_backlog}"
     );
+    // A receiver 30 s behind is warned about.
+    let log = z.proc.stderr_text();
+    assert!(
+        log.contains("a receiver is behind") && log.contains("receiver=\"all\""),
+        "no warning of the growing backlog:\n{}",
+        z.proc.describe()
+    );
     ctl_ok(&z, &["start", "w0"]);
     ctl_ok(&z, &["start", "w1"]);
     loggen_report(&loggen, DELIVERY_TIMEOUT);
