@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use zerolog::curve::{CurveClient, CurveServer};
 use zerolog::defaults;
 use zerolog::delivery::Delivery;
 use zerolog::element::ElementConfig;
@@ -117,6 +118,22 @@ pub enum Element {
         connection closed before every line is acknowledged, ends loggen with status 1 and says \
         how many were left unacknowledged.")]
     Loggen(LoggenArgs),
+    /// Make a CURVE key pair: the secret key file PATH (mode 0600) and PATH.pub
+    #[command(
+        long_about = "Make a CURVE key pair for the encrypted hops between hosts.\n\n\
+        Writes the secret key file PATH (both keys, as Z85 text, mode 0600: give it to the \
+        forwarder's --curve-secret-key or a receiver's) and the public key alone in PATH.pub \
+        (give it to the other side: a receiver's --curve-server-key, or the forwarder's \
+        --curve-client), and prints the public key. An existing PATH is replaced."
+    )]
+    Keygen(KeygenArgs),
+}
+
+#[derive(Args)]
+/// `zerolog keygen`'s arguments.
+pub struct KeygenArgs {
+    /// The secret key file to write
+    pub path: PathBuf,
 }
 
 #[derive(Args)]
@@ -234,6 +251,14 @@ pub struct ForwarderArgs {
     /// e.g. 10.0.0.0/8); default: any
     #[arg(long, value_name = "NET", value_parser = zerolog::access::parse_net)]
     pub allow: Vec<ipnet::IpNet>,
+    /// Encrypt the TCP publish, journal and monitor sockets with CURVE, as the server whose
+    /// secret key is in FILE (made by `zerolog keygen`; not readable by others)
+    #[arg(long, value_name = "FILE")]
+    pub curve_secret_key: Option<PathBuf>,
+    /// With --curve-secret-key, only receivers with this public key may connect (Z85, or a
+    /// file holding it; repeatable); default: any receiver that knows the server's key
+    #[arg(long, value_name = "KEY", requires = "curve_secret_key")]
+    pub curve_client: Vec<String>,
     /// Keep a durable journal in DIR/journal: every message is appended before it counts
     /// as accepted, and receivers started with --journal fetch from it with
     /// acknowledgements (at least once). Without it: zerolog 0.3's at-most-once forwarding
@@ -322,6 +347,13 @@ pub struct ReceiverArgs {
     /// e.g. 10.0.0.0/8); default: any
     #[arg(long, value_name = "NET", value_parser = zerolog::access::parse_net)]
     pub allow: Vec<ipnet::IpNet>,
+    /// Connect to the forwarder's TCP endpoints with CURVE, with the secret key in FILE (made
+    /// by `zerolog keygen`; not readable by others); needs --curve-server-key
+    #[arg(long, value_name = "FILE", requires = "curve_server_key")]
+    pub curve_secret_key: Option<PathBuf>,
+    /// The forwarder's CURVE public key (Z85, or a file holding it)
+    #[arg(long, value_name = "KEY", requires = "curve_secret_key")]
+    pub curve_server_key: Option<String>,
     /// Fetch from this forwarder journal endpoint (its --journal-endpoint) with
     /// acknowledgements instead of subscribing (at least once instead of at most once)
     #[arg(long, value_name = "ENDPOINT", value_parser = Endpoint::parse_connect)]
@@ -496,6 +528,10 @@ impl ForwarderArgs {
             idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             udp_recv_buffer: self.udp_recv_buffer,
             allow: self.allow,
+            curve: self.curve_secret_key.map(|secret_key| CurveServer {
+                secret_key,
+                clients: self.curve_client,
+            }),
             journal: self.state_dir.map(|dir| JournalConfig {
                 dir: dir.join("journal"),
                 fsync: match self.fsync {
@@ -540,6 +576,12 @@ impl ReceiverArgs {
             queue_bytes: self.queue.queue_bytes,
             max_message_size: self.queue.max_message_size,
             allow: self.allow,
+            curve: self.curve_secret_key.zip(self.curve_server_key).map(
+                |(secret_key, server_key)| CurveClient {
+                    secret_key,
+                    server_key,
+                },
+            ),
             journal: self.journal,
             group: self.group,
             delivery: self.delivery,

@@ -72,7 +72,7 @@ fn forwarder_allow_list_refuses_receivers_from_other_addresses() {
     let line = counters_line(&forwarder);
     assert!(zap_denied(&line) >= 1, "{line}");
     assert!(
-        forwarder.stderr_text().contains("not in the allowlist"),
+        forwarder.stderr_text().contains("refused by the allowlist"),
         "{}",
         forwarder.stderr_text()
     );

@@ -5,6 +5,7 @@ mod common;
 
 mod access;
 mod crash;
+mod curve;
 mod delivery;
 mod faults;
 mod graceful;

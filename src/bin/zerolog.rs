@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         Element::Forwarder(a) => a.log_config.clone(),
         Element::Receiver(a) => a.log_config.clone(),
         Element::Worker(a) => a.log_config.clone(),
-        Element::Loggen(_) => None,
+        Element::Loggen(_) | Element::Keygen(_) => None,
     };
     if let Err(e) = logging::init(log_config.as_deref()) {
         eprintln!("zerolog: {e}");
@@ -30,13 +30,17 @@ fn main() -> ExitCode {
         Element::Receiver(a) => receiver(a),
         Element::Worker(a) => worker(a),
         Element::Loggen(a) => loggen(a),
+        Element::Keygen(a) => keygen(&a.path),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
             let code = match e {
-                Error::Usage(_) | Error::ProgramNotFound { .. } | Error::ConfigFile(_) => 2,
+                Error::Usage(_)
+                | Error::ProgramNotFound { .. }
+                | Error::ConfigFile(_)
+                | Error::Curve(_) => 2,
                 Error::ProgramDied { code, .. } => code.clamp(1, 255),
                 _ => 1,
             };
@@ -108,6 +112,21 @@ fn receiver(a: ReceiverArgs) -> Result<(), Error> {
 fn worker(a: WorkerArgs) -> Result<(), Error> {
     let config = a.into_config()?;
     config.run(&install_signals()?)
+}
+
+fn keygen(path: &std::path::Path) -> Result<(), Error> {
+    let pair = zerolog::curve::KeyPair::generate()?;
+    let public = pair.write(path)?;
+    let text = format!(
+        "{}\n# secret key: {} (keep it on this host); public key: {}\n",
+        pair.public_z85(),
+        path.display(),
+        public.display()
+    );
+    zerologd::cli::print_stdout(&text).map_err(|source| Error::Io {
+        context: "writing to stdout",
+        source,
+    })
 }
 
 fn loggen(a: LoggenArgs) -> Result<(), Error> {

@@ -1,9 +1,9 @@
-//! Access control for the ZeroMQ sockets that other hosts connect to (the forwarder's publish
-//! and monitor sockets, a receiver's TCP output): an allowlist of networks, enforced by a ZAP
-//! handler (ZeroMQ's authentication protocol, RFC 27) with the NULL mechanism, so it needs no
-//! keys. A peer whose address is not in the list is disconnected before it gets a message and
-//! is counted. Without an allowlist every peer is accepted (the sockets bind to 127.0.0.1
-//! unless configured otherwise).
+//! Access control for the ZeroMQ sockets that other hosts connect to (the forwarder's publish,
+//! journal and monitor sockets, a receiver's TCP output): an allowlist of networks, and with
+//! CURVE an allowlist of client public keys, enforced by a ZAP handler (ZeroMQ's
+//! authentication protocol, RFC 27). A peer whose address or key is not in its list is
+//! disconnected before it gets a message and is counted. Without lists every peer is accepted
+//! (the sockets bind to 127.0.0.1 unless configured otherwise).
 
 use std::net::IpAddr;
 
@@ -18,6 +18,92 @@ use crate::Error;
 /// for NULL-mechanism peers.
 const DOMAIN: &str = "zerolog";
 
+/// Who may connect: empty lists let anyone in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// The networks peers may connect from.
+    pub nets: Vec<IpNet>,
+    /// The CURVE public keys clients must have (the socket being a CURVE server).
+    pub keys: Vec<[u8; 32]>,
+}
+
+impl Policy {
+    /// Only an address list.
+    pub fn nets(nets: &[IpNet]) -> Policy {
+        Policy {
+            nets: nets.to_vec(),
+            keys: Vec::new(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.nets.is_empty() && self.keys.is_empty()
+    }
+
+    /// Why a peer at `address`, with `mechanism` and its `credentials`, is refused, if it is.
+    fn refuses(&self, address: &str, mechanism: &[u8], credentials: &[u8]) -> Option<&'static str> {
+        if !self.nets.is_empty() && !allowed(address, &self.nets) {
+            return Some("address not allowed");
+        }
+        // A CURVE server socket takes CURVE clients only (the handshake fails otherwise);
+        // the keys do not concern the IPC sockets that ask with NULL.
+        if self.keys.is_empty() || mechanism != b"CURVE" {
+            return None;
+        }
+        (!self.keys.iter().any(|k| k[..] == *credentials)).then_some("key not allowed")
+    }
+}
+
+/// What guards the sockets a process binds: its ZAP policy, and its CURVE key pair when it is
+/// a CURVE server.
+#[derive(Debug, Default)]
+pub struct Guard {
+    policy: Policy,
+    curve: Option<crate::curve::KeyPair>,
+}
+
+impl Guard {
+    /// Reads the CURVE keys, if any, and starts the ZAP handler of `ctx` if anything is to be
+    /// checked; `denied` counts each refused connection.
+    pub fn start(
+        ctx: &zmq::Context,
+        allow: &[IpNet],
+        curve: Option<&crate::curve::CurveServer>,
+        denied: impl Fn() + Send + 'static,
+    ) -> Result<Guard, Error> {
+        let (curve, keys) = match curve {
+            Some(c) => {
+                let (pair, clients) = c.load()?;
+                (Some(pair), clients)
+            }
+            None => (None, Vec::new()),
+        };
+        let policy = Policy {
+            nets: allow.to_vec(),
+            keys,
+        };
+        start_zap(ctx, &policy, denied)?;
+        Ok(Guard { policy, curve })
+    }
+
+    /// Guards `socket`, which will bind `endpoint` (call before bind). CURVE applies to TCP
+    /// endpoints, the ones other hosts reach; an IPC socket is guarded by its file's mode.
+    pub fn apply(
+        &self,
+        socket: &zmq::Socket,
+        endpoint: &crate::endpoint::Endpoint,
+    ) -> Result<(), Error> {
+        let tcp = endpoint.port().is_some();
+        match &self.curve {
+            Some(pair) if tcp => {
+                crate::curve::serve(socket, pair).map_err(zerr("setting the CURVE server key"))?;
+                protect(socket, &self.policy)
+            }
+            _ => protect(socket, &self.policy),
+        }
+    }
+}
+
 /// Parses an allowlist entry: a network (`10.0.0.0/8`) or one address (`192.0.2.7`).
 pub fn parse_net(s: &str) -> Result<IpNet, String> {
     s.parse::<IpNet>()
@@ -25,15 +111,15 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("\"{s}\" is not an IP network (like 10.0.0.0/8) or address"))
 }
 
-/// Starts the ZAP handler of `ctx` for `allow` (does nothing when it is empty); `denied` is
-/// called for each refused connection. Then mark each socket to protect with [`protect`]
-/// before it binds.
+/// Starts the ZAP handler of `ctx` for `policy` (does nothing when it lets anyone in);
+/// `denied` is called for each refused connection. Then mark each socket to protect with
+/// [`protect`] before it binds.
 pub fn start_zap(
     ctx: &zmq::Context,
-    allow: &[IpNet],
+    policy: &Policy,
     denied: impl Fn() + Send + 'static,
 ) -> Result<(), Error> {
-    if allow.is_empty() {
+    if policy.is_open() {
         return Ok(());
     }
     let handler = ctx.socket(zmq::REP).map_err(zerr("creating ZAP socket"))?;
@@ -41,10 +127,10 @@ pub fn start_zap(
     handler
         .bind("inproc://zeromq.zap.01")
         .map_err(zerr("binding the ZAP handler"))?;
-    let allow = allow.to_vec();
+    let policy = policy.clone();
     std::thread::Builder::new()
         .name("zap".into())
-        .spawn(move || serve(handler, &allow, &denied))
+        .spawn(move || serve(handler, &policy, &denied))
         .map_err(|source| Error::Io {
             context: "starting the ZAP thread",
             source,
@@ -52,9 +138,9 @@ pub fn start_zap(
     Ok(())
 }
 
-/// Makes `socket` subject to the allowlist (call before bind).
-pub fn protect(socket: &zmq::Socket, allow: &[IpNet]) -> Result<(), Error> {
-    if allow.is_empty() {
+/// Makes `socket` subject to `policy` (call before bind).
+pub fn protect(socket: &zmq::Socket, policy: &Policy) -> Result<(), Error> {
+    if policy.is_open() {
         return Ok(());
     }
     socket
@@ -62,7 +148,7 @@ pub fn protect(socket: &zmq::Socket, allow: &[IpNet]) -> Result<(), Error> {
         .map_err(zerr("setting ZAP domain"))
 }
 
-fn serve(handler: zmq::Socket, allow: &[IpNet], denied: &dyn Fn()) {
+fn serve(handler: zmq::Socket, policy: &Policy, denied: &dyn Fn()) {
     let mut denials = RateLimit::per_second();
     loop {
         let frames = match handler.recv_multipart(0) {
@@ -79,16 +165,22 @@ fn serve(handler: zmq::Socket, allow: &[IpNet], denied: &dyn Fn()) {
             .get(3)
             .and_then(|a| std::str::from_utf8(a).ok())
             .unwrap_or("");
-        let ok = allowed(address, allow);
-        if ok {
-            debug!(peer = address, "ZAP: allowed");
-        } else {
-            ZapDenied { peer: address }.emit(denied, &mut denials);
+        let frame = |i: usize| frames.get(i).map_or(&[][..], Vec::as_slice);
+        let refused = policy.refuses(address, frame(5), frame(6));
+        let key = (frame(5) == b"CURVE" && frame(6).len() == 32)
+            .then(|| zmq::z85_encode(frame(6)).unwrap_or_default());
+        match refused {
+            None => debug!(peer = address, "ZAP: allowed"),
+            Some(why) => ZapDenied {
+                peer: address,
+                why,
+                key: key.as_deref(),
+            }
+            .emit(denied, &mut denials),
         }
-        let (code, text): (&[u8], &[u8]) = if ok {
-            (b"200", b"OK")
-        } else {
-            (b"400", b"address not allowed")
+        let (code, text): (&[u8], &[u8]) = match refused {
+            None => (b"200", b"OK"),
+            Some(why) => (b"400", why.as_bytes()),
         };
         let reply: [&[u8]; 6] = [&version, &request_id, code, text, b"", b""];
         if handler.send_multipart(reply, 0).is_err() {
@@ -110,6 +202,27 @@ fn allowed(address: &str, allow: &[IpNet]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_and_address_lists() {
+        let key = [7u8; 32];
+        let p = Policy {
+            nets: vec![parse_net("127.0.0.1").unwrap()],
+            keys: vec![key],
+        };
+        assert_eq!(p.refuses("127.0.0.1", b"CURVE", &key), None);
+        assert_eq!(
+            p.refuses("127.0.0.1", b"CURVE", &[8u8; 32]),
+            Some("key not allowed")
+        );
+        assert_eq!(p.refuses("127.0.0.1", b"NULL", b""), None);
+        assert_eq!(
+            p.refuses("10.0.0.1", b"CURVE", &key),
+            Some("address not allowed")
+        );
+        let any_key = Policy::nets(&p.nets);
+        assert_eq!(any_key.refuses("127.0.0.1", b"CURVE", &[8u8; 32]), None);
+    }
 
     #[test]
     fn allowlist_matching() {

@@ -109,6 +109,10 @@ impl BadInput {
 pub struct ZapDenied<'a> {
     /// The peer's address.
     pub peer: &'a str,
+    /// Why: "address not allowed", "key not allowed".
+    pub why: &'a str,
+    /// The client's CURVE public key (Z85), if it has one.
+    pub key: Option<&'a str>,
 }
 
 impl ZapDenied<'_> {
@@ -118,7 +122,9 @@ impl ZapDenied<'_> {
         if limit.allow() {
             warn!(
                 peer = self.peer,
-                "connection from an address not in the allowlist: refused (counted as zap_denied)"
+                why = self.why,
+                key = self.key.unwrap_or("-"),
+                "connection refused by the allowlist (counted as zap_denied)"
             );
         }
     }

@@ -132,6 +132,7 @@
 
 pub mod access;
 mod as_text;
+pub mod curve;
 pub mod defaults;
 pub mod element;
 pub mod events;
@@ -241,6 +242,9 @@ pub enum Error {
     /// A peer broke the protocol between zerolog's elements ([`delivery`]).
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A CURVE key or key file is missing, invalid, or readable by others.
+    #[error(transparent)]
+    Curve(#[from] curve::CurveError),
     /// The durable journal failed (I/O, damage, configuration).
     #[error(transparent)]
     Journal(#[from] journal::JournalError),

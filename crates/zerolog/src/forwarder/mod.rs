@@ -79,6 +79,9 @@ mod serve;
 mod tcp;
 use tcp::{accept_loop, bind_tcp, listen_tcp, Protocol};
 
+use crate::access::Guard;
+use crate::curve::CurveServer;
+
 /// Everything a forwarder needs to know: built in code, from the command line, or read from
 /// the file zerologd hands it ([`crate::element::ElementConfig`]). The default is the
 /// command's: TCP on 127.0.0.1:6000, publish on `tcp://127.0.0.1:6001`, `auto` framing, 64 KiB
@@ -124,6 +127,9 @@ pub struct ForwarderConfig {
     pub udp_recv_buffer: Option<usize>,
     /// Networks receivers (and monitors) may connect from; empty: any (see [`crate::access`]).
     pub allow: Vec<ipnet::IpNet>,
+    /// CURVE on the TCP publish, journal and monitor sockets: the forwarder's secret key and
+    /// the receivers' public keys it lets in (see [`crate::curve`]). `None`: plaintext.
+    pub curve: Option<CurveServer>,
     /// The durable journal every message is appended to before it counts as accepted, and
     /// from which receivers fetch with acknowledgements. `None`: no journal, zerolog 0.3's
     /// behaviour (at most once: what a crashed element held is lost).
@@ -156,6 +162,7 @@ impl Default for ForwarderConfig {
             idle_timeout: None,
             udp_recv_buffer: None,
             allow: Vec::new(),
+            curve: None,
             journal: None,
             journal_endpoint: Endpoint::tcp(
                 crate::defaults::BIND_HOST,
@@ -315,7 +322,7 @@ impl Forwarder {
         let ctx = zmq::Context::new();
         let stats = Arc::new(ForwarderStats::from_env());
         let denied = stats.clone();
-        crate::access::start_zap(&ctx, &config.allow, move || {
+        let guard = Guard::start(&ctx, &config.allow, config.curve.as_ref(), move || {
             denied.zap_denied().fetch_add(1, Relaxed);
         })?;
         let mut xpub = ctx
@@ -330,7 +337,7 @@ impl Forwarder {
         xpub.set_sndtimeo(SEND_TIMEOUT_MS)
             .map_err(zerr("setting send timeout"))?;
         xpub.set_linger(LINGER_MS).map_err(zerr("setting linger"))?;
-        crate::access::protect(&xpub, &config.allow)?;
+        guard.apply(&xpub, &config.publish)?;
         zmqutil::bind(&xpub, &config.publish)?;
         let publish_endpoint = zmqutil::bound_endpoint(&xpub, &config.publish);
         let xpub = (xpub, queue);
@@ -346,7 +353,7 @@ impl Forwarder {
                 queue
                     .start_on(&s)
                     .map_err(zerr("setting monitor high-water mark"))?;
-                crate::access::protect(&s, &config.allow)?;
+                guard.apply(&s, endpoint)?;
                 zmqutil::bind(&s, endpoint)?;
                 Some((s, queue))
             }
@@ -382,7 +389,7 @@ impl Forwarder {
             udp.push(s);
         }
         let journal = match &config.journal {
-            Some(j) => Some(open_journal(&ctx, j, &config, &stats)?),
+            Some(j) => Some(open_journal((&ctx, &guard), j, &config, &stats)?),
             None => None,
         };
         let journal_endpoint = journal
@@ -740,7 +747,7 @@ fn wait_for_subscribers(
 
 /// Opens (recovers) the journal and binds the endpoint receivers fetch it from.
 fn open_journal(
-    ctx: &zmq::Context,
+    (ctx, guard): (&zmq::Context, &Guard),
     j: &JournalConfig,
     config: &ForwarderConfig,
     stats: &ForwarderStats,
@@ -766,7 +773,7 @@ fn open_journal(
         .socket(zmq::ROUTER)
         .map_err(zerr("creating the journal socket"))?;
     router.set_linger(0).map_err(zerr("setting linger"))?;
-    crate::access::protect(&router, &config.allow)?;
+    guard.apply(&router, &config.journal_endpoint)?;
     zmqutil::bind(&router, &config.journal_endpoint)?;
     Ok((journal, router))
 }

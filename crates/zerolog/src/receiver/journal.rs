@@ -53,6 +53,7 @@ impl Relay {
         dealer
             .set_linger(COMMIT_LINGER_MS)
             .map_err(zerr("setting linger"))?;
+        crate::curve::guard_client(&dealer, config.curve.as_ref(), journal)?;
         zmqutil::connect(&dealer, &journal.to_string())?;
         let kind = match config.delivery {
             Delivery::Acked => zmq::ROUTER,
@@ -62,7 +63,7 @@ impl Relay {
             .socket(kind)
             .map_err(zerr("creating the output socket"))?;
         socket.set_linger(0).map_err(zerr("setting linger"))?;
-        crate::access::protect(&socket, &config.allow)?;
+        crate::access::protect(&socket, &crate::access::Policy::nets(&config.allow))?;
         zmqutil::bind(&socket, &config.output)?;
         let endpoint = zmqutil::bound_endpoint(&socket, &config.output);
         let output = match config.delivery {

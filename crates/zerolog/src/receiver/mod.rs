@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
+use crate::access::Policy;
 use crate::delivery::Delivery;
 use crate::endpoint::Endpoint;
 use crate::events::{Blocked, RateLimit};
@@ -82,6 +83,9 @@ pub struct ReceiverConfig {
     pub group: String,
     /// How workers get messages: `push` (zerolog 0.3 workers) or `acked` (needs `journal`).
     pub delivery: Delivery,
+    /// CURVE towards the forwarder (its TCP publish or journal endpoint): this receiver's
+    /// secret key and the forwarder's public key (see [`crate::curve`]). `None`: plaintext.
+    pub curve: Option<crate::curve::CurveClient>,
 }
 
 impl Default for ReceiverConfig {
@@ -97,6 +101,7 @@ impl Default for ReceiverConfig {
             queue_bytes: crate::queue::DEFAULT_QUEUE_BYTES,
             max_message_size: crate::framing::DEFAULT_MAX_SIZE,
             allow: Vec::new(),
+            curve: None,
             journal: None,
             group: "receiver".into(),
             delivery: Delivery::Push,
@@ -148,7 +153,7 @@ impl Receiver {
         let ctx = zmq::Context::new();
         let stats = Arc::new(ReceiverStats::from_env());
         let denied = stats.clone();
-        crate::access::start_zap(&ctx, &config.allow, move || {
+        crate::access::start_zap(&ctx, &Policy::nets(&config.allow), move || {
             denied.zap_denied().fetch_add(1, Relaxed);
         })?;
         if config.journal.is_none() && config.delivery == Delivery::Acked {
@@ -223,7 +228,7 @@ impl Subscribed {
         push.set_sndtimeo(TICK_MS)
             .map_err(zerr("setting PUSH timeout"))?;
         push.set_linger(LINGER_MS).map_err(zerr("setting linger"))?;
-        crate::access::protect(&push, &config.allow)?;
+        crate::access::protect(&push, &Policy::nets(&config.allow))?;
         zmqutil::bind(&push, &config.output)?;
         let output_endpoint = zmqutil::bound_endpoint(&push, &config.output);
 
@@ -239,6 +244,9 @@ impl Subscribed {
         }
         for t in &config.topics {
             sub.set_subscribe(t).map_err(zerr("subscribing"))?;
+        }
+        if let Some(tcp) = config.connect.iter().find(|e| e.port().is_some()) {
+            crate::curve::guard_client(&sub, config.curve.as_ref(), tcp)?;
         }
         for endpoint in &config.connect {
             zmqutil::connect(&sub, &endpoint.to_string())?;

@@ -1,0 +1,226 @@
+//! CURVE between the forwarder and its receivers: `zerolog keygen` makes the keys; a receiver
+//! with the forwarder's public key and an allowed key of its own gets every message; one with a
+//! wrong server key, no CURVE, or a key outside the allow list gets none (the last counted in
+//! `zap_denied`); a secret key file others may read is refused with its file and line.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::*;
+
+/// `zerolog keygen DIR/NAME.key`: returns (secret file, public key as Z85).
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(format!("{name}.key"));
+    let out = Command::new(zerolog_bin())
+        .arg("keygen")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out.stderr));
+    let stdout = show(&out.stdout);
+    let public = stdout.lines().next().unwrap().to_string();
+    (path, public)
+}
+
+fn z85(key: &str) -> Vec<u8> {
+    zmq::z85_decode(key).unwrap()
+}
+
+/// A SUB socket of a CURVE client with `pair` (secret file, public) towards `server`.
+fn curve_sub(
+    ctx: &zmq::Context,
+    endpoint: &str,
+    server: &str,
+    pair: &(PathBuf, String),
+) -> zmq::Socket {
+    let s = ctx.socket(zmq::SUB).unwrap();
+    let text = std::fs::read_to_string(&pair.0).unwrap();
+    let secret = text
+        .lines()
+        .find_map(|l| l.strip_prefix("secret-key = \""))
+        .map(|k| k.trim_end_matches('"'))
+        .unwrap();
+    s.set_curve_serverkey(&z85(server)).unwrap();
+    s.set_curve_publickey(&z85(&pair.1)).unwrap();
+    s.set_curve_secretkey(&z85(secret)).unwrap();
+    s.set_subscribe(b"").unwrap();
+    s.set_rcvtimeo(200).unwrap();
+    s.connect(endpoint).unwrap();
+    s
+}
+
+#[test]
+fn keygen_writes_a_private_secret_file_and_the_public_key_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, public) = keygen(dir.path(), "fwd");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let pub_file = std::fs::read_to_string(dir.path().join("fwd.key.pub")).unwrap();
+    assert_eq!(pub_file.trim(), public);
+    assert_eq!(public.len(), 40, "{public}");
+    let secret = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        secret.contains(&format!("public-key = \"{public}\"")),
+        "{secret}"
+    );
+}
+
+#[test]
+fn a_secret_key_readable_by_others_is_refused_with_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = keygen(dir.path(), "fwd");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let b = free_port().to_string();
+    let f = free_port().to_string();
+    let out = Command::new(zerolog_bin())
+        .args(["forwarder", "-b", &b, "-f", &f, "--curve-secret-key"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = show(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:2: ", path.display())) && err.contains("readable by others"),
+        "{err}"
+    );
+    let secret = std::fs::read_to_string(&path).unwrap();
+    let secret = secret.lines().nth(1).unwrap();
+    assert!(
+        !err.contains(&secret[14..54]),
+        "the secret key was logged: {err}"
+    );
+}
+
+#[test]
+fn only_receivers_with_the_servers_key_and_an_allowed_key_get_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let fwd = keygen(dir.path(), "fwd");
+    let rcv = keygen(dir.path(), "rcv");
+    let other = keygen(dir.path(), "other");
+    let (b, f) = (free_port(), free_port());
+    let allowed_pub = dir.path().join("rcv.key.pub");
+    let forwarder = zerolog(
+        dir.path(),
+        "forwarder",
+        &[
+            "forwarder",
+            "-b",
+            &b.to_string(),
+            "-f",
+            &f.to_string(),
+            "--curve-secret-key",
+            fwd.0.to_str().unwrap(),
+            "--curve-client",
+            allowed_pub.to_str().unwrap(),
+            "--wait-subscribers",
+            "1",
+        ],
+    );
+    let ctx = zmq::Context::new();
+    let endpoint = format!("tcp://127.0.0.1:{f}");
+    let wrong_server = curve_sub(&ctx, &endpoint, &other.1, &rcv);
+    let not_allowed = curve_sub(&ctx, &endpoint, &fwd.1, &other);
+    let plain = ctx.socket(zmq::SUB).unwrap();
+    plain.set_subscribe(b"").unwrap();
+    plain.set_rcvtimeo(200).unwrap();
+    plain.connect(&endpoint).unwrap();
+    let good = curve_sub(&ctx, &endpoint, &fwd.1, &rcv);
+    forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
+    send_tcp(b, b"<13>app: secret one\n<13>app: secret two\n");
+    let mut got = Vec::new();
+    wait_until(DELIVERY_TIMEOUT, "the allowed receiver gets both", || {
+        if let Ok(parts) = good.recv_multipart(0) {
+            got.push(parts[1].clone());
+        }
+        got.len() == 2
+    });
+    assert_eq!(
+        got,
+        [
+            b"<13>app: secret one".to_vec(),
+            b"<13>app: secret two".to_vec()
+        ]
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    for (name, s) in [
+        ("wrong server key", &wrong_server),
+        ("not allowed", &not_allowed),
+        ("plain", &plain),
+    ] {
+        assert!(
+            s.recv_multipart(zmq::DONTWAIT).is_err(),
+            "the {name} receiver got a message"
+        );
+    }
+    let line = forwarder.stop_and_find_line(" counters:");
+    assert!(line.contains("zap_denied=1"), "{line}");
+    let log = forwarder.stderr_text();
+    assert!(
+        log.contains("key not allowed") && log.contains(&other.1),
+        "the refused key is not logged: {log}"
+    );
+}
+
+/// The real receiver with CURVE flags, between a CURVE forwarder and a worker's PULL socket.
+#[test]
+fn a_receiver_with_curve_keys_relays_from_a_curve_forwarder() {
+    let dir = tempfile::tempdir().unwrap();
+    let fwd = keygen(dir.path(), "fwd");
+    let rcv = keygen(dir.path(), "rcv");
+    let (b, f, out) = (free_port(), free_port(), free_port());
+    let forwarder = zerolog(
+        dir.path(),
+        "forwarder",
+        &[
+            "forwarder",
+            "-b",
+            &b.to_string(),
+            "-f",
+            &f.to_string(),
+            "--curve-secret-key",
+            fwd.0.to_str().unwrap(),
+            "--curve-client",
+            &rcv.1,
+            "--wait-subscribers",
+            "1",
+        ],
+    );
+    let receiver = zerolog(
+        dir.path(),
+        "receiver",
+        &[
+            "receiver",
+            "--output-port",
+            &out.to_string(),
+            "--curve-secret-key",
+            rcv.0.to_str().unwrap(),
+            "--curve-server-key",
+            dir.path().join("fwd.key.pub").to_str().unwrap(),
+            "127.0.0.1",
+            &f.to_string(),
+        ],
+    );
+    let ctx = zmq::Context::new();
+    let pull = ctx.socket(zmq::PULL).unwrap();
+    pull.set_rcvtimeo(200).unwrap();
+    pull.connect(&format!("tcp://127.0.0.1:{out}")).unwrap();
+    forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
+    receiver.wait_for_stderr("receiver ready", READY_TIMEOUT);
+    let lines: String = (0..100).map(|i| format!("<13>app: line {i}\n")).collect();
+    send_tcp(b, lines.as_bytes());
+    let mut got = Vec::new();
+    wait_until(
+        DELIVERY_TIMEOUT,
+        "100 messages through the receiver",
+        || {
+            while let Ok(m) = pull.recv_bytes(0) {
+                got.push(m);
+            }
+            got.len() >= 100
+        },
+    );
+    assert_eq!(got.len(), 100);
+    assert_eq!(got[99], b"<13>app: line 99");
+}
