@@ -224,3 +224,71 @@ fn a_receiver_with_curve_keys_relays_from_a_curve_forwarder() {
     assert_eq!(got.len(), 100);
     assert_eq!(got[99], b"<13>app: line 99");
 }
+
+/// pyzmq's CURVE (another implementation's handshake) with an allowed key gets the messages.
+const PY_CURVE_SUB: &str = r#"import sys
+import zmq
+
+endpoint, server_public, secret_file, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+keys = dict(
+    (k.strip(), v.strip().strip('"'))
+    for k, v in (line.split("=", 1) for line in open(secret_file) if "=" in line)
+)
+ctx = zmq.Context()
+sub = ctx.socket(zmq.SUB)
+sub.curve_serverkey = server_public.encode()
+sub.curve_publickey = keys["public-key"].encode()
+sub.curve_secretkey = keys["secret-key"].encode()
+sub.setsockopt(zmq.SUBSCRIBE, b"")
+sub.setsockopt(zmq.RCVTIMEO, 30000)
+sub.connect(endpoint)
+print("connected", file=sys.stderr, flush=True)
+for _ in range(n):
+    topic, message = sub.recv_multipart()
+    sys.stdout.buffer.write(message + b"\n")
+sys.stdout.flush()
+"#;
+
+#[test]
+fn a_pyzmq_curve_client_with_an_allowed_key_gets_every_message() {
+    let Some(py) = peer_or_skip("python with pyzmq (set ZEROLOG_PYTHON)", python()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fwd = keygen(dir.path(), "fwd");
+    let client = keygen(dir.path(), "py");
+    let (b, f) = (free_port(), free_port());
+    let forwarder = zerolog(
+        dir.path(),
+        "forwarder",
+        &[
+            "forwarder",
+            "-b",
+            &b.to_string(),
+            "-f",
+            &f.to_string(),
+            "--curve-secret-key",
+            fwd.0.to_str().unwrap(),
+            "--curve-client",
+            &client.1,
+            "--wait-subscribers",
+            "1",
+        ],
+    );
+    let script = dir.path().join("sub.py");
+    std::fs::write(&script, PY_CURVE_SUB).unwrap();
+    let mut cmd = Command::new(py);
+    cmd.arg(&script)
+        .arg(format!("tcp://127.0.0.1:{f}"))
+        .arg(&fwd.1)
+        .arg(&client.0)
+        .arg("50");
+    let sub = Proc::spawn(dir.path(), "py-sub", cmd);
+    forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
+    let lines: String = (0..50).map(|i| format!("<13>app: py {i}\n")).collect();
+    send_tcp(b, lines.as_bytes());
+    let status = sub.wait_exit(DELIVERY_TIMEOUT);
+    assert!(status.success(), "{}", sub.describe());
+    let want: String = (0..50).map(|i| format!("<13>app: py {i}\n")).collect();
+    assert_eq!(sub.stdout_text(), want);
+}
