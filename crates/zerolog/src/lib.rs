@@ -144,6 +144,7 @@ pub mod queue;
 pub mod receiver;
 pub mod signals;
 pub mod stats;
+pub mod tls;
 pub mod worker;
 mod zmqutil;
 
