@@ -795,6 +795,7 @@ mod tests {
             "127.0.0.1:7515",
         ]);
         let want = ForwarderConfig {
+            curve: None,
             tcp: vec!["[::1]:7000".parse().unwrap()],
             udp: vec![
                 "127.0.0.1:7515".parse().unwrap(),
@@ -854,6 +855,7 @@ mod tests {
             "10.0.0.0/8",
         ]);
         let want = ReceiverConfig {
+            curve: None,
             connect: vec![ep("tcp://log1:7001"), ep("ipc:///run/p.sock")],
             topics: vec![b"nginx".to_vec(), b"kernel".to_vec()],
             output: ep("tcp://0.0.0.0:7200"),

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::common::zerologd::*;
 use crate::common::*;
 
 /// `zerolog keygen DIR/NAME.key`: returns (secret file, public key as Z85).
@@ -291,4 +292,89 @@ fn a_pyzmq_curve_client_with_an_allowed_key_gets_every_message() {
     assert!(status.success(), "{}", sub.describe());
     let want: String = (0..50).map(|i| format!("<13>app: py {i}\n")).collect();
     assert_eq!(sub.stdout_text(), want);
+}
+
+/// A topology with CURVE between the forwarder's TCP journal endpoint and its receiver.
+fn curve_topology(dir: &Path) -> String {
+    keygen(dir, "fwd");
+    let rcv = keygen(dir, "rcv");
+    let journal = free_port();
+    format!(
+        r#"
+[forwarder]
+tcp = ["127.0.0.1:{{B}}"]
+publish = "tcp://127.0.0.1:{{F}}"
+journal_endpoint = "tcp://127.0.0.1:{journal}"
+curve_secret_key = "{{DIR}}/fwd.key"
+curve_clients = ["{}"]
+
+[[receiver]]
+name = "all"
+curve_secret_key = "{{DIR}}/rcv.key"
+curve_server_key = "{{DIR}}/fwd.key.pub"
+
+[[worker]]
+name = "out"
+receiver = "all"
+command = ["file", "{{DIR}}/out.txt"]
+"#,
+        rcv.1
+    )
+}
+
+#[test]
+fn zerologd_runs_curve_between_forwarder_and_receiver_and_check_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let z = Zerologd::start(dir.path(), &curve_topology(dir.path()));
+    z.deliver(&dir.path().join("out.txt"), "curve", 1000);
+    let out = Command::new(zerologd_bin())
+        .args(["--check", "-c"])
+        .arg(&z.config)
+        .output()
+        .unwrap();
+    let text = show(&out.stdout);
+    assert!(out.status.success(), "{text}{}", show(&out.stderr));
+    let lines: Vec<&str> = text.lines().skip_while(|l| *l != "encryption:").collect();
+    assert!(
+        lines.iter().any(|l| l.contains("forwarder")
+            && l.contains("journal TCP with CURVE")
+            && l.contains("1 client key(s) allowed")),
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("all")
+            && l.contains("from the forwarder: TCP with CURVE")
+            && l.contains("to workers: IPC")),
+        "{text}"
+    );
+}
+
+#[test]
+fn zerologd_check_refuses_an_exposed_key_with_both_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = curve_topology(dir.path()).replace("{DIR}", dir.path().to_str().unwrap());
+    let key = dir.path().join("rcv.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o604)).unwrap();
+    let config = dir.path().join("zerolog.toml");
+    std::fs::write(
+        &config,
+        topology.replace("{B}", "6514").replace("{F}", "6515"),
+    )
+    .unwrap();
+    let out = Command::new(zerologd_bin())
+        .args(["--check", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = show(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    // The topology's line (the receiver's curve_secret_key, line 11) and the key file's.
+    assert!(
+        err.contains(&format!("{}:11:", config.display()))
+            && err.contains(&format!(
+                "{}:2: the secret key is readable by others (mode 0604)",
+                key.display()
+            )),
+        "{err}"
+    );
 }

@@ -77,7 +77,7 @@ fn check_report(topology: &Topology) -> String {
         topology.source.display(),
         specs.len()
     );
-    let mut deliveries = Vec::new();
+    let (mut deliveries, mut hops) = (Vec::new(), Vec::new());
     for s in specs {
         let _ = writeln!(text, "  {:<20} {}", s.name, s.argv.join(" "));
         // What the element's --config file will say.
@@ -85,16 +85,56 @@ fn check_report(topology: &Topology) -> String {
             let json = serde_json::to_value(config).unwrap_or_default();
             let _ = writeln!(text, "  {:<20} {}", "", json["config"]);
         }
-        if let Some((ElementConfig::Receiver(r), _)) = &s.config {
-            deliveries.push(format!("  {:<20} {}", s.name, delivery_of(r)));
+        match &s.config {
+            Some((ElementConfig::Receiver(r), _)) => {
+                deliveries.push(format!("  {:<20} {}", s.name, delivery_of(r)));
+                hops.push(format!("  {:<20} {}", s.name, receiver_hops(r)));
+            }
+            Some((ElementConfig::Forwarder(f), _)) => {
+                hops.push(format!("  {:<20} {}", s.name, forwarder_hops(f)));
+            }
+            _ => {}
         }
     }
-    if !deliveries.is_empty() {
-        text.push_str("delivery:\n");
-        text.push_str(&deliveries.join("\n"));
-        text.push('\n');
+    for (title, lines) in [("delivery", deliveries), ("encryption", hops)] {
+        if !lines.is_empty() {
+            let _ = writeln!(text, "{title}:\n{}", lines.join("\n"));
+        }
     }
     text
+}
+
+/// How a hop to or from `ep` travels, for `--check`.
+fn transport(ep: &zerolog::endpoint::Endpoint, curve: bool) -> &'static str {
+    match (ep.port().is_some(), curve) {
+        (false, _) => "IPC (this host)",
+        (true, true) => "TCP with CURVE (encrypted, keys checked)",
+        (true, false) => "TCP in plaintext",
+    }
+}
+
+fn forwarder_hops(f: &zerolog::forwarder::ForwarderConfig) -> String {
+    let curve = f.curve.is_some();
+    let mut text = format!("publish {}", transport(&f.publish, curve));
+    if f.journal.is_some() {
+        text += &format!("; journal {}", transport(&f.journal_endpoint, curve));
+    }
+    if let Some(c) = &f.curve {
+        text += &match c.clients.len() {
+            0 => "; any CURVE client key".to_string(),
+            n => format!("; {n} client key(s) allowed"),
+        };
+    }
+    text + "; syslog inputs in plaintext"
+}
+
+fn receiver_hops(r: &zerolog::receiver::ReceiverConfig) -> String {
+    let upstream = r.journal.as_ref().or(r.connect.first());
+    let from = upstream.map_or("-", |ep| transport(ep, r.curve.is_some()));
+    format!(
+        "from the forwarder: {from}; to workers: {}",
+        transport(&r.output, false)
+    )
 }
 
 /// How a receiver's messages travel, for `--check`.

@@ -308,6 +308,7 @@ command = ["/bin/true", "--from", "{backend}"]
         );
         let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
         let want_forwarder = ForwarderConfig {
+            curve: None,
             tcp: vec![
                 "127.0.0.1:7000".parse().unwrap(),
                 "[::1]:7000".parse().unwrap(),
@@ -338,6 +339,7 @@ command = ["/bin/true", "--from", "{backend}"]
             journal_endpoint: ep("ipc:///run/zl-test/j.sock"),
         };
         let want_receiver = ReceiverConfig {
+            curve: None,
             connect: vec![
                 ep("tcp://localhost:7001"),
                 ep("ipc:///run/zl-test/other.sock"),

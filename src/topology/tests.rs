@@ -131,6 +131,7 @@ command = ["file", "/tmp/archive.log"]
     let f = t.forwarder.as_ref().expect("forwarder");
     let expected = ForwarderSection {
         config: ForwarderConfig {
+            curve: None,
             tcp: vec![
                 "127.0.0.1:7000".parse().unwrap(),
                 "[::1]:7000".parse().unwrap(),
@@ -185,6 +186,7 @@ command = ["file", "/tmp/archive.log"]
             ReceiverSection {
                 name: "nginx".into(),
                 config: ReceiverConfig {
+                    curve: None,
                     topics: vec![b"nginx".to_vec()],
                     connect: vec![ep("tcp://127.0.0.1:7001")],
                     output: ep("tcp://127.0.0.1:7200"),
@@ -205,6 +207,7 @@ command = ["file", "/tmp/archive.log"]
             ReceiverSection {
                 name: "rest".into(),
                 config: ReceiverConfig {
+                    curve: None,
                     topics: vec![b"".to_vec(), b"kernel".to_vec()],
                     connect: vec![
                         ep("tcp://otherhost:6001"),

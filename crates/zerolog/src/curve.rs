@@ -137,13 +137,14 @@ impl KeyPair {
 
 /// A public key given as Z85 text, or as the path of a file holding it.
 pub fn public_key(given: &str) -> Result<[u8; 32], CurveError> {
-    if given.len() == Z85_LEN && !given.contains('/') {
+    let path = Path::new(given);
+    // Z85 has '/' and '.' too: a key is 40 characters that do not name a file.
+    if given.len() == Z85_LEN && !path.exists() {
         return decode(given).map_err(|why| CurveError::Invalid {
             what: format!("public key \"{given}\""),
             why,
         });
     }
-    let path = Path::new(given);
     let text = fs::read_to_string(path).map_err(|source| CurveError::Io {
         path: path.to_owned(),
         source,
@@ -325,6 +326,15 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains(&z85(pair.secret())), "{e}");
+    }
+
+    #[test]
+    fn a_key_with_a_slash_is_a_key() {
+        let pair = (0..)
+            .map(|_| KeyPair::generate().unwrap())
+            .find(|p| p.public_z85().contains('/'))
+            .unwrap();
+        assert_eq!(public_key(&pair.public_z85()).unwrap(), pair.public);
     }
 
     #[test]
