@@ -52,6 +52,22 @@ fn curve_sub(
     s
 }
 
+/// `zerolog forwarder` on ports (b, f) with CURVE: secret key file `key`, one allowed client.
+fn curve_forwarder(dir: &Path, (b, f): (u16, u16), key: &Path, client: &str) -> Proc {
+    let (b, f) = (b.to_string(), f.to_string());
+    let args = [
+        "forwarder",
+        "-b",
+        &b,
+        "-f",
+        &f,
+        "--curve-secret-key",
+        key.to_str().unwrap(),
+    ];
+    let more = ["--curve-client", client, "--wait-subscribers", "1"];
+    zerolog(dir, "forwarder", &[&args[..], &more[..]].concat())
+}
+
 #[test]
 fn keygen_writes_a_private_secret_file_and_the_public_key_beside_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,23 +118,7 @@ fn only_receivers_with_the_servers_key_and_an_allowed_key_get_messages() {
     let other = keygen(dir.path(), "other");
     let (b, f) = (free_port(), free_port());
     let allowed_pub = dir.path().join("rcv.key.pub");
-    let forwarder = zerolog(
-        dir.path(),
-        "forwarder",
-        &[
-            "forwarder",
-            "-b",
-            &b.to_string(),
-            "-f",
-            &f.to_string(),
-            "--curve-secret-key",
-            fwd.0.to_str().unwrap(),
-            "--curve-client",
-            allowed_pub.to_str().unwrap(),
-            "--wait-subscribers",
-            "1",
-        ],
-    );
+    let forwarder = curve_forwarder(dir.path(), (b, f), &fwd.0, allowed_pub.to_str().unwrap());
     let ctx = zmq::Context::new();
     let endpoint = format!("tcp://127.0.0.1:{f}");
     let wrong_server = curve_sub(&ctx, &endpoint, &other.1, &rcv);
@@ -171,23 +171,7 @@ fn a_receiver_with_curve_keys_relays_from_a_curve_forwarder() {
     let fwd = keygen(dir.path(), "fwd");
     let rcv = keygen(dir.path(), "rcv");
     let (b, f, out) = (free_port(), free_port(), free_port());
-    let forwarder = zerolog(
-        dir.path(),
-        "forwarder",
-        &[
-            "forwarder",
-            "-b",
-            &b.to_string(),
-            "-f",
-            &f.to_string(),
-            "--curve-secret-key",
-            fwd.0.to_str().unwrap(),
-            "--curve-client",
-            &rcv.1,
-            "--wait-subscribers",
-            "1",
-        ],
-    );
+    let forwarder = curve_forwarder(dir.path(), (b, f), &fwd.0, &rcv.1);
     let receiver = zerolog(
         dir.path(),
         "receiver",
@@ -259,23 +243,7 @@ fn a_pyzmq_curve_client_with_an_allowed_key_gets_every_message() {
     let fwd = keygen(dir.path(), "fwd");
     let client = keygen(dir.path(), "py");
     let (b, f) = (free_port(), free_port());
-    let forwarder = zerolog(
-        dir.path(),
-        "forwarder",
-        &[
-            "forwarder",
-            "-b",
-            &b.to_string(),
-            "-f",
-            &f.to_string(),
-            "--curve-secret-key",
-            fwd.0.to_str().unwrap(),
-            "--curve-client",
-            &client.1,
-            "--wait-subscribers",
-            "1",
-        ],
-    );
+    let forwarder = curve_forwarder(dir.path(), (b, f), &fwd.0, &client.1);
     let script = dir.path().join("sub.py");
     std::fs::write(&script, PY_CURVE_SUB).unwrap();
     let mut cmd = Command::new(py);
