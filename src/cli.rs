@@ -18,6 +18,7 @@ use zerolog::framing::Framing;
 use zerolog::journal::{FsyncPolicy, JournalConfig};
 use zerolog::receiver::ReceiverConfig;
 use zerolog::syslog::TopicTemplate;
+use zerolog::tls::TlsSettings;
 use zerolog::worker::OutputFraming;
 use zerolog::worker::WorkerConfig;
 use zerolog::Error;
@@ -68,6 +69,9 @@ pub struct ZerologCli {
 }
 
 /// The elements `zerolog` runs, one per subcommand.
+// Parsed once at start: the forwarder's many flags (the TLS ones pushed it over clippy's
+// limit) cost nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Element {
     /// Listen for logs over TCP/UDP and publish them to receivers
@@ -293,6 +297,24 @@ pub struct ForwarderArgs {
     /// acknowledged once it is in the journal (see --state-dir)
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen_relp: Vec<SocketAddr>,
+    /// TCP address to accept syslog over TLS on (RFC 5425; repeatable); needs --tls-cert
+    /// and --tls-key
+    #[arg(long, value_name = "ADDR:PORT", requires_all = ["tls_cert", "tls_key"])]
+    pub listen_tls: Vec<SocketAddr>,
+    /// PEM certificate chain of the TLS inputs, their own certificate first
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (not readable by others)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: TLS clients must present a certificate it signed; default: no client
+    /// certificate is asked for
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_ca: Option<PathBuf>,
+    /// With --tls-ca, only clients whose certificate has this DNS name (*.example.com
+    /// allowed) or SHA256 fingerprint may send (repeatable); default: any the CA signed
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    pub tls_permitted_peer: Vec<String>,
     /// ZeroMQ endpoint to publish on, instead of --bind and --frontend
     #[arg(long, value_name = "ENDPOINT", value_parser = Endpoint::parse_bind)]
     pub publish_endpoint: Option<Endpoint>,
@@ -512,6 +534,16 @@ impl ForwarderArgs {
             tcp,
             udp,
             relp: self.listen_relp,
+            tls: self.listen_tls,
+            tls_settings: self
+                .tls_cert
+                .zip(self.tls_key)
+                .map(|(cert, key)| TlsSettings {
+                    cert,
+                    key,
+                    ca: self.tls_ca,
+                    permitted_peers: self.tls_permitted_peer,
+                }),
             publish: self
                 .publish_endpoint
                 .unwrap_or_else(|| tcp_endpoint(self.frontend)),
@@ -814,6 +846,8 @@ mod tests {
             udp_recv_buffer: Some(65536),
             allow: vec![net("10.0.0.0/8")],
             relp: vec![],
+            tls: vec![],
+            tls_settings: None,
             journal: None,
             journal_endpoint: ep("tcp://127.0.0.1:6002"),
         };
@@ -830,6 +864,38 @@ mod tests {
         assert_eq!(
             (f.publish, f.monitor),
             (ep("ipc:///run/p.sock"), Some(ep("tcp://*:7002")))
+        );
+        let f = forwarder(&[
+            "--listen-tls",
+            "127.0.0.1:6514",
+            "--listen-tls",
+            "[::1]:6514",
+            "--tls-cert",
+            "/etc/zl/cert.pem",
+            "--tls-key",
+            "/etc/zl/key.pem",
+            "--tls-ca",
+            "/etc/zl/ca.pem",
+            "--tls-permitted-peer",
+            "*.example.com",
+            "--tls-permitted-peer",
+            "log.example.net",
+        ]);
+        assert_eq!(
+            f.tls,
+            [
+                "127.0.0.1:6514".parse::<SocketAddr>().unwrap(),
+                "[::1]:6514".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            f.tls_settings,
+            Some(TlsSettings {
+                cert: "/etc/zl/cert.pem".into(),
+                key: "/etc/zl/key.pem".into(),
+                ca: Some("/etc/zl/ca.pem".into()),
+                permitted_peers: vec!["*.example.com".into(), "log.example.net".into()],
+            })
         );
 
         let r = receiver(&[

@@ -16,5 +16,6 @@ mod library;
 mod pipeline;
 mod real_senders;
 mod sd_notify;
+mod tls;
 mod topics;
 mod zerologd;

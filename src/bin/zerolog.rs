@@ -40,7 +40,8 @@ fn main() -> ExitCode {
                 Error::Usage(_)
                 | Error::ProgramNotFound { .. }
                 | Error::ConfigFile(_)
-                | Error::Curve(_) => 2,
+                | Error::Curve(_)
+                | Error::Tls(_) => 2,
                 Error::ProgramDied { code, .. } => code.clamp(1, 255),
                 _ => 1,
             };

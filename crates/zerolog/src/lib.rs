@@ -246,6 +246,10 @@ pub enum Error {
     /// A CURVE key or key file is missing, invalid, or readable by others.
     #[error(transparent)]
     Curve(#[from] curve::CurveError),
+    /// A TLS input's certificate, key or CA file is missing, invalid or readable by others,
+    /// or a `permitted_peers` entry is malformed.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// The durable journal failed (I/O, damage, configuration).
     #[error(transparent)]
     Journal(#[from] journal::JournalError),

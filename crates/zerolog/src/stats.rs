@@ -347,6 +347,11 @@ counters! {
         relp_resent,
         /// RELP sessions ended by a protocol error (a bad frame, a command before `open`).
         relp_errors,
+        /// TLS handshakes completed (TLS connections also count in `connections_accepted`).
+        tls_sessions,
+        /// TLS connections refused: a failed or timed-out handshake, or a client certificate
+        /// outside `permitted_peers`.
+        tls_refused,
     }
 }
 

@@ -77,6 +77,7 @@ mod relp;
 mod resent;
 mod serve;
 mod tcp;
+mod tls_input;
 use tcp::{accept_loop, bind_tcp, listen_tcp, Protocol};
 
 use crate::access::Guard;
@@ -96,6 +97,11 @@ pub struct ForwarderConfig {
     /// TCP addresses to accept RELP on (rsyslog's `omrelp`): each message is acknowledged
     /// once it is in the journal (without a journal: once published).
     pub relp: Vec<SocketAddr>,
+    /// TCP addresses to accept syslog over TLS on (RFC 5425), framed as `tcp` is; needs
+    /// `tls_settings`.
+    pub tls: Vec<SocketAddr>,
+    /// Certificate, key, CA and permitted peers of the `tls` inputs (see [`crate::tls`]).
+    pub tls_settings: Option<crate::tls::TlsSettings>,
     /// ZeroMQ endpoint the XPUB socket binds, e.g. `tcp://127.0.0.1:6001` (port 0: any free
     /// one, see [`Forwarder::publish_endpoint`]).
     pub publish: Endpoint,
@@ -150,6 +156,8 @@ impl Default for ForwarderConfig {
             ))],
             udp: Vec::new(),
             relp: Vec::new(),
+            tls: Vec::new(),
+            tls_settings: None,
             publish: Endpoint::tcp(crate::defaults::BIND_HOST, crate::defaults::PUBLISH_PORT),
             monitor: None,
             framing: Framing::Auto,
@@ -304,6 +312,9 @@ pub struct Forwarder {
     /// Bound; listening once ready.
     tcp: Vec<TcpSocket>,
     relp: Vec<TcpSocket>,
+    /// The TLS inputs' sockets, and what their connections are accepted with.
+    tls: Vec<TcpSocket>,
+    tls_input: Option<tls_input::SharedTls>,
     udp: Vec<UdpSocket>,
     _ctx: zmq::Context,
     xpub: Output,
@@ -369,6 +380,20 @@ impl Forwarder {
             .iter()
             .map(|a| bind_tcp(*a))
             .collect::<Result<Vec<_>, _>>()?;
+        let tls_input = match (&config.tls_settings, config.tls.is_empty()) {
+            (_, true) => None,
+            (Some(settings), false) => Some(tls_input::TlsInput::shared(settings)?),
+            (None, false) => {
+                return Err(Error::Usage(
+                    "TLS inputs need TLS settings: a certificate and its key".into(),
+                ))
+            }
+        };
+        let tls = config
+            .tls
+            .iter()
+            .map(|a| bind_tcp(*a))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut udp = Vec::new();
         for addr in &config.udp {
             let s = UdpSocket::bind(addr)
@@ -399,6 +424,8 @@ impl Forwarder {
             config,
             tcp,
             relp,
+            tls,
+            tls_input,
             udp,
             _ctx: ctx,
             xpub,
@@ -426,6 +453,14 @@ impl Forwarder {
     /// The RELP addresses actually listened on (port 0 resolved).
     pub fn relp_addrs(&self) -> Vec<SocketAddr> {
         self.relp
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// The TLS addresses actually listened on (port 0 resolved).
+    pub fn tls_addrs(&self) -> Vec<SocketAddr> {
+        self.tls
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect()
@@ -463,6 +498,8 @@ impl Forwarder {
             config,
             tcp,
             relp,
+            tls,
+            tls_input,
             udp,
             _ctx,
             xpub,
@@ -541,9 +578,16 @@ impl Forwarder {
         };
         let mut failed = None;
         if ready {
-            let listen =
-                |v: Vec<TcpSocket>| v.into_iter().map(listen_tcp).collect::<Result<Vec<_>, _>>();
-            match listen(tcp).and_then(|tcp| Ok((tcp, (listen(relp)?, earlier)))) {
+            let mut inputs = vec![(tcp, Protocol::Syslog), (relp, Protocol::Relp(earlier))];
+            inputs.extend(tls_input.map(|t| (tls, Protocol::Tls(t))));
+            let listen = |(v, p): (Vec<TcpSocket>, Protocol)| {
+                v.into_iter().map(move |s| Ok((listen_tcp(s)?, p.clone())))
+            };
+            match inputs
+                .into_iter()
+                .flat_map(listen)
+                .collect::<Result<Vec<_>, Error>>()
+            {
                 Ok(tcp) => {
                     spawn_inputs(tcp, udp, &tx, &stop_rx, Arc::new(config), &stats);
                     on_ready();
@@ -571,7 +615,7 @@ impl Forwarder {
 
 /// Starts reading every input, each on tasks of its own.
 fn spawn_inputs(
-    (tcp, (relp, earlier)): (Vec<TcpListener>, (Vec<TcpListener>, Arc<resent::Earlier>)),
+    tcp: Vec<(TcpListener, Protocol)>,
     udp: Vec<UdpSocket>,
     tx: &Inbox,
     stop: &watch::Receiver<bool>,
@@ -580,13 +624,7 @@ fn spawn_inputs(
 ) {
     let addrs: Vec<String> = tcp
         .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .map(|a| format!("tcp:{a}"))
-        .chain(
-            relp.iter()
-                .filter_map(|l| l.local_addr().ok())
-                .map(|a| format!("relp:{a}")),
-        )
+        .filter_map(|(l, p)| Some(format!("{}:{}", p.scheme(), l.local_addr().ok()?)))
         .chain(
             udp.iter()
                 .filter_map(|s| s.local_addr().ok())
@@ -599,11 +637,7 @@ fn spawn_inputs(
         topic = %config.topic_template,
         "forwarder ready, reading input"
     );
-    let listeners = tcp.into_iter().map(|l| (l, Protocol::Syslog));
-    let relp = relp
-        .into_iter()
-        .map(|l| (l, Protocol::Relp(earlier.clone())));
-    for (listener, protocol) in listeners.chain(relp) {
+    for (listener, protocol) in tcp {
         let (tx, stop, config, stats) = (tx.clone(), stop.clone(), config.clone(), stats.clone());
         tokio::spawn(accept_loop(listener, protocol, tx, stop, config, stats));
     }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::resent::Earlier;
+use super::tls_input::{self, SharedTls};
 use super::{Batch, ForwarderConfig, Inbox, DRAIN_MAX, DRAIN_QUIET, READ_BUF};
 use crate::events::{BadInput, ConnectionRefused, RateLimit};
 use crate::framing::{Framer, FramerStats};
@@ -54,20 +55,31 @@ pub(super) enum Protocol {
     Syslog,
     /// RELP ([`super::relp`]), with what was in the journal at start (to tell re-sends).
     Relp(Arc<Earlier>),
+    /// Syslog over TLS (RFC 5425, [`super::tls_input`]), framed as [`Protocol::Syslog`].
+    Tls(SharedTls),
 }
 
 impl Protocol {
     /// The counter of its accepted connections.
     fn accepted<'a>(&self, stats: &'a ForwarderStats) -> &'a AtomicU64 {
         match self {
-            Protocol::Syslog => stats.connections_accepted(),
+            Protocol::Syslog | Protocol::Tls(_) => stats.connections_accepted(),
             Protocol::Relp(_) => stats.relp_sessions(),
         }
     }
 
     /// The gauge of its open connections, if it has one.
     fn open<'a>(&self, stats: &'a ForwarderStats) -> Option<&'a AtomicU64> {
-        matches!(self, Protocol::Syslog).then(|| stats.connections_open())
+        matches!(self, Protocol::Syslog | Protocol::Tls(_)).then(|| stats.connections_open())
+    }
+
+    /// How its addresses are named in the log: `tcp`, `relp`, `tls`.
+    pub(super) fn scheme(&self) -> &'static str {
+        match self {
+            Protocol::Syslog => "tcp",
+            Protocol::Relp(_) => "relp",
+            Protocol::Tls(_) => "tls",
+        }
     }
 }
 
@@ -109,6 +121,7 @@ pub(super) async fn accept_loop(
                         match &protocol {
                             Protocol::Syslog => connection(stream, peer, tx, stop, &config, &stats).await,
                             Protocol::Relp(earlier) => super::relp::session(stream, peer, tx, stop, &config, earlier, &stats).await,
+                            Protocol::Tls(tls) => tls_input::connection(stream, peer, tx, stop, &config, tls, &stats).await,
                         }
                         if let Some(gauge) = protocol.open(&stats) {
                             gauge.fetch_sub(1, Relaxed);
@@ -128,7 +141,7 @@ pub(super) async fn accept_loop(
 
 /// Adds what a framer counted since `last` to the shared counters and logs (at most once a
 /// second per connection) about truncations and malformed counts.
-fn account(
+pub(super) fn account(
     stats: &ForwarderStats,
     now: FramerStats,
     last: &mut FramerStats,
