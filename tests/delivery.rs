@@ -96,12 +96,21 @@ fn tally(all: &BTreeMap<(u64, u64), Vec<(u64, bool)>>) -> Tally {
 /// Every line sent (connection c sent `sent[c]` lines, 0..) seen at least once.
 fn assert_all_delivered(dir: &Path, sent: &BTreeMap<u64, u64>, procs: &[&Proc]) -> Tally {
     let want: u64 = sent.values().sum();
-    let deadline = Instant::now() + DELIVERY_TIMEOUT;
+    let started = Instant::now();
+    let deadline = started + DELIVERY_TIMEOUT;
     let mut seen = delivered(dir, "out.");
+    // How many had arrived 10 s before the end: a failure says whether lines were still
+    // arriving (too slow) or had stopped (lost).
+    let mut earlier = std::collections::VecDeque::from([(started, seen.len())]);
     while (seen.len() as u64) < want && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(250));
         seen = delivered(dir, "out.");
+        earlier.push_back((Instant::now(), seen.len()));
+        while earlier.len() > 1 && earlier[1].0.elapsed() >= Duration::from_secs(10) {
+            earlier.pop_front();
+        }
     }
+    let arriving = seen.len() - earlier[0].1;
     let missing: Vec<_> = sent
         .iter()
         .flat_map(|(&c, &n)| (0..n).map(move |i| (c, i)))
@@ -110,8 +119,9 @@ fn assert_all_delivered(dir: &Path, sent: &BTreeMap<u64, u64>, procs: &[&Proc]) 
         .collect();
     assert!(
         missing.is_empty(),
-        "{} of {want} lines never arrived, e.g. {missing:?}\n{}",
+        "{} of {want} lines never arrived in {:.0} s ({arriving} arrived in its last 10 s), e.g. {missing:?}\n{}",
         want - seen.len().min(want as usize) as u64,
+        started.elapsed().as_secs_f64(),
         describe_all(procs)
     );
     let t = tally(&copies(dir));
