@@ -141,7 +141,7 @@ pub(super) async fn accept_loop(
 
 /// Adds what a framer counted since `last` to the shared counters and logs (at most once a
 /// second per connection) about truncations and malformed counts.
-pub(super) fn account(
+fn account(
     stats: &ForwarderStats,
     now: FramerStats,
     last: &mut FramerStats,
@@ -200,9 +200,35 @@ enum End {
     Drained,
 }
 
-/// One TCP connection: its framer, its counters' last values, and where its loop is.
-struct Connection<'a> {
-    stream: TcpStream,
+/// Where a connection's bytes come from: a socket, read into its thread's scratch buffer once
+/// readable (a connection then holds no read buffer of its own), or a TLS session
+/// ([`super::tls_input`]), read into a buffer of its own.
+pub(super) trait Source {
+    /// Waits until [`Source::take`] has something: bytes, the end of the stream or an error.
+    async fn readable(&mut self) -> std::io::Result<()>;
+    /// Hands what can be read now to `f` and returns its length: 0 at the end of the stream,
+    /// `WouldBlock` when there is nothing after all.
+    fn take(&mut self, f: impl FnOnce(&[u8])) -> std::io::Result<usize>;
+    /// The sender closed the stream.
+    async fn closed(&mut self) {}
+}
+
+impl Source for TcpStream {
+    async fn readable(&mut self) -> std::io::Result<()> {
+        TcpStream::readable(self).await
+    }
+    fn take(&mut self, f: impl FnOnce(&[u8])) -> std::io::Result<usize> {
+        SCRATCH.with_borrow_mut(|buf| {
+            let n = self.try_read(buf)?;
+            f(&buf[..n]);
+            Ok(n)
+        })
+    }
+}
+
+/// One connection: its framer, its counters' last values, and where its loop is.
+pub(super) struct Connection<'a, S> {
+    stream: S,
     peer: SocketAddr,
     framer: Framer,
     last: FramerStats,
@@ -212,8 +238,9 @@ struct Connection<'a> {
     stats: &'a ForwarderStats,
 }
 
-async fn connection(
-    stream: TcpStream,
+/// Serves one connection of `stream` until it ends.
+pub(super) async fn connection<S: Source>(
+    stream: S,
     peer: SocketAddr,
     tx: Inbox,
     stop: watch::Receiver<bool>,
@@ -234,7 +261,7 @@ async fn connection(
     .await
 }
 
-impl Connection<'_> {
+impl<S: Source> Connection<'_, S> {
     /// Reads, frames and sends on until the connection ends.
     async fn run(mut self, tx: Inbox, mut stop: watch::Receiver<bool>) {
         loop {
@@ -259,7 +286,10 @@ impl Connection<'_> {
                     Some(End::Drained)
                 }
                 Wake::Readable(ready) => match ready.and_then(|()| self.read(&mut batch)) {
-                    Ok(0) => Some(End::Closed),
+                    Ok(0) => {
+                        self.stream.closed().await;
+                        Some(End::Closed)
+                    }
                     Ok(n) => {
                         self.stats.bytes_received().fetch_add(n as u64, Relaxed);
                         None
@@ -293,11 +323,11 @@ impl Connection<'_> {
     }
 
     /// Waits for what the current phase waits for.
-    async fn wait(&self, stop: &mut watch::Receiver<bool>) -> Wake {
+    async fn wait(&mut self, stop: &mut watch::Receiver<bool>) -> Wake {
         match self.phase {
             Phase::Open => tokio::select! {
                 biased;
-                r = ready_or_idle(&self.stream, self.config.idle_timeout) => match r {
+                r = ready_or_idle(&mut self.stream, self.config.idle_timeout) => match r {
                     Some(r) => Wake::Readable(r),
                     None => Wake::Idle,
                 },
@@ -321,17 +351,11 @@ impl Connection<'_> {
         }
     }
 
-    /// Reads what is there into the thread's scratch buffer and frames it at once: a
-    /// connection holds no read buffer of its own, only its framer's partial message, however
-    /// many are open.
+    /// Frames what can be read now.
     fn read(&mut self, batch: &mut Batch) -> std::io::Result<usize> {
-        let template = &self.config.topic_template;
-        SCRATCH.with_borrow_mut(|buf| {
-            let n = self.stream.try_read(buf)?;
-            self.framer
-                .feed(&buf[..n], &mut |f| batch.push(template, f.data));
-            Ok(n)
-        })
+        let (template, framer) = (&self.config.topic_template, &mut self.framer);
+        self.stream
+            .take(|data| framer.feed(data, &mut |f| batch.push(template, f.data)))
     }
 
     /// What is left in the framer when the connection ends.
@@ -357,7 +381,10 @@ thread_local! {
 }
 
 /// Waits until `stream` is readable; `None` when nothing came for `idle` (when set).
-async fn ready_or_idle(stream: &TcpStream, idle: Option<Duration>) -> Option<std::io::Result<()>> {
+async fn ready_or_idle<S: Source>(
+    stream: &mut S,
+    idle: Option<Duration>,
+) -> Option<std::io::Result<()>> {
     match idle {
         Some(idle) => tokio::time::timeout(idle, stream.readable()).await.ok(),
         None => Some(stream.readable().await),

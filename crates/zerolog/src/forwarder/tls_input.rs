@@ -3,25 +3,24 @@
 //!
 //! Each connection is a task of its own (see [`super::tcp::accept_loop`]), so a client that
 //! connects and never finishes its handshake holds up nobody; it is dropped after
-//! [`HANDSHAKE_TIMEOUT`]. Unlike a plain TCP connection, which reads into a scratch buffer of
-//! its thread when the socket is readable, a TLS connection reads decrypted bytes into a
-//! buffer of its own ([`TLS_READ_BUF`], one TLS record's worth).
+//! [`HANDSHAKE_TIMEOUT`]. After it, the connection is served by [`super::tcp::connection`]
+//! (idle timeout, drain at stop, counters), reading decrypted bytes into a buffer of its own
+//! ([`TLS_READ_BUF`], one TLS record's worth).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
-use super::tcp::account;
-use super::{Batch, ForwarderConfig, Inbox, DRAIN_MAX, DRAIN_QUIET};
+use super::tcp::Source;
+use super::{ForwarderConfig, Inbox, DRAIN_QUIET};
 use crate::events::RateLimit;
-use crate::framing::{Framer, FramerStats};
 use crate::stats::ForwarderStats;
 use crate::tls::{self, PeerCheck, TlsError, TlsSettings};
 
@@ -78,7 +77,7 @@ pub(super) async fn connection(
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
     let handshake = tls::accept(&input.acceptor, stream, &input.check, HANDSHAKE_TIMEOUT);
-    let mut tls = tokio::select! {
+    let tls = tokio::select! {
         r = handshake => match r {
             Ok(tls) => tls,
             Err(refused) => {
@@ -95,104 +94,40 @@ pub(super) async fn connection(
     drop(input);
     stats.tls_sessions().fetch_add(1, Relaxed);
     debug!(%peer, "TLS session established");
-
-    let template = &config.topic_template;
-    let mut framer = Framer::new(config.framing, config.max_message_size);
-    let mut last = FramerStats::default();
-    let mut bad_input = RateLimit::per_second();
-    let mut buf = vec![0u8; TLS_READ_BUF];
-    // When a stop was requested: the drain's deadline.
-    let mut draining: Option<Instant> = None;
-    loop {
-        let read = match draining {
-            None => tokio::select! {
-                biased;
-                r = read_or_idle(&mut tls, &mut buf, config.idle_timeout) => match r {
-                    Some(r) => r,
-                    None => {
-                        stats.connections_idle_closed().fetch_add(1, Relaxed);
-                        info!(%peer, pending_bytes = framer.pending(), "TLS connection idle for idle_timeout: closed (counted as connections_idle_closed)");
-                        return;
-                    }
-                },
-                _ = stop.changed() => {
-                    draining = Some(Instant::now() + DRAIN_MAX);
-                    continue;
-                }
-            },
-            Some(until) => {
-                let left = until.saturating_duration_since(Instant::now());
-                // A sender that never pauses would hold the stop forever.
-                let r = match left.is_zero() {
-                    true => None,
-                    false => tokio::time::timeout(DRAIN_QUIET.min(left), tls.read(&mut buf))
-                        .await
-                        .ok(),
-                };
-                match r {
-                    Some(r) => r,
-                    None => {
-                        // Quiet for DRAIN_QUIET, or the drain time is up.
-                        if left <= DRAIN_QUIET {
-                            stats.closed_sending_at_stop().fetch_add(1, Relaxed);
-                            warn!(%peer, "TLS connection still sending at the end of the drain time; closing it (counted as closed_sending_at_stop)");
-                        }
-                        if framer.pending() > 0 {
-                            stats.cut_at_stop().fetch_add(1, Relaxed);
-                            warn!(%peer, bytes = framer.pending(), "closing a TLS connection in the middle of a message at stop: that partial message is dropped (counted as cut_at_stop)");
-                        }
-                        return;
-                    }
-                }
-            }
-        };
-        let mut batch = Batch::default();
-        let closed = match read {
-            Ok(0) => {
-                // The sender's close_notify: answer it, so that it knows all was read.
-                let _ = tokio::time::timeout(DRAIN_QUIET, tls.shutdown()).await;
-                true
-            }
-            Ok(n) => {
-                stats.bytes_received().fetch_add(n as u64, Relaxed);
-                framer.feed(&buf[..n], &mut |f| batch.push(template, f.data));
-                false
-            }
-            Err(e) => {
-                debug!(%peer, error = %e, "TLS read failed; closing connection");
-                true
-            }
-        };
-        if closed {
-            // The sender closed it (or it failed): a message left unterminated is passed on.
-            framer.finish(&mut |f| batch.push(template, f.data));
-        }
-        account(
-            stats,
-            framer.stats(),
-            &mut last,
-            peer,
-            &mut bad_input,
-            config.max_message_size,
-        );
-        if !batch.is_empty() && tx.send(batch).await.is_err() {
-            return;
-        }
-        if closed {
-            debug!(%peer, "TLS connection closed");
-            return;
-        }
-    }
+    let source = TlsSource {
+        tls,
+        buf: vec![0; TLS_READ_BUF],
+        read: None,
+    };
+    super::tcp::connection(source, peer, tx, stop, config, stats).await;
 }
 
-/// Reads decrypted bytes into `buf`; `None` when nothing came for `idle` (when set).
-async fn read_or_idle(
-    tls: &mut tokio_rustls::server::TlsStream<TcpStream>,
-    buf: &mut [u8],
-    idle: Option<Duration>,
-) -> Option<std::io::Result<usize>> {
-    match idle {
-        Some(idle) => tokio::time::timeout(idle, tls.read(buf)).await.ok(),
-        None => Some(tls.read(buf).await),
+/// A TLS session as a [`Source`]: a read waits for decrypted bytes, which are kept until taken.
+struct TlsSource {
+    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    buf: Vec<u8>,
+    /// What the last read gave, not yet taken.
+    read: Option<std::io::Result<usize>>,
+}
+
+impl Source for TlsSource {
+    async fn readable(&mut self) -> std::io::Result<()> {
+        if self.read.is_none() {
+            // Cancel-safe: a read given up (a timeout, a stop) has taken nothing.
+            self.read = Some(self.tls.read(&mut self.buf).await);
+        }
+        Ok(())
+    }
+    fn take(&mut self, f: impl FnOnce(&[u8])) -> std::io::Result<usize> {
+        let n = self
+            .read
+            .take()
+            .unwrap_or_else(|| Err(std::io::ErrorKind::WouldBlock.into()))?;
+        f(&self.buf[..n]);
+        Ok(n)
+    }
+    /// The sender's close_notify: answer it, so that it knows all was read.
+    async fn closed(&mut self) {
+        let _ = tokio::time::timeout(DRAIN_QUIET, self.tls.shutdown()).await;
     }
 }
