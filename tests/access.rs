@@ -6,14 +6,6 @@ use std::time::Duration;
 
 use crate::common::*;
 
-fn sub(ctx: &zmq::Context, endpoint: &str) -> zmq::Socket {
-    let s = ctx.socket(zmq::SUB).unwrap();
-    s.set_subscribe(b"").unwrap();
-    s.set_rcvtimeo(200).unwrap();
-    s.connect(endpoint).unwrap();
-    s
-}
-
 fn pull(ctx: &zmq::Context, endpoint: &str) -> zmq::Socket {
     let s = ctx.socket(zmq::PULL).unwrap();
     s.set_rcvtimeo(200).unwrap();
@@ -23,13 +15,6 @@ fn pull(ctx: &zmq::Context, endpoint: &str) -> zmq::Socket {
 
 fn counters_line(p: &Proc) -> String {
     p.stop_and_find_line(" counters:")
-}
-
-fn zap_denied(line: &str) -> u64 {
-    line.split("zap_denied=")
-        .nth(1)
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no zap_denied in {line}"))
 }
 
 #[test]
@@ -70,7 +55,7 @@ fn forwarder_allow_list_refuses_receivers_from_other_addresses() {
         "the receiver from 127.0.0.2 got a message"
     );
     let line = counters_line(&forwarder);
-    assert!(zap_denied(&line) >= 1, "{line}");
+    assert!(counter(&line, "zap_denied") >= 1, "{line}");
     assert!(
         forwarder.stderr_text().contains("refused by the allowlist"),
         "{}",
@@ -122,5 +107,5 @@ fn receiver_allow_list_refuses_workers_from_other_addresses() {
         "the worker from 127.0.0.2 got a message"
     );
     let line = counters_line(&receiver);
-    assert!(zap_denied(&line) >= 1, "{line}");
+    assert!(counter(&line, "zap_denied") >= 1, "{line}");
 }

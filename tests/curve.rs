@@ -123,10 +123,7 @@ fn only_receivers_with_the_servers_key_and_an_allowed_key_get_messages() {
     let endpoint = format!("tcp://127.0.0.1:{f}");
     let wrong_server = curve_sub(&ctx, &endpoint, &other.1, &rcv);
     let not_allowed = curve_sub(&ctx, &endpoint, &fwd.1, &other);
-    let plain = ctx.socket(zmq::SUB).unwrap();
-    plain.set_subscribe(b"").unwrap();
-    plain.set_rcvtimeo(200).unwrap();
-    plain.connect(&endpoint).unwrap();
+    let plain = sub(&ctx, &endpoint);
     let good = curve_sub(&ctx, &endpoint, &fwd.1, &rcv);
     forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
     send_tcp(b, b"<13>app: secret one\n<13>app: secret two\n");

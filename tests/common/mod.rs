@@ -791,3 +791,20 @@ pub fn root_or_skip(why: &str) -> bool {
     let root = nix::unistd::geteuid().is_root().then_some(());
     peer_or_skip(&format!("root privileges ({why})"), root).is_some()
 }
+
+/// A SUB socket of every topic connected to `endpoint`, receiving with a 200 ms timeout.
+pub fn sub(ctx: &zmq::Context, endpoint: &str) -> zmq::Socket {
+    let s = ctx.socket(zmq::SUB).unwrap();
+    s.set_subscribe(b"").unwrap();
+    s.set_rcvtimeo(200).unwrap();
+    s.connect(endpoint).unwrap();
+    s
+}
+
+/// The value of counter `name` in an element's ` counters:` log line.
+pub fn counter(line: &str, name: &str) -> u64 {
+    line.split(&format!(" {name}="))
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+}
