@@ -28,14 +28,6 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Only an address list.
-    pub fn nets(nets: &[IpNet]) -> Policy {
-        Policy {
-            nets: nets.to_vec(),
-            keys: Vec::new(),
-        }
-    }
-
     fn is_open(&self) -> bool {
         self.nets.is_empty() && self.keys.is_empty()
     }
@@ -93,14 +85,10 @@ impl Guard {
         socket: &zmq::Socket,
         endpoint: &crate::endpoint::Endpoint,
     ) -> Result<(), Error> {
-        let tcp = endpoint.port().is_some();
-        match &self.curve {
-            Some(pair) if tcp => {
-                crate::curve::serve(socket, pair).map_err(zerr("setting the CURVE server key"))?;
-                protect(socket, &self.policy)
-            }
-            _ => protect(socket, &self.policy),
+        if let Some(pair) = self.curve.as_ref().filter(|_| endpoint.port().is_some()) {
+            crate::curve::serve(socket, pair).map_err(zerr("setting the CURVE server key"))?;
         }
+        protect(socket, &self.policy)
     }
 }
 
@@ -114,7 +102,7 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
 /// Starts the ZAP handler of `ctx` for `policy` (does nothing when it lets anyone in);
 /// `denied` is called for each refused connection. Then mark each socket to protect with
 /// [`protect`] before it binds.
-pub fn start_zap(
+fn start_zap(
     ctx: &zmq::Context,
     policy: &Policy,
     denied: impl Fn() + Send + 'static,
@@ -139,7 +127,7 @@ pub fn start_zap(
 }
 
 /// Makes `socket` subject to `policy` (call before bind).
-pub fn protect(socket: &zmq::Socket, policy: &Policy) -> Result<(), Error> {
+fn protect(socket: &zmq::Socket, policy: &Policy) -> Result<(), Error> {
     if policy.is_open() {
         return Ok(());
     }
@@ -220,7 +208,10 @@ mod tests {
             p.refuses("10.0.0.1", b"CURVE", &key),
             Some("address not allowed")
         );
-        let any_key = Policy::nets(&p.nets);
+        let any_key = Policy {
+            keys: Vec::new(),
+            ..p.clone()
+        };
         assert_eq!(any_key.refuses("127.0.0.1", b"CURVE", &[8u8; 32]), None);
     }
 

@@ -43,7 +43,7 @@ pub(super) struct Relay {
 impl Relay {
     /// Connects to the journal and binds the output. Returns the bound output endpoint.
     pub(super) fn bind(
-        ctx: &zmq::Context,
+        (ctx, guard): (&zmq::Context, &crate::access::Guard),
         config: &ReceiverConfig,
         journal: &Endpoint,
     ) -> Result<(Self, Endpoint), Error> {
@@ -63,7 +63,7 @@ impl Relay {
             .socket(kind)
             .map_err(zerr("creating the output socket"))?;
         socket.set_linger(0).map_err(zerr("setting linger"))?;
-        crate::access::protect(&socket, &crate::access::Policy::nets(&config.allow))?;
+        guard.apply(&socket, &config.output)?;
         zmqutil::bind(&socket, &config.output)?;
         let endpoint = zmqutil::bound_endpoint(&socket, &config.output);
         let output = match config.delivery {

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
-use crate::access::Policy;
+use crate::access::Guard;
 use crate::delivery::Delivery;
 use crate::endpoint::Endpoint;
 use crate::events::{Blocked, RateLimit};
@@ -153,7 +153,7 @@ impl Receiver {
         let ctx = zmq::Context::new();
         let stats = Arc::new(ReceiverStats::from_env());
         let denied = stats.clone();
-        crate::access::start_zap(&ctx, &Policy::nets(&config.allow), move || {
+        let guard = Guard::start(&ctx, &config.allow, None, move || {
             denied.zap_denied().fetch_add(1, Relaxed);
         })?;
         if config.journal.is_none() && config.delivery == Delivery::Acked {
@@ -163,11 +163,11 @@ impl Receiver {
         }
         let (mode, output_endpoint) = match &config.journal {
             Some(endpoint) => {
-                let (relay, output) = journal::Relay::bind(&ctx, config, endpoint)?;
+                let (relay, output) = journal::Relay::bind((&ctx, &guard), config, endpoint)?;
                 (Mode::Journal(std::cell::RefCell::new(relay)), output)
             }
             None => {
-                let (subscribed, output) = Subscribed::bind(&ctx, config, stats.clone())?;
+                let (subscribed, output) = Subscribed::bind((&ctx, &guard), config, stats.clone())?;
                 (Mode::Subscribe(subscribed), output)
             }
         };
@@ -213,7 +213,7 @@ impl Receiver {
 impl Subscribed {
     /// Binds the PUSH output and connects the SUB socket to the publishers.
     fn bind(
-        ctx: &zmq::Context,
+        (ctx, guard): (&zmq::Context, &Guard),
         config: &ReceiverConfig,
         stats: Arc<ReceiverStats>,
     ) -> Result<(Self, Endpoint), Error> {
@@ -228,7 +228,7 @@ impl Subscribed {
         push.set_sndtimeo(TICK_MS)
             .map_err(zerr("setting PUSH timeout"))?;
         push.set_linger(LINGER_MS).map_err(zerr("setting linger"))?;
-        crate::access::protect(&push, &Policy::nets(&config.allow))?;
+        guard.apply(&push, &config.output)?;
         zmqutil::bind(&push, &config.output)?;
         let output_endpoint = zmqutil::bound_endpoint(&push, &config.output);
 
