@@ -543,6 +543,7 @@ fn curve_server(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Option<zerolog::curve::Cu
 /// `[[receiver]]` keys `curve_secret_key` and `curve_server_key`: both or neither.
 fn curve_client(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Option<zerolog::curve::CurveClient> {
     let server = s.field(ctx, "curve_server_key");
+    let given_server = server.is_some();
     let secret_key = curve_secret_key(ctx, s);
     let server_key = match server {
         Some(f) => {
@@ -556,7 +557,7 @@ fn curve_client(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Option<zerolog::curve::Cu
             secret_key,
             server_key,
         }),
-        (Some(_), None) if s.field(ctx, "curve_server_key").is_none() => {
+        (Some(_), None) if !given_server => {
             let line = s.key_line(ctx, "curve_secret_key");
             ctx.error(
                 line,

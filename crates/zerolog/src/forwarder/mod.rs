@@ -504,7 +504,7 @@ impl Forwarder {
             _ctx,
             xpub,
             monitor,
-            journal,
+            mut journal,
             stats,
             ..
         } = self;
@@ -521,7 +521,6 @@ impl Forwarder {
         };
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut journal = journal;
         let earlier = Arc::new(match journal.as_mut() {
             Some((j, _)) if !relp.is_empty() => {
                 resent::Earlier::from_tail(j).unwrap_or_else(|e| {
