@@ -114,7 +114,7 @@ impl KeyPair {
             why: "no secret-key = \"...\" line: not a key file of `zerolog keygen`".into(),
         })?;
         let mode = fs::metadata(path).map_err(io)?.permissions().mode() & 0o7777;
-        if mode & 0o007 != 0 {
+        if crate::process::exposed_secret(mode) {
             return Err(CurveError::Exposed {
                 path: path.to_owned(),
                 line,

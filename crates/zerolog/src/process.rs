@@ -154,3 +154,10 @@ mod tests {
         assert!(faults < 500, "{faults} page faults");
     }
 }
+
+/// Whether a secret (a private key file) with permission bits `mode` is exposed: readable or
+/// writable by others than its owner and group, as ssh refuses. Group access is allowed, for a
+/// key shared with the `zerolog` group by a certificate manager.
+pub fn exposed_secret(mode: u32) -> bool {
+    mode & 0o007 != 0
+}

@@ -148,15 +148,14 @@ pub enum TlsError {
 }
 
 /// Refuses a private key file that others than its owner and group may read or write
-/// (`mode & 0o007 != 0`), as ssh does: such a key is as good as public. Group
-/// access is allowed, for a key shared with the `zerolog` group by a certificate manager.
+/// ([`crate::process::exposed_secret`]): such a key is as good as public.
 pub fn check_key_file_mode(path: &Path) -> Result<(), TlsError> {
     let meta = std::fs::metadata(path).map_err(|e| read_error(path, e))?;
     check_mode(path, meta.permissions().mode())
 }
 
 fn check_mode(path: &Path, mode: u32) -> Result<(), TlsError> {
-    if mode & 0o007 == 0 {
+    if !crate::process::exposed_secret(mode) {
         return Ok(());
     }
     Err(TlsError::KeyFileMode {
