@@ -301,7 +301,12 @@ pub struct ForwarderArgs {
     /// and --tls-key
     #[arg(long, value_name = "ADDR:PORT", requires_all = ["tls_cert", "tls_key"])]
     pub listen_tls: Vec<SocketAddr>,
-    /// PEM certificate chain of the TLS inputs, their own certificate first
+    /// TCP address to accept RELP over TLS on (omrelp tls="on"; repeatable); needs
+    /// --tls-cert and --tls-key
+    #[arg(long, value_name = "ADDR:PORT", requires_all = ["tls_cert", "tls_key"])]
+    pub listen_relp_tls: Vec<SocketAddr>,
+    /// PEM certificate chain of the TLS inputs, their own certificate first; re-read with
+    /// its key and CA on SIGHUP
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert (not readable by others)
@@ -535,6 +540,7 @@ impl ForwarderArgs {
             udp,
             relp: self.listen_relp,
             tls: self.listen_tls,
+            relp_tls: self.listen_relp_tls,
             tls_settings: self
                 .tls_cert
                 .zip(self.tls_key)
@@ -847,6 +853,7 @@ mod tests {
             allow: vec![net("10.0.0.0/8")],
             relp: vec![],
             tls: vec![],
+            relp_tls: vec![],
             tls_settings: None,
             journal: None,
             journal_endpoint: ep("tcp://127.0.0.1:6002"),

@@ -11,18 +11,6 @@ use crate::common::load::*;
 use crate::common::zerologd::*;
 use crate::common::*;
 
-/// Field `key` (`VmRSS`, `VmHWM`) of `pid`'s /proc status, in kB; 0 once it is gone.
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-                .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// A worker program far slower than loggen: it keeps the first 200 bytes of each line, in the
 /// file named by its first argument, and sleeps the seconds of its second after each.
 const SLOW_WORKER: &str = r#"import sys, time

@@ -316,6 +316,7 @@ command = ["/bin/true", "--from", "{backend}"]
             udp: vec!["127.0.0.1:7514".parse().unwrap()],
             relp: vec!["127.0.0.1:7515".parse().unwrap()],
             tls: vec![],
+            relp_tls: vec![],
             tls_settings: None,
             publish: ep("tcp://*:7001"),
             monitor: Some(ep("ipc:///run/zl-test/monitor.sock")),

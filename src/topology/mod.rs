@@ -32,6 +32,7 @@ use zerolog::worker::OutputFraming;
 mod checks;
 mod diagnostics;
 mod sections;
+mod security;
 #[cfg(test)]
 mod tests;
 

@@ -139,6 +139,7 @@ command = ["file", "/tmp/archive.log"]
             udp: vec!["0.0.0.0:7514".parse().unwrap()],
             relp: vec![],
             tls: vec![],
+            relp_tls: vec![],
             tls_settings: None,
             publish: ep("tcp://*:7001"),
             monitor: Some(ep("ipc:///tmp/zl-test/monitor.sock")),
