@@ -121,11 +121,13 @@ fn only_receivers_with_the_servers_key_and_an_allowed_key_get_messages() {
     let forwarder = curve_forwarder(dir.path(), (b, f), &fwd.0, allowed_pub.to_str().unwrap());
     let ctx = zmq::Context::new();
     let endpoint = format!("tcp://127.0.0.1:{f}");
-    let wrong_server = curve_sub(&ctx, &endpoint, &other.1, &rcv);
-    let not_allowed = curve_sub(&ctx, &endpoint, &fwd.1, &other);
-    let plain = sub(&ctx, &endpoint);
     let good = curve_sub(&ctx, &endpoint, &fwd.1, &rcv);
     forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
+    // A wrong server key: the forwarder cannot decrypt the handshake, and says so.
+    let wrong_server = curve_sub(&ctx, &endpoint, &other.1, &rcv);
+    forwarder.wait_for_stderr("it has another server key", READY_TIMEOUT);
+    let plain = sub(&ctx, &endpoint);
+    let not_allowed = curve_sub(&ctx, &endpoint, &fwd.1, &other);
     send_tcp(b, b"<13>app: secret one\n<13>app: secret two\n");
     let mut got = Vec::new();
     wait_until(DELIVERY_TIMEOUT, "the allowed receiver gets both", || {
@@ -154,6 +156,8 @@ fn only_receivers_with_the_servers_key_and_an_allowed_key_get_messages() {
     }
     let line = forwarder.stop_and_find_line(" counters:");
     assert!(line.contains("zap_denied=1"), "{line}");
+    // Both refused clients kept trying: each attempt counts.
+    assert!(counter(&line, "curve_handshakes_failed") >= 2, "{line}");
     let log = forwarder.stderr_text();
     assert!(
         log.contains("key not allowed") && log.contains(&other.1),

@@ -339,10 +339,7 @@ impl Forwarder {
     pub async fn bind(config: ForwarderConfig) -> Result<Self, Error> {
         let ctx = zmq::Context::new();
         let stats = Arc::new(ForwarderStats::from_env());
-        let denied = stats.clone();
-        let guard = Guard::start(&ctx, &config.allow, config.curve.as_ref(), move || {
-            denied.zap_denied().fetch_add(1, Relaxed);
-        })?;
+        let guard = Guard::start(&ctx, &config.allow, config.curve.as_ref(), stats.clone())?;
         let mut xpub = ctx
             .socket(zmq::XPUB)
             .map_err(zerr("creating XPUB socket"))?;

@@ -33,7 +33,7 @@
 //! // ... later, from any thread:
 //! signals.request_stop();
 //! thread.join().unwrap()?; // drained and stopped
-//! assert_eq!(stats.snapshot(), [("received", 0), ("bytes_received", 0), ("pushed", 0), ("malformed", 0), ("zap_denied", 0), ("acked", 0), ("redelivered", 0), ("workers_lost", 0), ("in_flight", 0), ("backlog", 0)]);
+//! assert_eq!(stats.snapshot(), [("received", 0), ("bytes_received", 0), ("pushed", 0), ("malformed", 0), ("zap_denied", 0), ("curve_handshakes_failed", 0), ("acked", 0), ("redelivered", 0), ("workers_lost", 0), ("in_flight", 0), ("backlog", 0)]);
 //! # Ok::<(), zerolog::Error>(())
 //! ```
 
@@ -152,10 +152,7 @@ impl Receiver {
     pub fn bind(config: &ReceiverConfig) -> Result<Self, Error> {
         let ctx = zmq::Context::new();
         let stats = Arc::new(ReceiverStats::from_env());
-        let denied = stats.clone();
-        let guard = Guard::start(&ctx, &config.allow, None, move || {
-            denied.zap_denied().fetch_add(1, Relaxed);
-        })?;
+        let guard = Guard::start(&ctx, &config.allow, None, stats.clone())?;
         if config.journal.is_none() && config.delivery == Delivery::Acked {
             return Err(Error::Protocol(
                 "acked delivery needs a journal to fetch from (journal = the forwarder's journal endpoint)".into(),
