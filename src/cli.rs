@@ -335,6 +335,7 @@ pub struct ForwarderArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("curve_roles").args(["curve_server_key", "curve_worker"]).multiple(true)))]
 /// `zerolog receiver`'s arguments.
 pub struct ReceiverArgs {
     /// Address of the running forwarder (may be left out, with its port, when --connect names
@@ -374,13 +375,18 @@ pub struct ReceiverArgs {
     /// e.g. 10.0.0.0/8); default: any
     #[arg(long, value_name = "NET", value_parser = zerolog::access::parse_net)]
     pub allow: Vec<ipnet::IpNet>,
-    /// Connect to the forwarder's TCP endpoints with CURVE, with the secret key in FILE (made
-    /// by `zerolog keygen`; not readable by others); needs --curve-server-key
-    #[arg(long, value_name = "FILE", requires = "curve_server_key")]
+    /// This receiver's CURVE secret key, in FILE (made by `zerolog keygen`; not readable by
+    /// others); needs --curve-server-key, --curve-worker, or both
+    #[arg(long, value_name = "FILE", requires = "curve_roles")]
     pub curve_secret_key: Option<PathBuf>,
-    /// The forwarder's CURVE public key (Z85, or a file holding it)
+    /// Connect to the forwarder's TCP endpoints with CURVE: the forwarder's public key (Z85,
+    /// or a file holding it)
     #[arg(long, value_name = "KEY", requires = "curve_secret_key")]
     pub curve_server_key: Option<String>,
+    /// CURVE on a TCP output: only workers with this public key may connect (Z85, or a file
+    /// holding it; repeatable)
+    #[arg(long, value_name = "KEY", requires = "curve_secret_key")]
+    pub curve_worker: Vec<String>,
     /// Fetch from this forwarder journal endpoint (its --journal-endpoint) with
     /// acknowledgements instead of subscribing (at least once instead of at most once)
     #[arg(long, value_name = "ENDPOINT", value_parser = Endpoint::parse_connect)]
@@ -429,6 +435,13 @@ pub struct WorkerArgs {
     /// acked), to drop the duplicates that follow a crash
     #[arg(long)]
     pub with_seq: bool,
+    /// Connect to a receiver's TCP output with CURVE, with the secret key in FILE (made by
+    /// `zerolog keygen`; not readable by others); needs --curve-server-key
+    #[arg(long, value_name = "FILE", requires = "curve_server_key")]
+    pub curve_secret_key: Option<PathBuf>,
+    /// The receiver's CURVE public key (Z85, or a file holding it)
+    #[arg(long, value_name = "KEY", requires = "curve_secret_key")]
+    pub curve_server_key: Option<String>,
     /// ZeroMQ endpoint to receive messages from (e.g. tcp://127.0.0.1:6200 or
     /// ipc:///run/zerolog/all.sock)
     #[arg(required_unless_present = "config", value_parser = Endpoint::parse_connect)]
@@ -614,12 +627,21 @@ impl ReceiverArgs {
             queue_bytes: self.queue.queue_bytes,
             max_message_size: self.queue.max_message_size,
             allow: self.allow,
-            curve: self.curve_secret_key.zip(self.curve_server_key).map(
-                |(secret_key, server_key)| CurveClient {
+            curve: self
+                .curve_secret_key
+                .clone()
+                .zip(self.curve_server_key)
+                .map(|(secret_key, server_key)| CurveClient {
                     secret_key,
                     server_key,
-                },
-            ),
+                }),
+            curve_output: self
+                .curve_secret_key
+                .filter(|_| !self.curve_worker.is_empty())
+                .map(|secret_key| CurveServer {
+                    secret_key,
+                    clients: self.curve_worker,
+                }),
             journal: self.journal,
             group: self.group,
             delivery: self.delivery,
@@ -659,6 +681,12 @@ impl WorkerArgs {
                 .delivery
                 .unwrap_or_else(zerolog::worker::delivery_from_env),
             with_seq: self.with_seq,
+            curve: self.curve_secret_key.zip(self.curve_server_key).map(
+                |(secret_key, server_key)| CurveClient {
+                    secret_key,
+                    server_key,
+                },
+            ),
         })
     }
 }
@@ -929,6 +957,7 @@ mod tests {
         ]);
         let want = ReceiverConfig {
             curve: None,
+            curve_output: None,
             connect: vec![ep("tcp://log1:7001"), ep("ipc:///run/p.sock")],
             topics: vec![b"nginx".to_vec(), b"kernel".to_vec()],
             output: ep("tcp://0.0.0.0:7200"),
@@ -978,6 +1007,7 @@ mod tests {
             max_message_size: 2000,
             delivery: zerolog::delivery::Delivery::Push,
             with_seq: false,
+            curve: None,
         };
         assert_eq!(w, want);
     }

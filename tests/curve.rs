@@ -347,3 +347,129 @@ fn zerologd_check_refuses_an_exposed_key_with_both_lines() {
         "{err}"
     );
 }
+
+/// A receiver's TCP output with CURVE (`curve_workers`): its own [[worker]] with the keys and
+/// an allowed key gets every message; a worker without CURVE and one with a key outside the
+/// list, both on the same output, get none and are counted.
+#[test]
+fn workers_reach_a_curve_output_only_with_the_receivers_key_and_an_allowed_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let rcv = keygen(dir.path(), "rcv");
+    let wk = keygen(dir.path(), "wk");
+    keygen(dir.path(), "other");
+    let port = free_port();
+    let topology = format!(
+        r#"
+[forwarder]
+tcp = ["127.0.0.1:{{B}}"]
+
+[[receiver]]
+name = "all"
+output = "tcp://127.0.0.1:{port}"
+curve_secret_key = "{{DIR}}/rcv.key"
+curve_workers = ["{}"]
+external_workers = true
+
+[[worker]]
+name = "out"
+receiver = "all"
+command = ["file", "{{DIR}}/out.txt"]
+curve_secret_key = "{{DIR}}/wk.key"
+curve_server_key = "{{DIR}}/rcv.key.pub"
+"#,
+        wk.1
+    );
+    let z = Zerologd::start(dir.path(), &topology);
+    let backend = format!("tcp://127.0.0.1:{port}");
+    let (other_key, rcv_pub) = (dir.path().join("other.key"), rcv.1.clone());
+    let plain_out = dir.path().join("plain.txt");
+    let plain = zerolog(
+        dir.path(),
+        "plain-worker",
+        &["worker", &backend, "file", plain_out.to_str().unwrap()],
+    );
+    let other_out = dir.path().join("other.txt");
+    let other = zerolog(
+        dir.path(),
+        "other-worker",
+        &[
+            "worker",
+            "--curve-secret-key",
+            other_key.to_str().unwrap(),
+            "--curve-server-key",
+            &rcv_pub,
+            &backend,
+            "file",
+            other_out.to_str().unwrap(),
+        ],
+    );
+    wait_until(READY_TIMEOUT, "both refused workers counted", || {
+        let (_, total) = z.counters("all");
+        total["zap_denied"].as_u64() >= Some(1)
+            && total["curve_handshakes_failed"].as_u64() >= Some(1)
+    });
+    z.deliver(&dir.path().join("out.txt"), "curve-out", 1000);
+    std::thread::sleep(Duration::from_millis(300));
+    for (name, out) in [("plain", &plain_out), ("other key", &other_out)] {
+        assert_eq!(count_lines(out), 0, "the {name} worker got messages");
+    }
+    assert!(plain.is_running() && other.is_running());
+
+    let out = Command::new(zerologd_bin())
+        .args(["--check", "-c"])
+        .arg(&z.config)
+        .output()
+        .unwrap();
+    let text = show(&out.stdout);
+    assert!(
+        text.lines()
+            .skip_while(|l| *l != "encryption:")
+            .any(|l| l.contains(
+                "to workers: TCP with CURVE (encrypted, keys checked), 1 worker key(s) allowed"
+            )),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_worker_without_keys_on_a_curve_output_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path(), "rcv");
+    let topology = r#"
+[forwarder]
+tcp = ["127.0.0.1:6514"]
+
+[[receiver]]
+name = "all"
+output = "tcp://127.0.0.1:6600"
+curve_secret_key = "{DIR}/rcv.key"
+curve_workers = []
+
+[[worker]]
+name = "out"
+receiver = "all"
+command = ["stdout"]
+"#;
+    let config = write_file(
+        dir.path(),
+        "zerolog.toml",
+        &topology.replace("{DIR}", dir.path().to_str().unwrap()),
+    );
+    let out = Command::new(zerologd_bin())
+        .args(["--check", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = show(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:13:", config.display()))
+            && err.contains("has CURVE on its output"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().count(),
+        2,
+        "only that error (and the summary): {err}"
+    );
+}

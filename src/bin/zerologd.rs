@@ -159,10 +159,18 @@ fn input_hops(f: &zerolog::forwarder::ForwarderConfig) -> String {
 fn receiver_hops(r: &zerolog::receiver::ReceiverConfig) -> String {
     let upstream = r.journal.as_ref().or(r.connect.first());
     let from = upstream.map_or("-", |ep| transport(ep, r.curve.is_some()));
-    format!(
-        "from the forwarder: {from}; to workers: {}",
-        transport(&r.output, false)
-    )
+    let mut to = transport(&r.output, r.curve_output.is_some()).to_string();
+    if let Some(c) = r
+        .curve_output
+        .as_ref()
+        .filter(|_| r.output.port().is_some())
+    {
+        to += &match c.clients.len() {
+            0 => ", any CURVE worker key".to_string(),
+            n => format!(", {n} worker key(s) allowed"),
+        };
+    }
+    format!("from the forwarder: {from}; to workers: {to}")
 }
 
 /// How a receiver's messages travel, for `--check`.

@@ -73,11 +73,20 @@ pub(super) const RECEIVER_KEYS: &[&str] = &[
     "allow",
     "curve_secret_key",
     "curve_server_key",
+    "curve_workers",
     "external_workers",
     "delivery",
 ];
 pub(super) const WORKER_KEYS: &[&str] = &[
-    "name", "receiver", "type", "command", "numprocs", "framing", "with_seq",
+    "name",
+    "receiver",
+    "type",
+    "command",
+    "numprocs",
+    "framing",
+    "with_seq",
+    "curve_secret_key",
+    "curve_server_key",
 ];
 pub(super) const SETTINGS_KEYS: &[&str] = &[
     "restart",
@@ -172,6 +181,8 @@ pub(super) fn build(ctx: &mut Ctx<'_>, root: &toml_edit::Table, source: &Path) -
                     format!("no receiver named \"{name}\"; {receiver_list}"),
                 );
             }
+            let receiver = receivers.iter().find(|r| r.name == name);
+            super::security::check_worker_curve(ctx, &worker, receiver, line);
         }
         workers.push(worker);
     }
@@ -716,6 +727,7 @@ pub(super) fn receiver_section(
         (None, None) => placeholder(),
     };
     let defaults = ReceiverConfig::default();
+    let (curve, curve_output) = super::security::receiver_curve(ctx, &s, &output);
     let c = ReceiverConfig {
         topics,
         connect,
@@ -723,7 +735,8 @@ pub(super) fn receiver_section(
         hwm: hwm(ctx, &s).unwrap_or(defaults.hwm),
         queue_bytes: queue_bytes(ctx, &s).unwrap_or(defaults.queue_bytes),
         allow: allow_list(ctx, &s),
-        curve: super::security::curve_client(ctx, &s),
+        curve,
+        curve_output,
         ..defaults
     };
     let external_workers = s
@@ -872,7 +885,9 @@ pub(super) fn worker_section(
         .field(ctx, "with_seq")
         .and_then(|f| ctx.boolean(&f))
         .unwrap_or(false);
+    let curve = super::security::worker_curve(ctx, &s, kind);
     let worker = WorkerSection {
+        curve,
         with_seq,
         name: name.unwrap_or_default(),
         receiver: receiver.as_ref().map(|r| r.0.clone()).unwrap_or_default(),

@@ -11,6 +11,7 @@ use zerolog::tls::{TlsServer, TlsSettings};
 use super::checks::*;
 use super::diagnostics::*;
 use super::sections::socket_addrs;
+use super::{ReceiverSection, WorkerKind, WorkerSection};
 
 /// Key `curve_secret_key`: the key file, read now so a missing, bad or exposed one is
 /// reported at the key's line.
@@ -39,69 +40,148 @@ pub(super) fn curve_server(
     ctx: &mut Ctx<'_>,
     s: &Section<'_>,
 ) -> Option<zerolog::curve::CurveServer> {
-    let clients = s.field(ctx, "curve_clients");
-    let Some(secret_key) = curve_secret_key(ctx, s) else {
-        if let Some(f) = clients {
-            ctx.error(
-                f.line,
-                &f.key,
-                "curve_clients needs curve_secret_key (the forwarder's key file)",
-            );
+    let secret_key = curve_secret_key(ctx, s);
+    let clients = public_keys(ctx, s, "curve_clients");
+    match (secret_key, clients) {
+        (Some(secret_key), clients) => Some(zerolog::curve::CurveServer {
+            secret_key,
+            clients: clients.map(|(_, keys)| keys).unwrap_or_default(),
+        }),
+        (None, Some((line, _))) => {
+            let what = "curve_clients needs curve_secret_key (the forwarder's key file)";
+            ctx.error(line, s.key_path("curve_clients"), what);
+            None
         }
-        return None;
-    };
-    let mut keys = Vec::new();
-    if let Some(f) = clients {
-        for (text, line) in ctx.strings(&f, true).unwrap_or_default() {
-            keys.extend(curve_public_key(ctx, &f.key, text, line));
-        }
+        (None, None) => None,
     }
-    Some(zerolog::curve::CurveServer {
-        secret_key,
-        clients: keys,
-    })
 }
 
-/// `[[receiver]]` keys `curve_secret_key` and `curve_server_key`: both or neither.
-pub(super) fn curve_client(
+/// `[[receiver]]` keys `curve_secret_key` (its key pair), `curve_server_key` (CURVE towards
+/// the forwarder) and `curve_workers` (CURVE on its TCP output, these worker keys allowed, or
+/// any when the list is empty): the key pair and at least one of the others.
+pub(super) fn receiver_curve(
     ctx: &mut Ctx<'_>,
     s: &Section<'_>,
-) -> Option<zerolog::curve::CurveClient> {
-    let server = s.field(ctx, "curve_server_key");
-    let given_server = server.is_some();
+    output_endpoint: &zerolog::endpoint::Endpoint,
+) -> (
+    Option<zerolog::curve::CurveClient>,
+    Option<zerolog::curve::CurveServer>,
+) {
     let secret_key = curve_secret_key(ctx, s);
-    let server_key = match server {
-        Some(f) => {
-            let text = ctx.string(&f)?;
-            curve_public_key(ctx, &f.key, text, f.line)
+    let workers = public_keys(ctx, s, "curve_workers");
+    // With curve_workers, the key pair may serve the output only.
+    let alone_ok = workers.is_some();
+    let whose = ("the forwarder", "this receiver");
+    let client = client_pair(ctx, s, secret_key.clone(), whose, alone_ok);
+    let output = match (secret_key, workers) {
+        (Some(secret_key), Some((_, clients))) => Some(zerolog::curve::CurveServer {
+            secret_key,
+            clients,
+        }),
+        (None, Some((line, _))) => {
+            let what = "curve_workers needs curve_secret_key (this receiver's key file)";
+            ctx.error(line, s.key_path("curve_secret_key"), what);
+            None
         }
-        None => None,
+        _ => None,
     };
+    if output.is_some() && output_endpoint.port().is_none() {
+        let line = s.key_line(ctx, "curve_workers");
+        let what = "curve_workers applies to a TCP output (workers on other hosts): set output = \"tcp://ADDR:PORT\"";
+        ctx.error(line, s.key_path("curve_workers"), what);
+    }
+    (client, output)
+}
+
+/// `[[worker]]` keys `curve_secret_key` and `curve_server_key` (the receiver's public key):
+/// both or neither, on a stdin worker (a zmq worker connects by itself).
+pub(super) fn worker_curve(
+    ctx: &mut Ctx<'_>,
+    s: &Section<'_>,
+    kind: Option<WorkerKind>,
+) -> Option<zerolog::curve::CurveClient> {
+    let secret_key = curve_secret_key(ctx, s);
+    let client = client_pair(ctx, s, secret_key, ("the receiver", "this worker"), false)?;
+    if kind == Some(WorkerKind::Zmq) {
+        let line = s.key_line(ctx, "curve_secret_key");
+        let what = "a zmq worker connects by itself: give the program its keys (curve keys apply to stdin workers)";
+        ctx.error(line, s.key_path("curve_secret_key"), what);
+        return None;
+    }
+    Some(client)
+}
+
+/// A worker of `receiver` has CURVE keys exactly when the receiver's output has CURVE.
+pub(super) fn check_worker_curve(
+    ctx: &mut Ctx<'_>,
+    w: &WorkerSection,
+    receiver: Option<&ReceiverSection>,
+    line: usize,
+) {
+    let Some(r) = receiver else {
+        return;
+    };
+    let key = format!("worker \"{}\"", w.name);
+    match (r.config.curve_output.is_some(), w.curve.is_some(), w.kind) {
+        (true, false, WorkerKind::Stdin) => ctx.error(
+            line,
+            key,
+            format!("receiver \"{}\" has CURVE on its output (curve_workers): set curve_secret_key and curve_server_key (its public key)", r.name),
+        ),
+        (false, true, _) => ctx.error(
+            line,
+            key,
+            format!("receiver \"{}\" has no CURVE on its output: curve_secret_key and curve_server_key do not apply (set its curve_workers)", r.name),
+        ),
+        _ => {}
+    }
+}
+
+/// A CURVE client's keys: `secret_key` (already read) and `curve_server_key`, both or
+/// neither; `whose` names the server and this side for the messages. `alone_ok`: the key pair
+/// may come without a server key (a receiver's, for its output).
+fn client_pair(
+    ctx: &mut Ctx<'_>,
+    s: &Section<'_>,
+    secret_key: Option<PathBuf>,
+    (server, me): (&str, &str),
+    alone_ok: bool,
+) -> Option<zerolog::curve::CurveClient> {
+    let server_key = s.field(ctx, "curve_server_key").map(|f| {
+        let key = ctx
+            .string(&f)
+            .and_then(|t| curve_public_key(ctx, &f.key, t, f.line));
+        (key, f.line)
+    });
     match (secret_key, server_key) {
-        (Some(secret_key), Some(server_key)) => Some(zerolog::curve::CurveClient {
+        (Some(secret_key), Some((Some(server_key), _))) => Some(zerolog::curve::CurveClient {
             secret_key,
             server_key,
         }),
-        (Some(_), None) if !given_server => {
+        (Some(_), None) if !alone_ok => {
             let line = s.key_line(ctx, "curve_secret_key");
-            ctx.error(
-                line,
-                s.key_path("curve_server_key"),
-                "curve_secret_key needs curve_server_key (the forwarder's public key)",
-            );
+            let what = format!("curve_secret_key needs curve_server_key ({server}'s public key)");
+            ctx.error(line, s.key_path("curve_server_key"), what);
             None
         }
-        (None, Some(_)) => {
-            let line = s.key_line(ctx, "curve_server_key");
-            ctx.error(
-                line,
-                s.key_path("curve_secret_key"),
-                "curve_server_key needs curve_secret_key (this receiver's key file)",
-            );
+        (None, Some((_, line))) => {
+            let what = format!("curve_server_key needs curve_secret_key ({me}'s key file)");
+            ctx.error(line, s.key_path("curve_secret_key"), what);
             None
         }
         _ => None,
     }
+}
+
+/// A list of public keys (`curve_clients`, `curve_workers`), each checked: the key's line and
+/// the keys, when it is given.
+fn public_keys(ctx: &mut Ctx<'_>, s: &Section<'_>, key: &str) -> Option<(usize, Vec<String>)> {
+    let f = s.field(ctx, key)?;
+    let mut keys = Vec::new();
+    for (text, line) in ctx.strings(&f, true).unwrap_or_default() {
+        keys.extend(curve_public_key(ctx, &f.key, text, line));
+    }
+    Some((f.line, keys))
 }
 
 /// `[forwarder]` keys `tls` and `relp_tls` (the inputs), `tls_cert`, `tls_key`, `tls_ca` and

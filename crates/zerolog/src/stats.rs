@@ -449,7 +449,7 @@ mod tests {
             after.counters,
             ReceiverStats::NAMES
                 .iter()
-                .zip([7, 0, 5, 0, 0, 0, 0, 0, 0, 0])
+                .zip([7, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0])
                 .map(|(n, v)| (n.to_string(), v))
                 .collect::<Vec<_>>()
         );

@@ -528,6 +528,10 @@ pub struct WorkerConfig {
     /// delivery only; see [`WithSeq`]).
     #[serde(default)]
     pub with_seq: bool,
+    /// CURVE towards the receiver (a TCP backend whose output has it): this worker's key file
+    /// and the receiver's public key. `None`: plaintext.
+    #[serde(default)]
+    pub curve: Option<crate::curve::CurveClient>,
 }
 
 fn default_queue_bytes() -> usize {
@@ -546,12 +550,15 @@ impl WorkerConfig {
             .split_first()
             .ok_or_else(|| Error::Usage("the worker has no command".into()))?;
         let spec = WorkerSpec::resolve(worker, args, self.directory.as_deref())?;
-        let runner = super::Runner::new(self.backend.to_string())
+        let mut runner = super::Runner::new(self.backend.to_string())
             .receive(self.receive.clone())
             .signals(signals.clone())
             .queue_bytes(self.queue_bytes)
             .max_message_size(self.max_message_size)
             .delivery(self.delivery);
+        if let Some(curve) = &self.curve {
+            runner = runner.curve(curve.clone());
+        }
         let mut w = spec.start(self.framing, signals, &runner.stats(), self.with_seq)?;
         runner.run(w.as_mut())
     }
