@@ -296,11 +296,7 @@ fn zerologd_runs_curve_between_forwarder_and_receiver_and_check_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let z = Zerologd::start(dir.path(), &curve_topology(dir.path()));
     z.deliver(&dir.path().join("out.txt"), "curve", 1000);
-    let out = Command::new(zerologd_bin())
-        .args(["--check", "-c"])
-        .arg(&z.config)
-        .output()
-        .unwrap();
+    let out = zerologd_check(&z.config);
     let text = show(&out.stdout);
     assert!(out.status.success(), "{text}{}", show(&out.stderr));
     let lines: Vec<&str> = text.lines().skip_while(|l| *l != "encryption:").collect();
@@ -330,11 +326,7 @@ fn zerologd_check_refuses_an_exposed_key_with_both_lines() {
         topology.replace("{B}", "6514").replace("{F}", "6515"),
     )
     .unwrap();
-    let out = Command::new(zerologd_bin())
-        .args(["--check", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = zerologd_check(&config);
     let err = show(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     // The topology's line (the receiver's curve_secret_key, line 11) and the key file's.
@@ -415,11 +407,7 @@ curve_server_key = "{{DIR}}/rcv.key.pub"
     }
     assert!(plain.is_running() && other.is_running());
 
-    let out = Command::new(zerologd_bin())
-        .args(["--check", "-c"])
-        .arg(&z.config)
-        .output()
-        .unwrap();
+    let out = zerologd_check(&z.config);
     let text = show(&out.stdout);
     assert!(
         text.lines()
@@ -455,11 +443,7 @@ command = ["stdout"]
         "zerolog.toml",
         &topology.replace("{DIR}", dir.path().to_str().unwrap()),
     );
-    let out = Command::new(zerologd_bin())
-        .args(["--check", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = zerologd_check(&config);
     let err = show(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(

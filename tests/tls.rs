@@ -8,7 +8,6 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -423,13 +422,7 @@ fn zerologd_check_shows_the_tls_input_and_refuses_bad_key_files() {
     let pki = pki(dir.path());
     let text = Zerologd::expand(dir.path(), &tls_topology(&pki, free_port()), free_port());
     let config = crate::common::write_file(dir.path(), "zerolog.toml", &text);
-    let check = || {
-        Command::new(zerologd_bin())
-            .args(["--check", "-c"])
-            .arg(&config)
-            .output()
-            .unwrap()
-    };
+    let check = || zerologd_check(&config);
     let out = check();
     let shown = show(&out.stdout);
     assert!(out.status.success(), "{shown}{}", show(&out.stderr));
