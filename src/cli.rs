@@ -261,7 +261,12 @@ pub struct ForwarderArgs {
     pub curve_secret_key: Option<PathBuf>,
     /// With --curve-secret-key, only receivers with this public key may connect (Z85, or a
     /// file holding it; repeatable); default: any receiver that knows the server's key
-    #[arg(long, value_name = "KEY", requires = "curve_secret_key")]
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "curve_secret_key",
+        allow_hyphen_values = true
+    )]
     pub curve_client: Vec<String>,
     /// Keep a durable journal in DIR/journal: every message is appended before it counts
     /// as accepted, and receivers started with --journal fetch from it with
@@ -381,11 +386,21 @@ pub struct ReceiverArgs {
     pub curve_secret_key: Option<PathBuf>,
     /// Connect to the forwarder's TCP endpoints with CURVE: the forwarder's public key (Z85,
     /// or a file holding it)
-    #[arg(long, value_name = "KEY", requires = "curve_secret_key")]
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "curve_secret_key",
+        allow_hyphen_values = true
+    )]
     pub curve_server_key: Option<String>,
     /// CURVE on a TCP output: only workers with this public key may connect (Z85, or a file
     /// holding it; repeatable)
-    #[arg(long, value_name = "KEY", requires = "curve_secret_key")]
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "curve_secret_key",
+        allow_hyphen_values = true
+    )]
     pub curve_worker: Vec<String>,
     /// Fetch from this forwarder journal endpoint (its --journal-endpoint) with
     /// acknowledgements instead of subscribing (at least once instead of at most once)
@@ -440,7 +455,12 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "FILE", requires = "curve_server_key")]
     pub curve_secret_key: Option<PathBuf>,
     /// The receiver's CURVE public key (Z85, or a file holding it)
-    #[arg(long, value_name = "KEY", requires = "curve_secret_key")]
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "curve_secret_key",
+        allow_hyphen_values = true
+    )]
     pub curve_server_key: Option<String>,
     /// ZeroMQ endpoint to receive messages from (e.g. tcp://127.0.0.1:6200 or
     /// ipc:///run/zerolog/all.sock)
@@ -794,6 +814,26 @@ mod tests {
             unreachable!()
         };
         a.into_config().unwrap()
+    }
+
+    /// Z85 keys may begin with '-': as values of the key options they are keys, not flags.
+    #[test]
+    fn curve_keys_may_begin_with_a_dash() {
+        let key = "-*Z.kbn0V@:S2)e?3hL}5#VRwa4X9wEr]F(zT!*f";
+        let f = forwarder(&["--curve-secret-key", "f.key", "--curve-client", key]);
+        assert_eq!(f.curve.unwrap().clients, [key]);
+        let r = receiver(&[
+            "--curve-secret-key",
+            "r.key",
+            "--curve-server-key",
+            key,
+            "--curve-worker",
+            key,
+            "127.0.0.1",
+            "6001",
+        ]);
+        assert_eq!(r.curve.unwrap().server_key, key);
+        assert_eq!(r.curve_output.unwrap().clients, [key]);
     }
 
     fn receiver(args: &[&str]) -> ReceiverConfig {

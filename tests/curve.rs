@@ -12,7 +12,7 @@ use crate::common::zerologd::*;
 use crate::common::*;
 
 /// `zerolog keygen DIR/NAME.key`: returns (secret file, public key as Z85).
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+pub(crate) fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let path = dir.join(format!("{name}.key"));
     let out = Command::new(zerolog_bin())
         .arg("keygen")
