@@ -260,9 +260,11 @@ fn count_gaps(listed: &[Listed], offsets: &Offsets, consumers: &[String]) -> usi
     } else {
         0
     };
+    // Seqs start at 1: an offset of 0 (committed before any record was done) needs none
+    // below it.
     let leading = listed
         .first()
-        .is_some_and(|l| saved.iter().any(|&s| s < l.first));
+        .is_some_and(|l| saved.iter().any(|&s| s.max(1) < l.first));
     let between = listed.windows(2).filter(|w| {
         let other_prev = w[1].prev.is_some_and(|p| p != w[0].first);
         other_prev && w[1].first > needed

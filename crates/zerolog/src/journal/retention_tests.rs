@@ -107,6 +107,22 @@ fn a_missing_or_torn_offset_file_replays_from_the_oldest() {
 }
 
 #[test]
+fn an_offset_of_zero_is_no_gap() {
+    // A consumer that commits before it has done anything: 0, below the first seq (1).
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), 1024);
+    c.consumers = vec!["r".into()];
+    let (mut j, _) = Journal::open(&c).unwrap();
+    append_to(&mut j, 11, 10);
+    j.commit("r", 0);
+    j.checkpoint().unwrap();
+    drop(j);
+    let (mut j, rec) = Journal::open(&c).unwrap();
+    assert_eq!((rec.first_seq, rec.gaps), (1, 0), "{rec:?}");
+    assert_holds(&mut j, 1, 11);
+}
+
+#[test]
 fn numbering_continues_after_every_segment_is_gone() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path(), 1024);
