@@ -461,3 +461,29 @@ fn zerologd_check_shows_the_tls_input_and_refuses_bad_key_files() {
         "{err}"
     );
 }
+
+#[test]
+fn a_tls_address_in_use_is_named_as_the_tls_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let args = [
+        "forwarder",
+        "--listen",
+        "127.0.0.1:0",
+        "-f",
+        "0",
+        "--listen-relp-tls",
+        &addr,
+        "--tls-cert",
+        pki.cert_file.to_str().unwrap(),
+        "--tls-key",
+        pki.key_file.to_str().unwrap(),
+    ];
+    let forwarder = zerolog(dir.path(), "forwarder", &args);
+    let status = forwarder.wait_exit(READY_TIMEOUT);
+    assert_eq!(status.code(), Some(1), "{}", forwarder.describe());
+    let log = forwarder.stderr_text();
+    assert!(log.contains(&format!("relp+tls:{addr}")), "{log}");
+}

@@ -375,15 +375,14 @@ impl Forwarder {
             None => None,
         };
 
-        let mut tcp = Vec::new();
-        for addr in &config.tcp {
-            tcp.push(bind_tcp(*addr)?);
-        }
-        let relp = config
-            .relp
-            .iter()
-            .map(|a| bind_tcp(*a))
-            .collect::<Result<Vec<_>, _>>()?;
+        let bind = |scheme, addrs: &[SocketAddr]| {
+            addrs
+                .iter()
+                .map(|a| bind_tcp(scheme, *a))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let tcp = bind("tcp", &config.tcp)?;
+        let relp = bind("relp", &config.relp)?;
         let any_tls = !(config.tls.is_empty() && config.relp_tls.is_empty());
         let tls_input = match (&config.tls_settings, any_tls) {
             (_, false) => None,
@@ -394,16 +393,8 @@ impl Forwarder {
                 ))
             }
         };
-        let tls = config
-            .tls
-            .iter()
-            .map(|a| bind_tcp(*a))
-            .collect::<Result<Vec<_>, _>>()?;
-        let relp_tls = config
-            .relp_tls
-            .iter()
-            .map(|a| bind_tcp(*a))
-            .collect::<Result<Vec<_>, _>>()?;
+        let tls = bind("tls", &config.tls)?;
+        let relp_tls = bind("relp+tls", &config.relp_tls)?;
         let mut udp = Vec::new();
         for addr in &config.udp {
             let s = UdpSocket::bind(addr)

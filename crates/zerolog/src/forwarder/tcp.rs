@@ -19,10 +19,11 @@ use crate::stats::ForwarderStats;
 use crate::Error;
 
 /// A TCP socket bound to `addr`, not yet listening: until the forwarder is ready, senders
-/// are refused (and keep their logs) rather than accepted into a queue nobody reads.
-pub(super) fn bind_tcp(addr: SocketAddr) -> Result<TcpSocket, Error> {
+/// are refused (and keep their logs) rather than accepted into a queue nobody reads. `scheme`
+/// names the input in an error (`tcp`, `relp`, `tls`, `relp+tls`).
+pub(super) fn bind_tcp(scheme: &str, addr: SocketAddr) -> Result<TcpSocket, Error> {
     let err = |source| Error::Listen {
-        addr: format!("tcp:{addr}"),
+        addr: format!("{scheme}:{addr}"),
         source,
     };
     let socket = if addr.is_ipv4() {
