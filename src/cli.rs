@@ -293,7 +293,12 @@ pub struct ForwarderArgs {
     pub curve_secret_key: Option<PathBuf>,
     /// With --curve-secret-key, only receivers with this public key may connect (Z85, or a
     /// file holding it; repeatable); default: any receiver that knows the server's key
-    #[arg(long, value_name = "KEY", requires = "curve_secret_key")]
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "curve_secret_key",
+        allow_hyphen_values = true
+    )]
     pub curve_client: Vec<String>,
     /// Keep a durable journal in DIR/journal: every message is appended before it counts
     /// as accepted, and receivers started with --journal fetch from it with
@@ -333,7 +338,12 @@ pub struct ForwarderArgs {
     /// and --tls-key
     #[arg(long, value_name = "ADDR:PORT", requires_all = ["tls_cert", "tls_key"])]
     pub listen_tls: Vec<SocketAddr>,
-    /// PEM certificate chain of the TLS inputs, their own certificate first
+    /// TCP address to accept RELP over TLS on (omrelp tls="on"; repeatable); needs
+    /// --tls-cert and --tls-key
+    #[arg(long, value_name = "ADDR:PORT", requires_all = ["tls_cert", "tls_key"])]
+    pub listen_relp_tls: Vec<SocketAddr>,
+    /// PEM certificate chain of the TLS inputs, their own certificate first; re-read with
+    /// its key and CA on SIGHUP
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert (not readable by others)
@@ -362,6 +372,7 @@ pub struct ForwarderArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("curve_roles").args(["curve_server_key", "curve_worker"]).multiple(true)))]
 /// `zerolog receiver`'s arguments.
 pub struct ReceiverArgs {
     /// Address of the running forwarder (may be left out, with its port, when --connect names
@@ -401,13 +412,28 @@ pub struct ReceiverArgs {
     /// e.g. 10.0.0.0/8); default: any
     #[arg(long, value_name = "NET", value_parser = zerolog::access::parse_net)]
     pub allow: Vec<ipnet::IpNet>,
-    /// Connect to the forwarder's TCP endpoints with CURVE, with the secret key in FILE (made
-    /// by `zerolog keygen`; not readable by others); needs --curve-server-key
-    #[arg(long, value_name = "FILE", requires = "curve_server_key")]
+    /// This receiver's CURVE secret key, in FILE (made by `zerolog keygen`; not readable by
+    /// others); needs --curve-server-key, --curve-worker, or both
+    #[arg(long, value_name = "FILE", requires = "curve_roles")]
     pub curve_secret_key: Option<PathBuf>,
-    /// The forwarder's CURVE public key (Z85, or a file holding it)
-    #[arg(long, value_name = "KEY", requires = "curve_secret_key")]
+    /// Connect to the forwarder's TCP endpoints with CURVE: the forwarder's public key (Z85,
+    /// or a file holding it)
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "curve_secret_key",
+        allow_hyphen_values = true
+    )]
     pub curve_server_key: Option<String>,
+    /// CURVE on a TCP output: only workers with this public key may connect (Z85, or a file
+    /// holding it; repeatable)
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "curve_secret_key",
+        allow_hyphen_values = true
+    )]
+    pub curve_worker: Vec<String>,
     /// Fetch from this forwarder journal endpoint (its --journal-endpoint) with
     /// acknowledgements instead of subscribing (at least once instead of at most once)
     #[arg(long, value_name = "ENDPOINT", value_parser = Endpoint::parse_connect)]
@@ -456,6 +482,18 @@ pub struct WorkerArgs {
     /// acked), to drop the duplicates that follow a crash
     #[arg(long)]
     pub with_seq: bool,
+    /// Connect to a receiver's TCP output with CURVE, with the secret key in FILE (made by
+    /// `zerolog keygen`; not readable by others); needs --curve-server-key
+    #[arg(long, value_name = "FILE", requires = "curve_server_key")]
+    pub curve_secret_key: Option<PathBuf>,
+    /// The receiver's CURVE public key (Z85, or a file holding it)
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "curve_secret_key",
+        allow_hyphen_values = true
+    )]
+    pub curve_server_key: Option<String>,
     /// ZeroMQ endpoint to receive messages from (e.g. tcp://127.0.0.1:6200 or
     /// ipc:///run/zerolog/all.sock)
     #[arg(required_unless_present = "config", value_parser = Endpoint::parse_connect)]
@@ -567,6 +605,7 @@ impl ForwarderArgs {
             udp,
             relp: self.listen_relp,
             tls: self.listen_tls,
+            relp_tls: self.listen_relp_tls,
             tls_settings: self
                 .tls_cert
                 .zip(self.tls_key)
@@ -640,12 +679,21 @@ impl ReceiverArgs {
             queue_bytes: self.queue.queue_bytes,
             max_message_size: self.queue.max_message_size,
             allow: self.allow,
-            curve: self.curve_secret_key.zip(self.curve_server_key).map(
-                |(secret_key, server_key)| CurveClient {
+            curve: self
+                .curve_secret_key
+                .clone()
+                .zip(self.curve_server_key)
+                .map(|(secret_key, server_key)| CurveClient {
                     secret_key,
                     server_key,
-                },
-            ),
+                }),
+            curve_output: self
+                .curve_secret_key
+                .filter(|_| !self.curve_worker.is_empty())
+                .map(|secret_key| CurveServer {
+                    secret_key,
+                    clients: self.curve_worker,
+                }),
             journal: self.journal,
             group: self.group,
             delivery: self.delivery,
@@ -685,6 +733,12 @@ impl WorkerArgs {
                 .delivery
                 .unwrap_or_else(zerolog::worker::delivery_from_env),
             with_seq: self.with_seq,
+            curve: self.curve_secret_key.zip(self.curve_server_key).map(
+                |(secret_key, server_key)| CurveClient {
+                    secret_key,
+                    server_key,
+                },
+            ),
         })
     }
 }
@@ -794,6 +848,26 @@ mod tests {
         a.into_config().unwrap()
     }
 
+    /// Z85 keys may begin with '-': as values of the key options they are keys, not flags.
+    #[test]
+    fn curve_keys_may_begin_with_a_dash() {
+        let key = "-*Z.kbn0V@:S2)e?3hL}5#VRwa4X9wEr]F(zT!*f";
+        let f = forwarder(&["--curve-secret-key", "f.key", "--curve-client", key]);
+        assert_eq!(f.curve.unwrap().clients, [key]);
+        let r = receiver(&[
+            "--curve-secret-key",
+            "r.key",
+            "--curve-server-key",
+            key,
+            "--curve-worker",
+            key,
+            "127.0.0.1",
+            "6001",
+        ]);
+        assert_eq!(r.curve.unwrap().server_key, key);
+        assert_eq!(r.curve_output.unwrap().clients, [key]);
+    }
+
     fn receiver(args: &[&str]) -> ReceiverConfig {
         let Element::Receiver(a) = element("receiver", args) else {
             unreachable!()
@@ -879,6 +953,7 @@ mod tests {
             allow: vec![net("10.0.0.0/8")],
             relp: vec![],
             tls: vec![],
+            relp_tls: vec![],
             tls_settings: None,
             journal: None,
             journal_endpoint: ep("tcp://127.0.0.1:6002"),
@@ -954,6 +1029,7 @@ mod tests {
         ]);
         let want = ReceiverConfig {
             curve: None,
+            curve_output: None,
             connect: vec![ep("tcp://log1:7001"), ep("ipc:///run/p.sock")],
             topics: vec![b"nginx".to_vec(), b"kernel".to_vec()],
             output: ep("tcp://0.0.0.0:7200"),
@@ -1003,6 +1079,7 @@ mod tests {
             max_message_size: 2000,
             delivery: zerolog::delivery::Delivery::Push,
             with_seq: false,
+            curve: None,
         };
         assert_eq!(w, want);
     }

@@ -12,7 +12,7 @@ use crate::common::zerologd::*;
 use crate::common::*;
 
 /// `zerolog keygen DIR/NAME.key`: returns (secret file, public key as Z85).
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+pub(crate) fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let path = dir.join(format!("{name}.key"));
     let out = Command::new(zerolog_bin())
         .arg("keygen")
@@ -121,11 +121,13 @@ fn only_receivers_with_the_servers_key_and_an_allowed_key_get_messages() {
     let forwarder = curve_forwarder(dir.path(), (b, f), &fwd.0, allowed_pub.to_str().unwrap());
     let ctx = zmq::Context::new();
     let endpoint = format!("tcp://127.0.0.1:{f}");
-    let wrong_server = curve_sub(&ctx, &endpoint, &other.1, &rcv);
-    let not_allowed = curve_sub(&ctx, &endpoint, &fwd.1, &other);
-    let plain = sub(&ctx, &endpoint);
     let good = curve_sub(&ctx, &endpoint, &fwd.1, &rcv);
     forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
+    // A wrong server key: the forwarder cannot decrypt the handshake, and says so.
+    let wrong_server = curve_sub(&ctx, &endpoint, &other.1, &rcv);
+    forwarder.wait_for_stderr("it has another server key", READY_TIMEOUT);
+    let plain = sub(&ctx, &endpoint);
+    let not_allowed = curve_sub(&ctx, &endpoint, &fwd.1, &other);
     send_tcp(b, b"<13>app: secret one\n<13>app: secret two\n");
     let mut got = Vec::new();
     wait_until(DELIVERY_TIMEOUT, "the allowed receiver gets both", || {
@@ -154,6 +156,8 @@ fn only_receivers_with_the_servers_key_and_an_allowed_key_get_messages() {
     }
     let line = forwarder.stop_and_find_line(" counters:");
     assert!(line.contains("zap_denied=1"), "{line}");
+    // Both refused clients kept trying: each attempt counts.
+    assert!(counter(&line, "curve_handshakes_failed") >= 2, "{line}");
     let log = forwarder.stderr_text();
     assert!(
         log.contains("key not allowed") && log.contains(&other.1),
@@ -292,11 +296,7 @@ fn zerologd_runs_curve_between_forwarder_and_receiver_and_check_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let z = Zerologd::start(dir.path(), &curve_topology(dir.path()));
     z.deliver(&dir.path().join("out.txt"), "curve", 1000);
-    let out = Command::new(zerologd_bin())
-        .args(["--check", "-c"])
-        .arg(&z.config)
-        .output()
-        .unwrap();
+    let out = zerologd_check(&z.config);
     let text = show(&out.stdout);
     assert!(out.status.success(), "{text}{}", show(&out.stderr));
     let lines: Vec<&str> = text.lines().skip_while(|l| *l != "encryption:").collect();
@@ -326,11 +326,7 @@ fn zerologd_check_refuses_an_exposed_key_with_both_lines() {
         topology.replace("{B}", "6514").replace("{F}", "6515"),
     )
     .unwrap();
-    let out = Command::new(zerologd_bin())
-        .args(["--check", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = zerologd_check(&config);
     let err = show(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     // The topology's line (the receiver's curve_secret_key, line 11) and the key file's.
@@ -341,5 +337,123 @@ fn zerologd_check_refuses_an_exposed_key_with_both_lines() {
                 key.display()
             )),
         "{err}"
+    );
+}
+
+/// A receiver's TCP output with CURVE (`curve_workers`): its own [[worker]] with the keys and
+/// an allowed key gets every message; a worker without CURVE and one with a key outside the
+/// list, both on the same output, get none and are counted.
+#[test]
+fn workers_reach_a_curve_output_only_with_the_receivers_key_and_an_allowed_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let rcv = keygen(dir.path(), "rcv");
+    let wk = keygen(dir.path(), "wk");
+    keygen(dir.path(), "other");
+    let port = free_port();
+    let topology = format!(
+        r#"
+[forwarder]
+tcp = ["127.0.0.1:{{B}}"]
+
+[[receiver]]
+name = "all"
+output = "tcp://127.0.0.1:{port}"
+curve_secret_key = "{{DIR}}/rcv.key"
+curve_workers = ["{}"]
+external_workers = true
+
+[[worker]]
+name = "out"
+receiver = "all"
+command = ["file", "{{DIR}}/out.txt"]
+curve_secret_key = "{{DIR}}/wk.key"
+curve_server_key = "{{DIR}}/rcv.key.pub"
+"#,
+        wk.1
+    );
+    let z = Zerologd::start(dir.path(), &topology);
+    let backend = format!("tcp://127.0.0.1:{port}");
+    let (other_key, rcv_pub) = (dir.path().join("other.key"), rcv.1.clone());
+    let plain_out = dir.path().join("plain.txt");
+    let plain = zerolog(
+        dir.path(),
+        "plain-worker",
+        &["worker", &backend, "file", plain_out.to_str().unwrap()],
+    );
+    let other_out = dir.path().join("other.txt");
+    let other = zerolog(
+        dir.path(),
+        "other-worker",
+        &[
+            "worker",
+            "--curve-secret-key",
+            other_key.to_str().unwrap(),
+            "--curve-server-key",
+            &rcv_pub,
+            &backend,
+            "file",
+            other_out.to_str().unwrap(),
+        ],
+    );
+    wait_until(READY_TIMEOUT, "both refused workers counted", || {
+        let (_, total) = z.counters("all");
+        total["zap_denied"].as_u64() >= Some(1)
+            && total["curve_handshakes_failed"].as_u64() >= Some(1)
+    });
+    z.deliver(&dir.path().join("out.txt"), "curve-out", 1000);
+    std::thread::sleep(Duration::from_millis(300));
+    for (name, out) in [("plain", &plain_out), ("other key", &other_out)] {
+        assert_eq!(count_lines(out), 0, "the {name} worker got messages");
+    }
+    assert!(plain.is_running() && other.is_running());
+
+    let out = zerologd_check(&z.config);
+    let text = show(&out.stdout);
+    assert!(
+        text.lines()
+            .skip_while(|l| *l != "encryption:")
+            .any(|l| l.contains(
+                "to workers: TCP with CURVE (encrypted, keys checked), 1 worker key(s) allowed"
+            )),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_worker_without_keys_on_a_curve_output_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path(), "rcv");
+    let topology = r#"
+[forwarder]
+tcp = ["127.0.0.1:6514"]
+
+[[receiver]]
+name = "all"
+output = "tcp://127.0.0.1:6600"
+curve_secret_key = "{DIR}/rcv.key"
+curve_workers = []
+
+[[worker]]
+name = "out"
+receiver = "all"
+command = ["stdout"]
+"#;
+    let config = write_file(
+        dir.path(),
+        "zerolog.toml",
+        &topology.replace("{DIR}", dir.path().to_str().unwrap()),
+    );
+    let out = zerologd_check(&config);
+    let err = show(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:13:", config.display()))
+            && err.contains("has CURVE on its output"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().count(),
+        2,
+        "only that error (and the summary): {err}"
     );
 }

@@ -285,18 +285,9 @@ fn relp_loses_nothing_acknowledged_when_the_forwarder_or_zerologd_is_killed() {
 /// would) and then all of them at once are killed -9, twice over: every line arrives.
 #[test]
 fn rsyslog_omrelp_loses_nothing_while_everything_is_killed_in_turn() {
-    let with_omrelp = rsyslogd().filter(|_| {
-        [
-            "/usr/lib/x86_64-linux-gnu/rsyslog",
-            "/usr/lib/rsyslog",
-            "/usr/lib64/rsyslog",
-        ]
-        .iter()
-        .any(|d| Path::new(d).join("omrelp.so").exists())
-    });
     let Some(rsyslogd) = peer_or_skip(
         "rsyslogd with omrelp (Debian packages rsyslog, rsyslog-relp)",
-        with_omrelp,
+        rsyslogd_with(&["omrelp"]),
     ) else {
         return;
     };

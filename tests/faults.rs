@@ -1,5 +1,6 @@
 //! Faults that last: workers slower than the input for 30 s, and the network between the
-//! forwarder and the receiver cut for 10 s (two network namespaces joined by a veth pair).
+//! forwarder and the receiver cut for 10 s (two network namespaces joined by a veth pair);
+//! with CURVE across that link, a capture of it shows none of the messages in clear text.
 //! Every message sent is delivered exactly once, the sender is throttled by TCP rather than
 //! dropped, and memory stays bounded.
 
@@ -10,18 +11,6 @@ use std::time::{Duration, Instant};
 use crate::common::load::*;
 use crate::common::zerologd::*;
 use crate::common::*;
-
-/// Field `key` (`VmRSS`, `VmHWM`) of `pid`'s /proc status, in kB; 0 once it is gone.
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-                .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// A worker program far slower than loggen: it keeps the first 200 bytes of each line, in the
 /// file named by its first argument, and sleeps the seconds of its second after each.
@@ -449,4 +438,122 @@ fn cutting_the_link_between_hosts_for_10_s_throttles_and_recovers_without_loss()
         "loggen took {seconds:.1} s for {} lines; forwarder publishing waited {waited_ms} ms",
         load.count
     );
+}
+
+/// `tcpdump` (Debian package tcpdump).
+fn tcpdump() -> Option<&'static str> {
+    let ok = Command::new("tcpdump").arg("--version").output();
+    ok.is_ok_and(|o| o.status.success()).then_some("tcpdump")
+}
+
+/// A forwarder on one host and a receiver with its worker on another, CURVE between them:
+/// a burst arrives whole, and a capture of the link holds none of it in clear text (only
+/// the ZMTP greeting, which names the mechanism).
+#[test]
+fn with_curve_between_hosts_a_burst_arrives_whole_and_the_link_shows_none_of_it() {
+    let Some(net) = Netns::create() else {
+        return;
+    };
+    let Some(tcpdump) = peer_or_skip("tcpdump (Debian package tcpdump)", tcpdump()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |x: &str| x.to_string();
+    let (fwd_key, fwd_pub) = crate::curve::keygen(d, "fwd");
+    let (rcv_key, rcv_pub) = crate::curve::keygen(d, "rcv");
+    let pcap = d.join("link.pcap");
+    // Packet-buffered (-U), so that what was captured is in the file when it stops; as root
+    // (-Z root): the test's directory is not the tcpdump user's.
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns", "exec", &net.a, tcpdump, "-i", &net.a_dev, "-U", "-Z", "root", "-w",
+    ])
+    .arg(&pcap);
+    let capture = Proc::spawn(d, "tcpdump", cmd);
+    wait_until(READY_TIMEOUT, "tcpdump listening", || {
+        capture.stderr_text().contains("listening on")
+    });
+    let forwarder = net.zerolog(
+        d,
+        &net.a,
+        "forwarder",
+        &[
+            s("forwarder"),
+            s("-b"),
+            s("6000"),
+            s("--publish-endpoint"),
+            s("tcp://10.213.0.1:6001"),
+            s("--wait-subscribers"),
+            s("1"),
+            s("--curve-secret-key"),
+            fwd_key.display().to_string(),
+            s("--curve-client"),
+            rcv_pub,
+        ],
+    );
+    let sock = d.join("receiver.sock");
+    let receiver = net.zerolog(
+        d,
+        &net.b,
+        "receiver",
+        &[
+            s("receiver"),
+            s("--output-socket"),
+            sock.display().to_string(),
+            s("--curve-secret-key"),
+            rcv_key.display().to_string(),
+            s("--curve-server-key"),
+            fwd_pub,
+            s("10.213.0.1"),
+            s("6001"),
+        ],
+    );
+    let out = d.join("out.txt");
+    let worker = net.zerolog(
+        d,
+        &net.b,
+        "worker",
+        &[
+            s("worker"),
+            format!("ipc://{}", sock.display()),
+            s("file"),
+            out.display().to_string(),
+        ],
+    );
+    forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
+    let procs = [&forwarder, &receiver, &worker];
+
+    let load = Load {
+        count: 20_000,
+        rate: 0,
+        connections: 1,
+    };
+    let mut args = load.args(6000);
+    let app = args.iter().position(|a| a == "--app").unwrap() + 1;
+    args[app] = s("TOPSECRET");
+    let loggen = net.zerolog(d, &net.a, "loggen", &args);
+    let report = loggen_report(&loggen, Duration::from_secs(60));
+    assert_eq!(report["messages"].as_u64(), Some(load.count));
+    wait_for_line_count(&out, load.count as usize, DELIVERY_TIMEOUT, &procs);
+    assert!(read_lines(&out).iter().all(|l| contains(l, b"TOPSECRET")));
+    assert_all_delivered_once(d, "out.txt", &load, &procs);
+
+    capture.signal("INT");
+    capture.wait_exit(READY_TIMEOUT);
+    let captured = std::fs::read(&pcap).unwrap();
+    let sent = report["bytes"].as_u64().unwrap() as usize;
+    assert!(
+        captured.len() > sent,
+        "the capture ({} bytes) is smaller than what crossed the link ({sent} bytes of lines)",
+        captured.len()
+    );
+    assert!(contains(&captured, b"CURVE"), "no ZMTP greeting captured");
+    for clear in [&b"TOPSECRET"[..], b"seq=0.", b"2026-11-23T10:00:00"] {
+        assert!(
+            !contains(&captured, clear),
+            "{:?} crossed the link in clear text",
+            show(clear)
+        );
+    }
 }

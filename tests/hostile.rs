@@ -27,15 +27,6 @@ fn random_bytes(seed: u64, n: usize) -> Vec<u8> {
         .collect()
 }
 
-fn proc_status_kb(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -160,7 +151,7 @@ fn hostile_corpus_leaves_the_forwarder_up_bounded_and_other_connections_intact()
     assert!(p.forwarder.proc.is_running(), "{}", p.describe());
     // Bounded: what the forwarder ever held is far below what it was sent (~25 MB), and
     // every dropped connection's descriptor was closed.
-    let peak_kb = proc_status_kb(fwd_pid, "VmHWM:");
+    let peak_kb = status_kb(fwd_pid, "VmHWM");
     assert!(
         peak_kb < 64 * 1024,
         "forwarder peak RSS {peak_kb} kB (bound: 64 MB)"

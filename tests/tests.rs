@@ -17,5 +17,6 @@ mod pipeline;
 mod real_senders;
 mod sd_notify;
 mod tls;
+mod tls_peers;
 mod topics;
 mod zerologd;

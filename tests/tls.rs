@@ -21,18 +21,19 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use crate::common::load::loggen_report;
+use crate::common::zerologd::*;
 use crate::common::*;
 
 /// A CA, and the forwarder's certificate (for `localhost`) and key as files.
-struct Pki {
+pub(crate) struct Pki {
     ca: CertifiedIssuer<'static, KeyPair>,
-    ca_file: PathBuf,
-    cert_file: PathBuf,
-    key_file: PathBuf,
+    pub(crate) ca_file: PathBuf,
+    pub(crate) cert_file: PathBuf,
+    pub(crate) key_file: PathBuf,
 }
 
 /// A client certificate and its key, as a TLS client holds them.
-struct ClientCert {
+pub(crate) struct ClientCert {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 }
@@ -55,7 +56,7 @@ fn leaf(
     (cert, key)
 }
 
-fn pki(dir: &Path) -> Pki {
+pub(crate) fn pki(dir: &Path) -> Pki {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params
         .distinguished_name
@@ -77,7 +78,29 @@ fn pki(dir: &Path) -> Pki {
 }
 
 impl Pki {
-    fn client_cert(&self, dns: &str) -> ClientCert {
+    /// A client certificate for `dns` signed by the CA, and its key, as PEM files in `dir`
+    /// (for clients that read files: rsyslog, openssl).
+    pub(crate) fn client_files(&self, dir: &Path, dns: &str) -> (PathBuf, PathBuf) {
+        let (cert, key) = leaf(&self.ca, dns, ExtendedKeyUsagePurpose::ClientAuth);
+        let (cert_file, key_file) = (
+            dir.join(format!("{dns}.pem")),
+            dir.join(format!("{dns}.key")),
+        );
+        write_file(&cert_file, &cert.pem(), 0o644);
+        write_file(&key_file, &key.serialize_pem(), 0o600);
+        (cert_file, key_file)
+    }
+
+    /// A new server certificate and key for `localhost` in place of the old files, as a
+    /// renewal leaves them; the certificate's DER.
+    fn renew(&self) -> Vec<u8> {
+        let (cert, key) = leaf(&self.ca, "localhost", ExtendedKeyUsagePurpose::ServerAuth);
+        write_file(&self.cert_file, &cert.pem(), 0o644);
+        write_file(&self.key_file, &key.serialize_pem(), 0o600);
+        cert.der().to_vec()
+    }
+
+    pub(crate) fn client_cert(&self, dns: &str) -> ClientCert {
         let (cert, key) = leaf(&self.ca, dns, ExtendedKeyUsagePurpose::ClientAuth);
         ClientCert {
             chain: vec![cert.der().clone()],
@@ -86,7 +109,7 @@ impl Pki {
     }
 
     /// A client that trusts the test CA, with `cert` or without a certificate.
-    fn client(&self, cert: Option<ClientCert>) -> Arc<ClientConfig> {
+    pub(crate) fn client(&self, cert: Option<ClientCert>) -> Arc<ClientConfig> {
         let mut roots = RootCertStore::empty();
         roots.add(self.ca.der().clone()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -100,35 +123,41 @@ impl Pki {
         })
     }
 
-    /// `zerolog forwarder` with a TLS input on `tls`, publishing on `publish`, waiting for one
-    /// subscriber; `extra` adds flags (--tls-ca ...).
-    fn forwarder(&self, dir: &Path, tls: u16, publish: u16, extra: &[&str]) -> Proc {
-        let tcp = format!("127.0.0.1:{}", free_port());
-        let tls = format!("127.0.0.1:{tls}");
-        let publish = publish.to_string();
+    /// `zerolog forwarder` with a TLS input and `extra` flags (--tls-ca ...), once it reads
+    /// input: it, the TLS port, and its one subscriber (which it waited for).
+    pub(crate) fn start(&self, dir: &Path, extra: &[&str]) -> (Proc, u16, zmq::Socket) {
+        let (tcp, tls, publish) = (free_port(), free_port(), free_port());
+        let (tcp, tls_addr, publish_port) = (
+            format!("127.0.0.1:{tcp}"),
+            format!("127.0.0.1:{tls}"),
+            publish.to_string(),
+        );
         let mut args = vec![
             "forwarder",
             "--listen",
             &tcp,
             "-f",
-            &publish,
+            &publish_port,
             "--wait-subscribers",
             "1",
             "--listen-tls",
-            &tls,
+            &tls_addr,
             "--tls-cert",
             self.cert_file.to_str().unwrap(),
             "--tls-key",
             self.key_file.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        zerolog(dir, "forwarder", &args)
+        let forwarder = zerolog(dir, "forwarder", &args);
+        let s = sub(&zmq::Context::new(), &format!("tcp://127.0.0.1:{publish}"));
+        forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
+        (forwarder, tls, s)
     }
 }
 
 /// Connects over TLS to 127.0.0.1:`port`, writes `bytes`, says close_notify and waits for the
 /// server to close. An error is the server refusing us (at the handshake or just after).
-fn send_tls(port: u16, config: Arc<ClientConfig>, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn send_tls(port: u16, config: Arc<ClientConfig>, bytes: &[u8]) -> std::io::Result<()> {
     let tcp = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
     tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
     let name = ServerName::try_from("localhost").unwrap();
@@ -143,12 +172,24 @@ fn send_tls(port: u16, config: Arc<ClientConfig>, bytes: &[u8]) -> std::io::Resu
     Ok(())
 }
 
-fn line(tag: &str, i: usize) -> String {
+/// The certificate the TLS server on 127.0.0.1:`port` presents (DER), after a handshake.
+fn server_cert(port: u16, config: Arc<ClientConfig>) -> Vec<u8> {
+    let mut tcp = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut conn = ClientConnection::new(config, name).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).expect("handshake");
+    }
+    conn.peer_certificates().unwrap()[0].to_vec()
+}
+
+pub(crate) fn line(tag: &str, i: usize) -> String {
     format!("<13>1 2026-01-01T00:00:00Z host app - - - {tag} {i}")
 }
 
 /// Receives messages until `n` arrived (or panics after DELIVERY_TIMEOUT).
-fn receive(s: &zmq::Socket, n: usize, p: &Proc) -> Vec<String> {
+pub(crate) fn receive(s: &zmq::Socket, n: usize, p: &Proc) -> Vec<String> {
     let mut got = Vec::new();
     let start = Instant::now();
     while got.len() < n {
@@ -166,7 +207,7 @@ fn receive(s: &zmq::Socket, n: usize, p: &Proc) -> Vec<String> {
 }
 
 /// The forwarder's log line of a refused TLS connection.
-fn refusal_of(log: &str) -> &str {
+pub(crate) fn refusal_of(log: &str) -> &str {
     log.lines()
         .find(|l| l.contains("TLS connection refused"))
         .unwrap_or_else(|| panic!("no refusal logged:\n{log}"))
@@ -176,11 +217,7 @@ fn refusal_of(log: &str) -> &str {
 fn lf_and_octet_counted_lines_over_tls_all_arrive_once() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
-    let (tls, publish) = (free_port(), free_port());
-    let forwarder = pki.forwarder(dir.path(), tls, publish, &[]);
-    let ctx = zmq::Context::new();
-    let s = sub(&ctx, &format!("tcp://127.0.0.1:{publish}"));
-    forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
+    let (forwarder, tls, s) = pki.start(dir.path(), &[]);
     assert!(
         forwarder
             .stderr_text()
@@ -229,12 +266,8 @@ fn lf_and_octet_counted_lines_over_tls_all_arrive_once() {
 fn with_a_ca_a_client_without_certificate_is_refused_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
-    let (tls, publish) = (free_port(), free_port());
     let ca = pki.ca_file.to_str().unwrap().to_owned();
-    let forwarder = pki.forwarder(dir.path(), tls, publish, &["--tls-ca", &ca]);
-    let ctx = zmq::Context::new();
-    let s = sub(&ctx, &format!("tcp://127.0.0.1:{publish}"));
-    forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
+    let (forwarder, tls, s) = pki.start(dir.path(), &["--tls-ca", &ca]);
 
     let sent = send_tls(tls, pki.client(None), (line("anon", 0) + "\n").as_bytes());
     assert!(
@@ -262,17 +295,11 @@ fn with_a_ca_a_client_without_certificate_is_refused_and_counted() {
 fn only_permitted_peers_get_in() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
-    let (tls, publish) = (free_port(), free_port());
     let ca = pki.ca_file.to_str().unwrap().to_owned();
-    let forwarder = pki.forwarder(
+    let (forwarder, tls, s) = pki.start(
         dir.path(),
-        tls,
-        publish,
         &["--tls-ca", &ca, "--tls-permitted-peer", "*.example.com"],
     );
-    let ctx = zmq::Context::new();
-    let s = sub(&ctx, &format!("tcp://127.0.0.1:{publish}"));
-    forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
 
     let intruder = pki.client(Some(pki.client_cert("intruder.example.org")));
     let _ = send_tls(tls, intruder, (line("intruder", 0) + "\n").as_bytes());
@@ -299,11 +326,7 @@ fn only_permitted_peers_get_in() {
 fn a_silent_tcp_client_on_the_tls_port_holds_up_nobody() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
-    let (tls, publish) = (free_port(), free_port());
-    let forwarder = pki.forwarder(dir.path(), tls, publish, &[]);
-    let ctx = zmq::Context::new();
-    let s = sub(&ctx, &format!("tcp://127.0.0.1:{publish}"));
-    forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
+    let (forwarder, tls, s) = pki.start(dir.path(), &[]);
 
     let silent = TcpStream::connect((Ipv4Addr::LOCALHOST, tls)).unwrap();
     std::thread::sleep(Duration::from_millis(100));
@@ -489,4 +512,129 @@ fn loggen_refuses_a_server_its_ca_does_not_vouch_for() {
     // The server counts the refusals it saw: the bad certificate, the wrong name (each
     // ended by loggen's alert) and the missing client certificate.
     assert_eq!(counter(&counters, "tls_refused"), 3, "{counters}");
+}
+
+/// zerologd with a TLS input (`tls`, `tls_cert`, `tls_key`) on `port`, into a `file` worker.
+fn tls_topology(pki: &Pki, port: u16) -> String {
+    format!(
+        r#"
+[forwarder]
+tcp = ["127.0.0.1:{{B}}"]
+tls = ["127.0.0.1:{port}"]
+tls_cert = "{}"
+tls_key = "{}"
+
+[[receiver]]
+name = "all"
+
+[[worker]]
+name = "out"
+receiver = "all"
+command = ["file", "{{DIR}}/out.txt"]
+"#,
+        pki.cert_file.display(),
+        pki.key_file.display()
+    )
+}
+
+#[test]
+fn zerologd_serves_tls_and_a_reload_takes_a_renewed_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let port = free_port();
+    let z = Zerologd::start(dir.path(), &tls_topology(&pki, port));
+    let out = dir.path().join("out.txt");
+    let lines: String = (0..100).map(|i| line("tls", i) + "\n").collect();
+    send_tls(port, pki.client(None), lines.as_bytes()).unwrap();
+    wait_for_line_count(&out, 100, DELIVERY_TIMEOUT, &[&z.proc]);
+    let first = server_cert(port, pki.client(None));
+
+    // Renewed on disk: served from the next connection on, after a reload, with no restart.
+    let forwarder = z.pid_of("forwarder");
+    let renewed = pki.renew();
+    assert_ne!(renewed, first);
+    assert_eq!(
+        server_cert(port, pki.client(None)),
+        first,
+        "re-read before the reload"
+    );
+    let (code, text, err) = z.ctl(&["reload"]);
+    assert_eq!(code, 0, "{text}{err}");
+    wait_until(READY_TIMEOUT, "the renewed certificate served", || {
+        server_cert(port, pki.client(None)) == renewed
+    });
+    assert_eq!(
+        z.pid_of("forwarder"),
+        forwarder,
+        "the forwarder was restarted"
+    );
+    send_tls(
+        port,
+        pki.client(None),
+        (line("renewed", 0) + "\n").as_bytes(),
+    )
+    .unwrap();
+    wait_for_line_count(&out, 101, DELIVERY_TIMEOUT, &[&z.proc]);
+
+    // A broken renewal: zerologd refuses the reload, naming the file's line; a SIGHUP straight
+    // to the forwarder leaves it with the certificate it has.
+    write_file(&pki.key_file, "not a key", 0o600);
+    let (code, text, err) = z.ctl(&["reload"]);
+    assert_ne!(code, 0, "{text}{err}");
+    assert!(
+        err.contains(":6: forwarder.tls_key") && err.contains("no private key"),
+        "{err}"
+    );
+    let pid = nix::unistd::Pid::from_raw(forwarder.unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    z.proc
+        .wait_for_stderr("the inputs keep the certificate they had", READY_TIMEOUT);
+    assert_eq!(server_cert(port, pki.client(None)), renewed);
+    assert_eq!(z.pid_of("forwarder"), forwarder);
+}
+
+#[test]
+fn zerologd_check_shows_the_tls_input_and_refuses_bad_key_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let text = Zerologd::expand(dir.path(), &tls_topology(&pki, free_port()), free_port());
+    let config = crate::common::write_file(dir.path(), "zerolog.toml", &text);
+    let check = || zerologd_check(&config);
+    let out = check();
+    let shown = show(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", show(&out.stderr));
+    assert!(
+        shown
+            .lines()
+            .skip_while(|l| *l != "encryption:")
+            .any(|l| l.contains("over TLS (no client certificate asked for)")
+                && l.contains("in plaintext")),
+        "{shown}"
+    );
+
+    // The key readable by all: refused at tls_key's line (6), exit 2.
+    std::fs::set_permissions(&pki.key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = check();
+    let err = show(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:6:", config.display())) && err.contains("mode 0644"),
+        "{err}"
+    );
+    assert!(!err.contains("PRIVATE KEY"), "{err}");
+
+    // A TLS input without its key.
+    let no_key: String = text
+        .lines()
+        .filter(|l| !l.starts_with("tls_key"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&config, no_key).unwrap();
+    let out = check();
+    let err = show(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:4:", config.display())) && err.contains("tls_key"),
+        "{err}"
+    );
 }

@@ -329,11 +329,7 @@ fn config_errors_are_all_reported_with_lines_and_nothing_starts() {
     }
     // The example file is valid.
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("zerolog.toml.example");
-    let out = Command::new(zerologd_bin())
-        .args(["--check", "-c"])
-        .arg(&example)
-        .output()
-        .unwrap();
+    let out = zerologd_check(&example);
     assert!(
         out.status.success(),
         "{}",

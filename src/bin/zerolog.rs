@@ -70,8 +70,34 @@ fn forwarder(a: ForwarderArgs) -> Result<(), Error> {
             publish = fwd.publish_endpoint().to_string().as_str(),
             "forwarder bound"
         );
+        // Registered before the forwarder is ready: zerologd may send SIGHUP from then on.
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(
+            |source| Error::Io {
+                context: "installing the SIGHUP handler",
+                source,
+            },
+        )?;
+        tokio::spawn(reload_tls_on_sighup(hup, fwd.tls_reloader()));
         fwd.run(shutdown_signal(), zerolog::notify::ready).await
     })
+}
+
+/// Re-reads the TLS inputs' certificate, key and CA on each SIGHUP (zerologd sends one on
+/// reload); a file that does not read keeps the ones in use. Without TLS inputs, SIGHUP
+/// changes nothing (rather than ending the process, its default).
+async fn reload_tls_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    reloader: Option<zerolog::forwarder::TlsReloader>,
+) {
+    while hup.recv().await.is_some() {
+        let Some(reloader) = &reloader else {
+            tracing::info!("SIGHUP: no TLS input, nothing to re-read");
+            continue;
+        };
+        if let Err(e) = reloader.reload() {
+            tracing::error!(error = %e, "SIGHUP: the TLS files do not read; the inputs keep the certificate they had");
+        }
+    }
 }
 
 /// Completes on the first SIGTERM or SIGINT.

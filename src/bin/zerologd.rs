@@ -125,16 +125,52 @@ fn forwarder_hops(f: &zerolog::forwarder::ForwarderConfig) -> String {
             n => format!("; {n} client key(s) allowed"),
         };
     }
-    text + "; syslog inputs in plaintext"
+    text + "; " + &input_hops(f)
+}
+
+/// Which syslog inputs are encrypted, for `--check`.
+fn input_hops(f: &zerolog::forwarder::ForwarderConfig) -> String {
+    fn names(inputs: &[(&str, &[std::net::SocketAddr])]) -> Vec<String> {
+        let each = |(scheme, addrs): &(&str, &[_])| {
+            addrs
+                .iter()
+                .map(move |a| format!("{scheme}:{a}"))
+                .collect::<Vec<_>>()
+        };
+        inputs.iter().flat_map(each).collect()
+    }
+    let plain = names(&[("tcp", &f.tcp), ("udp", &f.udp), ("relp", &f.relp)]);
+    let tls = names(&[("tls", &f.tls), ("relp_tls", &f.relp_tls)]);
+    let mut parts = Vec::new();
+    if !plain.is_empty() {
+        parts.push(format!("inputs {} in plaintext", plain.join(" ")));
+    }
+    if let (false, Some(t)) = (tls.is_empty(), &f.tls_settings) {
+        let clients = match (&t.ca, t.permitted_peers.len()) {
+            (None, _) => "no client certificate asked for".to_string(),
+            (Some(_), 0) => "client certificates required (any the CA signed)".to_string(),
+            (Some(_), n) => format!("client certificates required, {n} permitted peer(s)"),
+        };
+        parts.push(format!("inputs {} over TLS ({clients})", tls.join(" ")));
+    }
+    parts.join("; ")
 }
 
 fn receiver_hops(r: &zerolog::receiver::ReceiverConfig) -> String {
     let upstream = r.journal.as_ref().or(r.connect.first());
     let from = upstream.map_or("-", |ep| transport(ep, r.curve.is_some()));
-    format!(
-        "from the forwarder: {from}; to workers: {}",
-        transport(&r.output, false)
-    )
+    let mut to = transport(&r.output, r.curve_output.is_some()).to_string();
+    if let Some(c) = r
+        .curve_output
+        .as_ref()
+        .filter(|_| r.output.port().is_some())
+    {
+        to += &match c.clients.len() {
+            0 => ", any CURVE worker key".to_string(),
+            n => format!(", {n} worker key(s) allowed"),
+        };
+    }
+    format!("from the forwarder: {from}; to workers: {to}")
 }
 
 /// How a receiver's messages travel, for `--check`.

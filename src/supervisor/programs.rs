@@ -168,6 +168,7 @@ fn worker_specs(topology: &Topology, bin: &str, w: &WorkerSection) -> Vec<Progra
                         max_message_size: receiver.max_message_size,
                         delivery: receiver.delivery,
                         with_seq: w.with_seq,
+                        curve: w.curve.clone(),
                     });
                     element(topology, bin, (&name, Tier::Worker), config, &w.settings)
                 }
@@ -316,6 +317,7 @@ command = ["/bin/true", "--from", "{backend}"]
             udp: vec!["127.0.0.1:7514".parse().unwrap()],
             relp: vec!["127.0.0.1:7515".parse().unwrap()],
             tls: vec![],
+            relp_tls: vec![],
             tls_settings: None,
             publish: ep("tcp://*:7001"),
             monitor: Some(ep("ipc:///run/zl-test/monitor.sock")),
@@ -342,6 +344,7 @@ command = ["/bin/true", "--from", "{backend}"]
         };
         let want_receiver = ReceiverConfig {
             curve: None,
+            curve_output: None,
             connect: vec![
                 ep("tcp://localhost:7001"),
                 ep("ipc:///run/zl-test/other.sock"),
@@ -368,6 +371,7 @@ command = ["/bin/true", "--from", "{backend}"]
             max_message_size: 1000,
             delivery: Delivery::Acked,
             with_seq: true,
+            curve: None,
         };
         assert_eq!(
             received(&specs),

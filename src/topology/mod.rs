@@ -32,6 +32,7 @@ use zerolog::worker::OutputFraming;
 mod checks;
 mod diagnostics;
 mod sections;
+mod security;
 #[cfg(test)]
 mod tests;
 
@@ -238,6 +239,9 @@ pub struct WorkerSection {
     /// Key `with_seq` (stdin workers: programs and the built-ins): each record starts with
     /// the message's sequence number and a space.
     pub with_seq: bool,
+    /// Keys `curve_secret_key` and `curve_server_key` (stdin workers): CURVE towards a
+    /// receiver whose TCP output has it.
+    pub curve: Option<zerolog::curve::CurveClient>,
     /// Process keys (`restart`, `stop_signal`, `user`, ...).
     pub settings: ProcessSettings,
 }

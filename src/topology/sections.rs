@@ -50,6 +50,12 @@ pub(super) const FORWARDER_KEYS: &[&str] = &[
     "curve_secret_key",
     "curve_clients",
     "relp",
+    "tls",
+    "relp_tls",
+    "tls_cert",
+    "tls_key",
+    "tls_ca",
+    "tls_permitted_peers",
     "journal",
     "journal_endpoint",
     "journal_max_size",
@@ -67,11 +73,20 @@ pub(super) const RECEIVER_KEYS: &[&str] = &[
     "allow",
     "curve_secret_key",
     "curve_server_key",
+    "curve_workers",
     "external_workers",
     "delivery",
 ];
 pub(super) const WORKER_KEYS: &[&str] = &[
-    "name", "receiver", "type", "command", "numprocs", "framing", "with_seq",
+    "name",
+    "receiver",
+    "type",
+    "command",
+    "numprocs",
+    "framing",
+    "with_seq",
+    "curve_secret_key",
+    "curve_server_key",
 ];
 pub(super) const SETTINGS_KEYS: &[&str] = &[
     "restart",
@@ -166,6 +181,8 @@ pub(super) fn build(ctx: &mut Ctx<'_>, root: &toml_edit::Table, source: &Path) -
                     format!("no receiver named \"{name}\"; {receiver_list}"),
                 );
             }
+            let receiver = receivers.iter().find(|r| r.name == name);
+            super::security::check_worker_curve(ctx, &worker, receiver, line);
         }
         workers.push(worker);
     }
@@ -493,92 +510,6 @@ pub(super) fn allow_list(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Vec<ipnet::IpNet
     nets
 }
 
-/// Key `curve_secret_key`: the key file, read now so a missing, bad or exposed one is
-/// reported at the key's line.
-fn curve_secret_key(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Option<PathBuf> {
-    let f = s.field(ctx, "curve_secret_key")?;
-    let path = PathBuf::from(ctx.string(&f)?);
-    if let Err(e) = zerolog::curve::KeyPair::read(&path) {
-        ctx.error(f.line, &f.key, e.to_string());
-    }
-    Some(path)
-}
-
-/// A public key option: Z85 text or a file holding it, checked now.
-fn curve_public_key(ctx: &mut Ctx<'_>, key: &str, text: String, line: usize) -> Option<String> {
-    match zerolog::curve::public_key(&text) {
-        Ok(_) => Some(text),
-        Err(e) => {
-            ctx.error(line, key, e.to_string());
-            None
-        }
-    }
-}
-
-/// `[forwarder]` keys `curve_secret_key` and `curve_clients`.
-fn curve_server(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Option<zerolog::curve::CurveServer> {
-    let clients = s.field(ctx, "curve_clients");
-    let Some(secret_key) = curve_secret_key(ctx, s) else {
-        if let Some(f) = clients {
-            ctx.error(
-                f.line,
-                &f.key,
-                "curve_clients needs curve_secret_key (the forwarder's key file)",
-            );
-        }
-        return None;
-    };
-    let mut keys = Vec::new();
-    if let Some(f) = clients {
-        for (text, line) in ctx.strings(&f, true).unwrap_or_default() {
-            keys.extend(curve_public_key(ctx, &f.key, text, line));
-        }
-    }
-    Some(zerolog::curve::CurveServer {
-        secret_key,
-        clients: keys,
-    })
-}
-
-/// `[[receiver]]` keys `curve_secret_key` and `curve_server_key`: both or neither.
-fn curve_client(ctx: &mut Ctx<'_>, s: &Section<'_>) -> Option<zerolog::curve::CurveClient> {
-    let server = s.field(ctx, "curve_server_key");
-    let given_server = server.is_some();
-    let secret_key = curve_secret_key(ctx, s);
-    let server_key = match server {
-        Some(f) => {
-            let text = ctx.string(&f)?;
-            curve_public_key(ctx, &f.key, text, f.line)
-        }
-        None => None,
-    };
-    match (secret_key, server_key) {
-        (Some(secret_key), Some(server_key)) => Some(zerolog::curve::CurveClient {
-            secret_key,
-            server_key,
-        }),
-        (Some(_), None) if !given_server => {
-            let line = s.key_line(ctx, "curve_secret_key");
-            ctx.error(
-                line,
-                s.key_path("curve_server_key"),
-                "curve_secret_key needs curve_server_key (the forwarder's public key)",
-            );
-            None
-        }
-        (None, Some(_)) => {
-            let line = s.key_line(ctx, "curve_server_key");
-            ctx.error(
-                line,
-                s.key_path("curve_secret_key"),
-                "curve_server_key needs curve_secret_key (this receiver's key file)",
-            );
-            None
-        }
-        _ => None,
-    }
-}
-
 pub(super) fn bind_endpoint(
     ctx: &mut Ctx<'_>,
     s: &Section<'_>,
@@ -638,7 +569,7 @@ pub(super) fn forwarder_section(
         c.udp_recv_buffer = ctx.int_in(&f, 4096, 1 << 30);
     }
     c.allow = allow_list(ctx, s);
-    c.curve = curve_server(ctx, s);
+    c.curve = super::security::curve_server(ctx, s);
     let settings = settings_section(ctx, s);
     journal_keys(ctx, s, daemon, binds, &mut c);
     if c.journal.is_some() && settings.user.is_some() && s.field(ctx, "journal_endpoint").is_none()
@@ -730,18 +661,20 @@ fn forwarder_inputs(
     }
     c.udp = socket_addrs(ctx, s, "udp", Proto::Udp, binds).unwrap_or_default();
     c.relp = socket_addrs(ctx, s, "relp", Proto::Tcp, binds).unwrap_or_default();
+    super::security::tls_inputs(ctx, s, binds, c);
     let empty = |ctx: &mut Ctx<'_>, key: &str| {
         s.field(ctx, key)
             .map(|f| f.item.as_array().is_some_and(|a| a.is_empty()))
     };
     let tcp_empty = empty(ctx, "tcp") == Some(true);
-    let others_empty = ["udp", "relp"].iter().all(|k| empty(ctx, k) != Some(false));
+    let others = ["udp", "relp", "tls", "relp_tls"];
+    let others_empty = others.iter().all(|k| empty(ctx, k) != Some(false));
     if tcp_empty && others_empty {
         let line = s.key_line(ctx, "tcp");
         ctx.error(
             line,
             s.key_path("tcp"),
-            "the forwarder has no inputs: tcp is empty, and so are udp and relp",
+            "the forwarder has no inputs: tcp is empty, and so are udp, relp, tls and relp_tls",
         );
     }
 }
@@ -794,6 +727,7 @@ pub(super) fn receiver_section(
         (None, None) => placeholder(),
     };
     let defaults = ReceiverConfig::default();
+    let (curve, curve_output) = super::security::receiver_curve(ctx, &s, &output);
     let c = ReceiverConfig {
         topics,
         connect,
@@ -801,7 +735,8 @@ pub(super) fn receiver_section(
         hwm: hwm(ctx, &s).unwrap_or(defaults.hwm),
         queue_bytes: queue_bytes(ctx, &s).unwrap_or(defaults.queue_bytes),
         allow: allow_list(ctx, &s),
-        curve: curve_client(ctx, &s),
+        curve,
+        curve_output,
         ..defaults
     };
     let external_workers = s
@@ -950,7 +885,9 @@ pub(super) fn worker_section(
         .field(ctx, "with_seq")
         .and_then(|f| ctx.boolean(&f))
         .unwrap_or(false);
+    let curve = super::security::worker_curve(ctx, &s, kind);
     let worker = WorkerSection {
+        curve,
         with_seq,
         name: name.unwrap_or_default(),
         receiver: receiver.as_ref().map(|r| r.0.clone()).unwrap_or_default(),

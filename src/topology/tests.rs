@@ -139,6 +139,7 @@ command = ["file", "/tmp/archive.log"]
             udp: vec!["0.0.0.0:7514".parse().unwrap()],
             relp: vec![],
             tls: vec![],
+            relp_tls: vec![],
             tls_settings: None,
             publish: ep("tcp://*:7001"),
             monitor: Some(ep("ipc:///tmp/zl-test/monitor.sock")),
@@ -189,6 +190,7 @@ command = ["file", "/tmp/archive.log"]
                 name: "nginx".into(),
                 config: ReceiverConfig {
                     curve: None,
+                    curve_output: None,
                     topics: vec![b"nginx".to_vec()],
                     connect: vec![ep("tcp://127.0.0.1:7001")],
                     output: ep("tcp://127.0.0.1:7200"),
@@ -210,6 +212,7 @@ command = ["file", "/tmp/archive.log"]
                 name: "rest".into(),
                 config: ReceiverConfig {
                     curve: None,
+                    curve_output: None,
                     topics: vec![b"".to_vec(), b"kernel".to_vec()],
                     connect: vec![
                         ep("tcp://otherhost:6001"),
@@ -243,6 +246,7 @@ command = ["file", "/tmp/archive.log"]
                 numprocs: 4,
                 framing: OutputFraming::Nul,
                 with_seq: true,
+                curve: None,
                 settings: ProcessSettings {
                     stop_signal: Signal::SIGUSR1,
                     ..ProcessSettings::default()
@@ -256,6 +260,7 @@ command = ["file", "/tmp/archive.log"]
                 numprocs: 1,
                 framing: OutputFraming::Lf,
                 with_seq: false,
+                curve: None,
                 settings: ProcessSettings {
                     restart: RestartPolicy::Never,
                     ..ProcessSettings::default()
@@ -269,6 +274,7 @@ command = ["file", "/tmp/archive.log"]
                 numprocs: 1,
                 framing: OutputFraming::Lf,
                 with_seq: false,
+                curve: None,
                 settings: ProcessSettings::default(),
             },
         ]

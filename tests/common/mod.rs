@@ -101,6 +101,18 @@ pub fn show(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Field `key` (`VmRSS`, `VmHWM`) of `pid`'s /proc status, in kB; 0 once it is gone.
+pub fn status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Writes all of `bytes` to 127.0.0.1:`port` on one connection, then closes it.
 pub fn send_tcp(port: u16, bytes: &[u8]) {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -627,6 +639,26 @@ pub fn zerolog_py(python: &Path) -> Command {
 
 pub fn rsyslogd() -> Option<PathBuf> {
     find_program("rsyslogd", &["/usr/sbin/rsyslogd", "/sbin/rsyslogd"])
+}
+
+/// rsyslogd, if each of `modules` (`omrelp`, `lmnsd_gtls`: Debian's rsyslog-relp,
+/// rsyslog-gnutls) is installed too.
+pub fn rsyslogd_with(modules: &[&str]) -> Option<PathBuf> {
+    let dirs = [
+        "/usr/lib/x86_64-linux-gnu/rsyslog",
+        "/usr/lib/rsyslog",
+        "/usr/lib64/rsyslog",
+    ];
+    let has = |m: &&str| {
+        dirs.iter()
+            .any(|d| Path::new(d).join(format!("{m}.so")).exists())
+    };
+    rsyslogd().filter(|_| modules.iter().all(has))
+}
+
+/// The `openssl` command line tool (Debian package openssl).
+pub fn openssl() -> Option<PathBuf> {
+    find_program("openssl", &["/usr/bin/openssl"])
 }
 
 pub fn logger() -> Option<PathBuf> {

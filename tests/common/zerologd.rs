@@ -81,6 +81,15 @@ command = {command}
 }
 
 /// A zerologd running a topology file written into a temp dir, on free ports.
+/// `zerologd --check -c config`: what it printed, and how it exited.
+pub fn zerologd_check(config: &Path) -> std::process::Output {
+    Command::new(zerologd_bin())
+        .args(["--check", "-c"])
+        .arg(config)
+        .output()
+        .expect("run zerologd --check")
+}
+
 pub struct Zerologd {
     pub proc: Proc,
     pub dir: PathBuf,

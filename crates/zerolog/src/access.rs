@@ -6,9 +6,11 @@
 //! (the sockets bind to 127.0.0.1 unless configured otherwise).
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 
 use ipnet::IpNet;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::events::{RateLimit, ZapDenied};
 use crate::zmqutil::zerr;
@@ -46,27 +48,45 @@ impl Policy {
     }
 }
 
+/// The counters a [`Guard`] counts its refusals in (a process's stats).
+pub trait Refusals: Send + Sync + 'static {
+    /// Connections the ZAP handler refused: an address or a CURVE key not allowed.
+    fn zap_denied(&self) -> &AtomicU64;
+    /// CURVE handshakes that failed before ZAP was asked: a client with another server key,
+    /// or without CURVE.
+    fn curve_handshakes_failed(&self) -> &AtomicU64;
+}
+
 /// What guards the sockets a process binds: its ZAP policy, and its CURVE key pair when it is
-/// a CURVE server.
-#[derive(Debug, Default)]
+/// a CURVE server (whose failed handshakes it counts).
 pub struct Guard {
     policy: Policy,
-    curve: Option<crate::curve::KeyPair>,
+    curve: Option<(crate::curve::KeyPair, zmq::Context)>,
+    counters: Arc<dyn Refusals>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("policy", &self.policy)
+            .field("curve", &self.curve.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Guard {
     /// Reads the CURVE keys, if any, and starts the ZAP handler of `ctx` if anything is to be
-    /// checked; `denied` counts each refused connection.
+    /// checked; refusals are counted in `counters`.
     pub fn start(
         ctx: &zmq::Context,
         allow: &[IpNet],
         curve: Option<&crate::curve::CurveServer>,
-        denied: impl Fn() + Send + 'static,
+        counters: Arc<dyn Refusals>,
     ) -> Result<Guard, Error> {
         let (curve, keys) = match curve {
             Some(c) => {
                 let (pair, clients) = c.load()?;
-                (Some(pair), clients)
+                (Some((pair, ctx.clone())), clients)
             }
             None => (None, Vec::new()),
         };
@@ -74,8 +94,15 @@ impl Guard {
             nets: allow.to_vec(),
             keys,
         };
-        start_zap(ctx, &policy, denied)?;
-        Ok(Guard { policy, curve })
+        let denied = counters.clone();
+        start_zap(ctx, &policy, move || {
+            denied.zap_denied().fetch_add(1, Relaxed);
+        })?;
+        Ok(Guard {
+            policy,
+            curve,
+            counters,
+        })
     }
 
     /// Guards `socket`, which will bind `endpoint` (call before bind). CURVE applies to TCP
@@ -85,10 +112,87 @@ impl Guard {
         socket: &zmq::Socket,
         endpoint: &crate::endpoint::Endpoint,
     ) -> Result<(), Error> {
-        if let Some(pair) = self.curve.as_ref().filter(|_| endpoint.port().is_some()) {
+        if let Some((pair, ctx)) = self.curve.as_ref().filter(|_| endpoint.port().is_some()) {
             crate::curve::serve(socket, pair).map_err(zerr("setting the CURVE server key"))?;
+            watch_handshakes(ctx, socket, endpoint, self.counters.clone())?;
         }
         protect(socket, &self.policy)
+    }
+}
+
+/// Counts and logs (at most once a second per socket) the failed handshakes of a CURVE server
+/// `socket`, from libzmq's monitor events, on a thread that ends when the socket closes. ZAP
+/// refusals are not among them: the ZAP handler counts those.
+fn watch_handshakes(
+    ctx: &zmq::Context,
+    socket: &zmq::Socket,
+    endpoint: &crate::endpoint::Endpoint,
+    counters: Arc<dyn Refusals>,
+) -> Result<(), Error> {
+    static MONITORS: AtomicUsize = AtomicUsize::new(0);
+    let inproc = format!(
+        "inproc://zerolog-monitor-{}",
+        MONITORS.fetch_add(1, Relaxed)
+    );
+    let events = zmq::SocketEvent::HANDSHAKE_FAILED_NO_DETAIL as i32
+        | zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL as i32
+        | zmq::SocketEvent::MONITOR_STOPPED as i32;
+    socket
+        .monitor(&inproc, events)
+        .map_err(zerr("monitoring CURVE handshakes"))?;
+    let events = ctx
+        .socket(zmq::PAIR)
+        .map_err(zerr("creating a monitor socket"))?;
+    events
+        .connect(&inproc)
+        .map_err(zerr("connecting the monitor socket"))?;
+    let endpoint = endpoint.to_string();
+    std::thread::Builder::new()
+        .name("zerolog-handshakes".into())
+        .spawn(move || {
+            let mut log = RateLimit::per_second();
+            while let Ok(frames) = events.recv_multipart(0) {
+                let Some((event, value)) = frames.first().and_then(|f| parse_event(f)) else {
+                    continue;
+                };
+                if event == zmq::SocketEvent::MONITOR_STOPPED {
+                    return;
+                }
+                counters.curve_handshakes_failed().fetch_add(1, Relaxed);
+                if log.allow() {
+                    warn!(
+                        endpoint = %endpoint,
+                        reason = handshake_failure(value),
+                        code = format_args!("{value:#x}"),
+                        "CURVE handshake failed (counted as curve_handshakes_failed)"
+                    );
+                }
+            }
+        })
+        .map_err(|source| Error::Io {
+            context: "starting the handshake monitor thread",
+            source,
+        })?;
+    Ok(())
+}
+
+/// A monitor event's first frame: the event (u16) and its value (u32), native byte order.
+fn parse_event(frame: &[u8]) -> Option<(zmq::SocketEvent, u32)> {
+    let event = u16::from_ne_bytes(frame.get(..2)?.try_into().ok()?);
+    let value = u32::from_ne_bytes(frame.get(2..6)?.try_into().ok()?);
+    Some((zmq::SocketEvent::from_raw(event), value))
+}
+
+/// What a failed handshake's protocol error most likely means, for the operator.
+fn handshake_failure(code: u32) -> &'static str {
+    match code {
+        zmq_sys::ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH => {
+            "the client does not use CURVE (no curve keys, or a zerolog 0.3 peer)"
+        }
+        zmq_sys::ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC => {
+            "the client's handshake does not decrypt: it has another server key"
+        }
+        _ => "a malformed or interrupted handshake",
     }
 }
 

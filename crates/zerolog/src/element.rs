@@ -138,6 +138,7 @@ mod tests {
             max_message_size: 1000,
             delivery: crate::delivery::Delivery::Acked,
             with_seq: true,
+            curve: None,
         });
         c.save(&path).unwrap();
         assert_eq!(ElementConfig::load(&path).unwrap(), c);

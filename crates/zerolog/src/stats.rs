@@ -312,8 +312,11 @@ counters! {
         /// after the forwarder's last read was lost in TCP, and plain TCP syslog cannot say
         /// how much (RELP can).
         closed_sending_at_stop,
-        /// ZeroMQ connections (receivers, monitors) refused by the `allow` list.
+        /// ZeroMQ connections (receivers, monitors) refused by the `allow` list, or with a
+        /// CURVE key not in `curve_clients`.
         zap_denied,
+        /// CURVE handshakes that failed: a receiver with another server key, or without CURVE.
+        curve_handshakes_failed,
         /// Messages appended to the journal (accepted: from now on delivered at least once).
         journal_appended,
         /// Bytes of the journal's segment files now (a gauge).
@@ -369,6 +372,8 @@ counters! {
         malformed,
         /// Worker connections refused by the `allow` list.
         zap_denied,
+        /// CURVE handshakes of workers that failed (another server key, or no CURVE).
+        curve_handshakes_failed,
         /// Messages acknowledged by workers (acked delivery).
         acked,
         /// Messages of workers gone before acknowledging them, sent to other workers.
@@ -402,6 +407,24 @@ counters! {
     }
 }
 
+impl crate::access::Refusals for ForwarderStats {
+    fn zap_denied(&self) -> &AtomicU64 {
+        ForwarderStats::zap_denied(self)
+    }
+    fn curve_handshakes_failed(&self) -> &AtomicU64 {
+        ForwarderStats::curve_handshakes_failed(self)
+    }
+}
+
+impl crate::access::Refusals for ReceiverStats {
+    fn zap_denied(&self) -> &AtomicU64 {
+        ReceiverStats::zap_denied(self)
+    }
+    fn curve_handshakes_failed(&self) -> &AtomicU64 {
+        ReceiverStats::curve_handshakes_failed(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,7 +449,7 @@ mod tests {
             after.counters,
             ReceiverStats::NAMES
                 .iter()
-                .zip([7, 0, 5, 0, 0, 0, 0, 0, 0, 0])
+                .zip([7, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0])
                 .map(|(n, v)| (n.to_string(), v))
                 .collect::<Vec<_>>()
         );

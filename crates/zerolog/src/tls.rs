@@ -28,11 +28,11 @@ use std::time::Duration;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{Acceptor, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 
 /// Settings of a TLS input, as read from the configuration: paths, not contents, so that the
 /// configuration can be shown or logged whole, and so that a reload reads renewed files.
@@ -148,6 +148,22 @@ pub enum TlsError {
     PeersWithoutCa,
 }
 
+impl TlsError {
+    /// The file the error is about, if it is about one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            TlsError::Read { path, .. }
+            | TlsError::KeyFileMode { path, .. }
+            | TlsError::Pem { path, .. }
+            | TlsError::NoCertificate { path }
+            | TlsError::NoKey { path }
+            | TlsError::BadCa { path, .. } => Some(path),
+            TlsError::KeyMismatch { key, .. } | TlsError::Unusable { key, .. } => Some(key),
+            TlsError::Config(_) | TlsError::BadPeer { .. } | TlsError::PeersWithoutCa => None,
+        }
+    }
+}
+
 /// Refuses a private key file that others than its owner and group may read or write
 /// ([`crate::process::exposed_secret`]): such a key is as good as public.
 pub fn check_key_file_mode(path: &Path) -> Result<(), TlsError> {
@@ -188,9 +204,79 @@ pub fn server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
-/// [`server_config`] as the acceptor that [`accept`] takes.
-pub fn acceptor(s: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
-    server_config(s).map(TlsAcceptor::from)
+/// The server side of a TLS input, built from its settings' files: the rustls configuration,
+/// the names its certificate carries, and the `permitted_peers` check. A reload builds a new
+/// one; connections keep the one they were accepted with.
+pub struct TlsServer {
+    config: Arc<ServerConfig>,
+    /// The DNS names (else the CN) of the server's certificate: a client that asks for another
+    /// name by SNI is refused, as it is talking to the wrong server (or was pointed here).
+    names: Vec<NamePattern>,
+    check: PeerCheck,
+}
+
+impl std::fmt::Debug for TlsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsServer")
+            .field("names", &self.names)
+            .field("check", &self.check)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsServer {
+    /// Reads the certificate, key and CA files and parses `permitted_peers`.
+    pub fn new(s: &TlsSettings) -> Result<Self, TlsError> {
+        let check = PeerCheck::from_settings(s)?;
+        let config = server_config(s)?;
+        let leaf = read_certs(&s.cert)?.swap_remove(0);
+        // Names that are not DNS names (an IP address as CN) are no use against SNI, which
+        // only carries DNS names.
+        let names = CertNames::of(&leaf)
+            .map(|n| n.list().iter().filter_map(|n| parse_name(n).ok()).collect())
+            .unwrap_or_default();
+        Ok(TlsServer {
+            config,
+            names,
+            check,
+        })
+    }
+
+    /// The server side of one connection's handshake, within `timeout`, then the check of the
+    /// client's certificate against `permitted_peers`. A refused connection is dropped
+    /// (closed); the caller logs the refusal with the peer's address.
+    pub async fn accept(
+        &self,
+        stream: TcpStream,
+        timeout: Duration,
+    ) -> Result<TlsStream<TcpStream>, Refused> {
+        let handshake = async {
+            let start = LazyConfigAcceptor::new(Acceptor::default(), stream)
+                .await
+                .map_err(Refused::Handshake)?;
+            if let Some(name) = start.client_hello().server_name() {
+                if !self.serves(name) {
+                    return Err(Refused::WrongName(name.to_owned()));
+                }
+            }
+            start
+                .into_stream(self.config.clone())
+                .await
+                .map_err(Refused::Handshake)
+        };
+        let tls = tokio::time::timeout(timeout, handshake)
+            .await
+            .map_err(|_| Refused::Timeout(timeout))??;
+        check_peer(&tls, &self.check)?;
+        Ok(tls)
+    }
+
+    /// Whether a client asking for `name` by SNI reached the server it meant. A certificate
+    /// without DNS names (IP addresses only) cannot tell, and takes any.
+    fn serves(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        self.names.is_empty() || self.names.iter().any(|p| p.matches(&name))
+    }
 }
 
 /// A TLS client's configuration (`zerolog loggen --tls`, or a worker author's own sender):
@@ -406,7 +492,7 @@ impl PeerCheck {
         if self.is_empty() || self.fingerprints.contains(&sha256(end_entity_der)) {
             return Ok(());
         }
-        let names = match PeerNames::of(end_entity_der) {
+        let names = match CertNames::of(end_entity_der) {
             Ok(names) => names,
             Err(why) => return Err(format!("{why} ({})", fingerprint(end_entity_der))),
         };
@@ -479,15 +565,15 @@ impl NamePattern {
     }
 }
 
-/// The names of a client certificate that `permitted_peers` is matched against: its DNS
-/// names, or its common names if it has no DNS name (older certificates carry the host name
-/// only there, and rsyslog falls back to it too).
-enum PeerNames {
+/// The names of a certificate that `permitted_peers` (or a client's SNI) is matched against:
+/// its DNS names, or its common names if it has no DNS name (older certificates carry the host
+/// name only there, and rsyslog falls back to it too).
+enum CertNames {
     Dns(Vec<String>),
     CommonName(Vec<String>),
 }
 
-impl PeerNames {
+impl CertNames {
     fn of(der: &[u8]) -> Result<Self, String> {
         let (_, cert) = x509_parser::parse_x509_certificate(der)
             .map_err(|e| format!("client certificate cannot be parsed: {e}"))?;
@@ -503,7 +589,7 @@ impl PeerNames {
             })
             .collect();
         if !dns.is_empty() {
-            return Ok(PeerNames::Dns(dns));
+            return Ok(CertNames::Dns(dns));
         }
         let cns = cert
             .subject()
@@ -511,23 +597,23 @@ impl PeerNames {
             .filter_map(|cn| cn.as_str().ok())
             .map(str::to_owned)
             .collect();
-        Ok(PeerNames::CommonName(cns))
+        Ok(CertNames::CommonName(cns))
     }
 
     fn list(&self) -> &[String] {
         match self {
-            PeerNames::Dns(v) | PeerNames::CommonName(v) => v,
+            CertNames::Dns(v) | CertNames::CommonName(v) => v,
         }
     }
 }
 
 /// Names quoted with `{:?}`: they come from the client, and must not forge log lines.
-impl std::fmt::Display for PeerNames {
+impl std::fmt::Display for CertNames {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PeerNames::Dns(v) => write!(f, "DNS names {v:?}"),
-            PeerNames::CommonName(v) if v.is_empty() => f.write_str("no DNS name and no CN"),
-            PeerNames::CommonName(v) => write!(f, "no DNS name, CN {v:?}"),
+            CertNames::Dns(v) => write!(f, "DNS names {v:?}"),
+            CertNames::CommonName(v) if v.is_empty() => f.write_str("no DNS name and no CN"),
+            CertNames::CommonName(v) => write!(f, "no DNS name, CN {v:?}"),
         }
     }
 }
@@ -552,23 +638,9 @@ pub enum Refused {
     /// fingerprint.
     #[error("{0}")]
     NotPermitted(String),
-}
-
-/// The server side of one connection's handshake, within `timeout`, then the check of the
-/// client's certificate against `check`. A refused connection is dropped (closed); the
-/// caller logs the refusal with the peer's address.
-pub async fn accept(
-    acceptor: &TlsAcceptor,
-    stream: TcpStream,
-    check: &PeerCheck,
-    timeout: Duration,
-) -> Result<TlsStream<TcpStream>, Refused> {
-    let tls = tokio::time::timeout(timeout, acceptor.accept(stream))
-        .await
-        .map_err(|_| Refused::Timeout(timeout))?
-        .map_err(Refused::Handshake)?;
-    check_peer(&tls, check)?;
-    Ok(tls)
+    /// The client asked by SNI for a name this server's certificate does not carry.
+    #[error("client asked (SNI) for {0:?}, a name the server's certificate does not carry")]
+    WrongName(String),
 }
 
 fn check_peer(tls: &TlsStream<TcpStream>, check: &PeerCheck) -> Result<(), Refused> {
@@ -698,21 +770,30 @@ mod tests {
         settings: &TlsSettings,
         client: Option<Client>,
     ) -> Result<Vec<u8>, Refused> {
-        let acceptor = acceptor(settings).unwrap();
-        let check = PeerCheck::from_settings(settings).unwrap();
+        connect_to("localhost", pki, settings, client).await
+    }
+
+    /// [`connect`], asking for the server `name` (SNI).
+    async fn connect_to(
+        name: &'static str,
+        pki: &Pki,
+        settings: &TlsSettings,
+        client: Option<Client>,
+    ) -> Result<Vec<u8>, Refused> {
+        let server = TlsServer::new(settings).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connector = tokio_rustls::TlsConnector::from(pki.client_config(client));
         let sender = tokio::spawn(async move {
             let tcp = TcpStream::connect(addr).await?;
-            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let name = rustls::pki_types::ServerName::try_from(name).unwrap();
             let mut tls = connector.connect(name, tcp).await?;
             tls.write_all(b"<13>1 2026-01-01T00:00:00Z host app - - - over TLS\n")
                 .await?;
             tls.shutdown().await
         });
         let (tcp, _) = listener.accept().await.unwrap();
-        match accept(&acceptor, tcp, &check, LONG).await {
+        match server.accept(tcp, LONG).await {
             Ok(mut tls) => {
                 let mut got = Vec::new();
                 tls.read_to_end(&mut got).await.unwrap();
@@ -750,6 +831,25 @@ mod tests {
         let mut settings = pki.settings.clone();
         settings.ca = None;
         let got = connect(&pki, &settings, None).await.unwrap();
+        assert!(got.ends_with(b"over TLS\n"));
+    }
+
+    #[tokio::test]
+    async fn client_asking_for_another_name_is_refused() {
+        let pki = pki();
+        let mut settings = pki.settings.clone();
+        settings.ca = None;
+        let err = connect_to("logs.example.org", &pki, &settings, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Refused::WrongName(ref n) if n == "logs.example.org"),
+            "{err}"
+        );
+        // The name is matched case-insensitively, as DNS names are.
+        let got = connect_to("LocalHost", &pki, &settings, None)
+            .await
+            .unwrap();
         assert!(got.ends_with(b"over TLS\n"));
     }
 
@@ -800,7 +900,7 @@ mod tests {
     #[tokio::test]
     async fn handshake_that_never_starts_times_out() {
         let pki = pki();
-        let acceptor = acceptor(&pki.settings).unwrap();
+        let server = TlsServer::new(&pki.settings).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let silent = TcpStream::connect(listener.local_addr().unwrap())
             .await
@@ -808,9 +908,7 @@ mod tests {
         let (tcp, _) = listener.accept().await.unwrap();
         let timeout = Duration::from_millis(200);
         let started = std::time::Instant::now();
-        let err = accept(&acceptor, tcp, &PeerCheck::default(), timeout)
-            .await
-            .unwrap_err();
+        let err = server.accept(tcp, timeout).await.unwrap_err();
         assert!(matches!(err, Refused::Timeout(t) if t == timeout), "{err}");
         assert!(started.elapsed() < LONG);
         drop(silent);

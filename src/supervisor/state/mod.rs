@@ -604,6 +604,18 @@ impl Supervisor {
                     // is for the next start.
                     p.spec.config = spec.config;
                     summary.unchanged += 1;
+                    // The forwarder re-reads its TLS certificates and keys on SIGHUP: a
+                    // renewed certificate is a reload, not a restart.
+                    let element = p.spec.config.is_some();
+                    if let (Tier::Forwarder, true, State::Running { pid, .. }) =
+                        (p.spec.tier, element, p.state)
+                    {
+                        actions.push(Action::Signal {
+                            name: p.spec.name.clone(),
+                            pid,
+                            signal: Signal::SIGHUP,
+                        });
+                    }
                 }
                 Some(p) => {
                     let name = spec.name.clone();

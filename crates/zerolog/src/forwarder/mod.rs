@@ -79,6 +79,7 @@ mod serve;
 mod tcp;
 mod tls_input;
 use tcp::{accept_loop, bind_tcp, listen_tcp, Protocol};
+pub use tls_input::TlsReloader;
 
 use crate::access::Guard;
 use crate::curve::CurveServer;
@@ -100,7 +101,11 @@ pub struct ForwarderConfig {
     /// TCP addresses to accept syslog over TLS on (RFC 5425), framed as `tcp` is; needs
     /// `tls_settings`.
     pub tls: Vec<SocketAddr>,
-    /// Certificate, key, CA and permitted peers of the `tls` inputs (see [`crate::tls`]).
+    /// TCP addresses to accept RELP over TLS on (rsyslog's `omrelp` with `tls="on"`); needs
+    /// `tls_settings`.
+    pub relp_tls: Vec<SocketAddr>,
+    /// Certificate, key, CA and permitted peers of the `tls` and `relp_tls` inputs (see
+    /// [`crate::tls`]).
     pub tls_settings: Option<crate::tls::TlsSettings>,
     /// ZeroMQ endpoint the XPUB socket binds, e.g. `tcp://127.0.0.1:6001` (port 0: any free
     /// one, see [`Forwarder::publish_endpoint`]).
@@ -157,6 +162,7 @@ impl Default for ForwarderConfig {
             udp: Vec::new(),
             relp: Vec::new(),
             tls: Vec::new(),
+            relp_tls: Vec::new(),
             tls_settings: None,
             publish: Endpoint::tcp(crate::defaults::BIND_HOST, crate::defaults::PUBLISH_PORT),
             monitor: None,
@@ -312,8 +318,9 @@ pub struct Forwarder {
     /// Bound; listening once ready.
     tcp: Vec<TcpSocket>,
     relp: Vec<TcpSocket>,
-    /// The TLS inputs' sockets, and what their connections are accepted with.
+    /// The TLS inputs' sockets (syslog, RELP), and what their connections are accepted with.
     tls: Vec<TcpSocket>,
+    relp_tls: Vec<TcpSocket>,
     tls_input: Option<tls_input::SharedTls>,
     udp: Vec<UdpSocket>,
     _ctx: zmq::Context,
@@ -332,10 +339,7 @@ impl Forwarder {
     pub async fn bind(config: ForwarderConfig) -> Result<Self, Error> {
         let ctx = zmq::Context::new();
         let stats = Arc::new(ForwarderStats::from_env());
-        let denied = stats.clone();
-        let guard = Guard::start(&ctx, &config.allow, config.curve.as_ref(), move || {
-            denied.zap_denied().fetch_add(1, Relaxed);
-        })?;
+        let guard = Guard::start(&ctx, &config.allow, config.curve.as_ref(), stats.clone())?;
         let mut xpub = ctx
             .socket(zmq::XPUB)
             .map_err(zerr("creating XPUB socket"))?;
@@ -380,10 +384,11 @@ impl Forwarder {
             .iter()
             .map(|a| bind_tcp(*a))
             .collect::<Result<Vec<_>, _>>()?;
-        let tls_input = match (&config.tls_settings, config.tls.is_empty()) {
-            (_, true) => None,
-            (Some(settings), false) => Some(tls_input::TlsInput::shared(settings)?),
-            (None, false) => {
+        let any_tls = !(config.tls.is_empty() && config.relp_tls.is_empty());
+        let tls_input = match (&config.tls_settings, any_tls) {
+            (_, false) => None,
+            (Some(settings), true) => Some(tls_input::shared(settings)?),
+            (None, true) => {
                 return Err(Error::Usage(
                     "TLS inputs need TLS settings: a certificate and its key".into(),
                 ))
@@ -391,6 +396,11 @@ impl Forwarder {
         };
         let tls = config
             .tls
+            .iter()
+            .map(|a| bind_tcp(*a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let relp_tls = config
+            .relp_tls
             .iter()
             .map(|a| bind_tcp(*a))
             .collect::<Result<Vec<_>, _>>()?;
@@ -425,6 +435,7 @@ impl Forwarder {
             tcp,
             relp,
             tls,
+            relp_tls,
             tls_input,
             udp,
             _ctx: ctx,
@@ -466,6 +477,22 @@ impl Forwarder {
             .collect()
     }
 
+    /// The RELP-over-TLS addresses actually listened on (port 0 resolved).
+    pub fn relp_tls_addrs(&self) -> Vec<SocketAddr> {
+        self.relp_tls
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// What re-reads the TLS inputs' files (on SIGHUP, say), if there are TLS inputs.
+    pub fn tls_reloader(&self) -> Option<TlsReloader> {
+        Some(TlsReloader {
+            settings: self.config.tls_settings.clone()?,
+            shared: self.tls_input.clone()?,
+        })
+    }
+
     /// The UDP addresses actually bound (port 0 resolved).
     pub fn udp_addrs(&self) -> Vec<SocketAddr> {
         self.udp
@@ -499,6 +526,7 @@ impl Forwarder {
             tcp,
             relp,
             tls,
+            relp_tls,
             tls_input,
             udp,
             _ctx,
@@ -522,7 +550,7 @@ impl Forwarder {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stop_tx, stop_rx) = watch::channel(false);
         let earlier = Arc::new(match journal.as_mut() {
-            Some((j, _)) if !relp.is_empty() => {
+            Some((j, _)) if !(relp.is_empty() && relp_tls.is_empty()) => {
                 resent::Earlier::from_tail(j).unwrap_or_else(|e| {
                     warn!(error = %e, "cannot read the journal's end: RELP re-sends will not be told apart");
                     resent::Earlier::default()
@@ -577,8 +605,14 @@ impl Forwarder {
         };
         let mut failed = None;
         if ready {
-            let mut inputs = vec![(tcp, Protocol::Syslog), (relp, Protocol::Relp(earlier))];
-            inputs.extend(tls_input.map(|t| (tls, Protocol::Tls(t))));
+            let mut inputs = vec![
+                (tcp, Protocol::Syslog),
+                (relp, Protocol::Relp(earlier.clone())),
+            ];
+            if let Some(t) = tls_input {
+                inputs.push((tls, Protocol::Tls(t.clone())));
+                inputs.push((relp_tls, Protocol::RelpTls(earlier, t)));
+            }
             let listen = |(v, p): (Vec<TcpSocket>, Protocol)| {
                 v.into_iter().map(move |s| Ok((listen_tcp(s)?, p.clone())))
             };

@@ -11,9 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -33,18 +31,20 @@ enum Answer {
     Now(Vec<u8>, bool),
 }
 
-/// Serves one RELP connection until it closes, breaks the protocol, or a stop.
-pub(super) async fn session(
-    stream: TcpStream,
+/// Serves one RELP connection (plain TCP, or a TLS session) until it closes, breaks the
+/// protocol, or a stop.
+pub(super) async fn session<S>(
+    stream: S,
     peer: SocketAddr,
     tx: Inbox,
     stop: watch::Receiver<bool>,
     config: &ForwarderConfig,
     earlier: &Earlier,
     stats: &Arc<ForwarderStats>,
-) {
-    let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (read, write) = tokio::io::split(stream);
     let (answers, pending) = mpsc::channel(UNANSWERED_BATCHES);
     let writer = tokio::spawn(write_answers(write, pending, stop.clone(), stats.clone()));
     let input = Input {
@@ -84,7 +84,7 @@ struct Input<'a> {
 
 /// Reads and frames until the peer closes, a `close`, an error, or a stop.
 async fn read_frames(
-    mut read: OwnedReadHalf,
+    mut read: impl AsyncRead + Unpin,
     Input {
         tx,
         config,
@@ -187,7 +187,7 @@ async fn read_frames(
 /// Answers in command order; at a stop (or when the reader ends), answers what was accepted
 /// and then, if the session was not closed by the client, sends `serverclose`.
 async fn write_answers(
-    mut write: OwnedWriteHalf,
+    mut write: impl AsyncWrite + Unpin,
     mut pending: mpsc::Receiver<Answer>,
     stop: watch::Receiver<bool>,
     stats: Arc<ForwarderStats>,

@@ -57,6 +57,8 @@ pub(super) enum Protocol {
     Relp(Arc<Earlier>),
     /// Syslog over TLS (RFC 5425, [`super::tls_input`]), framed as [`Protocol::Syslog`].
     Tls(SharedTls),
+    /// RELP over TLS: [`Protocol::Relp`] after [`Protocol::Tls`]'s handshake.
+    RelpTls(Arc<Earlier>, SharedTls),
 }
 
 impl Protocol {
@@ -64,7 +66,7 @@ impl Protocol {
     fn accepted<'a>(&self, stats: &'a ForwarderStats) -> &'a AtomicU64 {
         match self {
             Protocol::Syslog | Protocol::Tls(_) => stats.connections_accepted(),
-            Protocol::Relp(_) => stats.relp_sessions(),
+            Protocol::Relp(_) | Protocol::RelpTls(..) => stats.relp_sessions(),
         }
     }
 
@@ -79,6 +81,7 @@ impl Protocol {
             Protocol::Syslog => "tcp",
             Protocol::Relp(_) => "relp",
             Protocol::Tls(_) => "tls",
+            Protocol::RelpTls(..) => "relp+tls",
         }
     }
 }
@@ -120,8 +123,12 @@ pub(super) async fn accept_loop(
                     tokio::spawn(async move {
                         match &protocol {
                             Protocol::Syslog => connection(stream, peer, tx, stop, &config, &stats).await,
-                            Protocol::Relp(earlier) => super::relp::session(stream, peer, tx, stop, &config, earlier, &stats).await,
+                            Protocol::Relp(earlier) => {
+                                let _ = stream.set_nodelay(true);
+                                super::relp::session(stream, peer, tx, stop, &config, earlier, &stats).await
+                            }
                             Protocol::Tls(tls) => tls_input::connection(stream, peer, tx, stop, &config, tls, &stats).await,
+                            Protocol::RelpTls(earlier, tls) => tls_input::relp_session(stream, peer, tx, stop, (&config, earlier), tls, &stats).await,
                         }
                         if let Some(gauge) = protocol.open(&stats) {
                             gauge.fetch_sub(1, Relaxed);

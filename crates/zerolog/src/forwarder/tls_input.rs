@@ -1,11 +1,11 @@
-//! The TLS input (syslog over TLS, RFC 5425): the handshake of [`crate::tls::accept`] on each
-//! connection, then the same framing and counters as a plain TCP connection ([`super::tcp`]).
+//! The TLS inputs: syslog over TLS (RFC 5425) and RELP over TLS. Each connection's handshake
+//! is [`crate::tls::TlsServer::accept`]; after it, a syslog connection is served as a plain TCP
+//! one ([`super::tcp`]), a RELP one as [`super::relp`] serves plain RELP.
 //!
 //! Each connection is a task of its own (see [`super::tcp::accept_loop`]), so a client that
 //! connects and never finishes its handshake holds up nobody; it is dropped after
-//! [`HANDSHAKE_TIMEOUT`]. After it, the connection is served by [`super::tcp::connection`]
-//! (idle timeout, drain at stop, counters), reading decrypted bytes into a buffer of its own
-//! ([`TLS_READ_BUF`], one TLS record's worth).
+//! [`HANDSHAKE_TIMEOUT`]. A syslog connection then reads decrypted bytes into a buffer of its
+//! own ([`TLS_READ_BUF`], one TLS record's worth).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -15,46 +15,46 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
-use tracing::{debug, warn};
+use tokio_rustls::server::TlsStream;
+use tracing::{debug, info, warn};
 
+use super::resent::Earlier;
 use super::tcp::Source;
 use super::{ForwarderConfig, Inbox, DRAIN_QUIET};
 use crate::events::RateLimit;
 use crate::stats::ForwarderStats;
-use crate::tls::{self, PeerCheck, TlsError, TlsSettings};
+use crate::tls::{TlsError, TlsServer, TlsSettings};
 
 /// How long a client has to finish its TLS handshake.
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Decrypted bytes read at a time: a TLS record carries at most 16 KiB.
 const TLS_READ_BUF: usize = 16 * 1024;
 
-/// What every TLS connection is accepted with: built once from [`TlsSettings`].
-pub(super) struct TlsInput {
-    acceptor: TlsAcceptor,
-    check: PeerCheck,
-}
-
-impl std::fmt::Debug for TlsInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsInput")
-            .field("check", &self.check)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The current [`TlsInput`], shared by the TLS listeners; a reload may put a new one in (a
+/// The current [`TlsServer`], shared by the TLS listeners; a reload puts a new one in (a
 /// connection takes the one current when it is accepted).
-pub(super) type SharedTls = Arc<RwLock<Arc<TlsInput>>>;
+pub(super) type SharedTls = Arc<RwLock<Arc<TlsServer>>>;
 
-impl TlsInput {
-    /// Reads the certificate, key and CA files and parses `permitted_peers`.
-    pub(super) fn shared(settings: &TlsSettings) -> Result<SharedTls, TlsError> {
-        let input = TlsInput {
-            acceptor: tls::acceptor(settings)?,
-            check: PeerCheck::from_settings(settings)?,
-        };
-        Ok(Arc::new(RwLock::new(Arc::new(input))))
+/// Builds the first [`SharedTls`].
+pub(super) fn shared(settings: &TlsSettings) -> Result<SharedTls, TlsError> {
+    Ok(Arc::new(RwLock::new(Arc::new(TlsServer::new(settings)?))))
+}
+
+/// Re-reads the certificate, key and CA files of the TLS inputs (SIGHUP), so that a renewed
+/// certificate needs no restart. Cloned freely; see [`super::Forwarder::tls_reloader`].
+#[derive(Debug, Clone)]
+pub struct TlsReloader {
+    pub(super) settings: TlsSettings,
+    pub(super) shared: SharedTls,
+}
+
+impl TlsReloader {
+    /// Reads the files afresh: new connections get the new certificate, open ones keep theirs.
+    /// On an error, the inputs keep what they had.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let server = Arc::new(TlsServer::new(&self.settings)?);
+        *self.shared.write().unwrap_or_else(PoisonError::into_inner) = server;
+        info!(cert = %self.settings.cert.display(), "TLS certificate, key and CA re-read");
+        Ok(())
     }
 }
 
@@ -62,7 +62,41 @@ impl TlsInput {
 /// its own, so a per-connection limit would not limit anything).
 static REFUSALS: Mutex<RateLimit> = Mutex::new(RateLimit::per_second());
 
-/// Serves one TLS connection: the handshake, then reading, framing and sending until it ends.
+/// The handshake of one connection, with the server current now; `None` when it was refused
+/// (logged, counted in `tls_refused`) or a stop came first.
+async fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    stop: &mut watch::Receiver<bool>,
+    shared: &SharedTls,
+    stats: &ForwarderStats,
+) -> Option<TlsStream<TcpStream>> {
+    let server = shared
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    tokio::select! {
+        r = server.accept(stream, HANDSHAKE_TIMEOUT) => match r {
+            Ok(tls) => {
+                stats.tls_sessions().fetch_add(1, Relaxed);
+                debug!(%peer, "TLS session established");
+                Some(tls)
+            }
+            Err(refused) => {
+                stats.tls_refused().fetch_add(1, Relaxed);
+                if REFUSALS.lock().unwrap_or_else(PoisonError::into_inner).allow() {
+                    warn!(%peer, reason = %refused, "TLS connection refused (counted as tls_refused)");
+                }
+                None
+            }
+        },
+        // A stop does not wait for handshakes: nothing was read yet.
+        _ = stop.changed() => None,
+    }
+}
+
+/// Serves one syslog-over-TLS connection: the handshake, then reading, framing and sending
+/// until it ends.
 pub(super) async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -72,28 +106,9 @@ pub(super) async fn connection(
     shared: &SharedTls,
     stats: &ForwarderStats,
 ) {
-    let input = shared
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    let handshake = tls::accept(&input.acceptor, stream, &input.check, HANDSHAKE_TIMEOUT);
-    let tls = tokio::select! {
-        r = handshake => match r {
-            Ok(tls) => tls,
-            Err(refused) => {
-                stats.tls_refused().fetch_add(1, Relaxed);
-                if REFUSALS.lock().unwrap_or_else(PoisonError::into_inner).allow() {
-                    warn!(%peer, reason = %refused, "TLS connection refused (counted as tls_refused)");
-                }
-                return;
-            }
-        },
-        // A stop does not wait for handshakes: nothing was read yet.
-        _ = stop.changed() => return,
+    let Some(tls) = handshake(stream, peer, &mut stop, shared, stats).await else {
+        return;
     };
-    drop(input);
-    stats.tls_sessions().fetch_add(1, Relaxed);
-    debug!(%peer, "TLS session established");
     let source = TlsSource {
         tls,
         buf: vec![0; TLS_READ_BUF],
@@ -102,9 +117,25 @@ pub(super) async fn connection(
     super::tcp::connection(source, peer, tx, stop, config, stats).await;
 }
 
+/// Serves one RELP-over-TLS connection: the handshake, then the RELP session.
+pub(super) async fn relp_session(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tx: Inbox,
+    mut stop: watch::Receiver<bool>,
+    (config, earlier): (&ForwarderConfig, &Earlier),
+    shared: &SharedTls,
+    stats: &Arc<ForwarderStats>,
+) {
+    let _ = stream.set_nodelay(true);
+    if let Some(tls) = handshake(stream, peer, &mut stop, shared, stats).await {
+        super::relp::session(tls, peer, tx, stop, config, earlier, stats).await;
+    }
+}
+
 /// A TLS session as a [`Source`]: a read waits for decrypted bytes, which are kept until taken.
 struct TlsSource {
-    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    tls: TlsStream<TcpStream>,
     buf: Vec<u8>,
     /// What the last read gave, not yet taken.
     read: Option<std::io::Result<usize>>,

@@ -33,7 +33,7 @@
 //! // ... later, from any thread:
 //! signals.request_stop();
 //! thread.join().unwrap()?; // drained and stopped
-//! assert_eq!(stats.snapshot(), [("received", 0), ("bytes_received", 0), ("pushed", 0), ("malformed", 0), ("zap_denied", 0), ("acked", 0), ("redelivered", 0), ("workers_lost", 0), ("in_flight", 0), ("backlog", 0)]);
+//! assert_eq!(stats.snapshot(), [("received", 0), ("bytes_received", 0), ("pushed", 0), ("malformed", 0), ("zap_denied", 0), ("curve_handshakes_failed", 0), ("acked", 0), ("redelivered", 0), ("workers_lost", 0), ("in_flight", 0), ("backlog", 0)]);
 //! # Ok::<(), zerolog::Error>(())
 //! ```
 
@@ -86,6 +86,9 @@ pub struct ReceiverConfig {
     /// CURVE towards the forwarder (its TCP publish or journal endpoint): this receiver's
     /// secret key and the forwarder's public key (see [`crate::curve`]). `None`: plaintext.
     pub curve: Option<crate::curve::CurveClient>,
+    /// CURVE on a TCP `output`: this receiver's secret key (as the workers' server) and the
+    /// workers' public keys it lets in (none: any key). `None`: plaintext.
+    pub curve_output: Option<crate::curve::CurveServer>,
 }
 
 impl Default for ReceiverConfig {
@@ -102,6 +105,7 @@ impl Default for ReceiverConfig {
             max_message_size: crate::framing::DEFAULT_MAX_SIZE,
             allow: Vec::new(),
             curve: None,
+            curve_output: None,
             journal: None,
             group: "receiver".into(),
             delivery: Delivery::Push,
@@ -152,10 +156,12 @@ impl Receiver {
     pub fn bind(config: &ReceiverConfig) -> Result<Self, Error> {
         let ctx = zmq::Context::new();
         let stats = Arc::new(ReceiverStats::from_env());
-        let denied = stats.clone();
-        let guard = Guard::start(&ctx, &config.allow, None, move || {
-            denied.zap_denied().fetch_add(1, Relaxed);
-        })?;
+        let guard = Guard::start(
+            &ctx,
+            &config.allow,
+            config.curve_output.as_ref(),
+            stats.clone(),
+        )?;
         if config.journal.is_none() && config.delivery == Delivery::Acked {
             return Err(Error::Protocol(
                 "acked delivery needs a journal to fetch from (journal = the forwarder's journal endpoint)".into(),

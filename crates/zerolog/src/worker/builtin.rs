@@ -79,22 +79,42 @@ impl FileWorker {
     pub fn open(path: &Path, framing: OutputFraming, signals: &Signals) -> Result<Self, Error> {
         Ok(FileWorker {
             path: path.to_path_buf(),
-            out: MsgBuf::new(open_append(path).map_err(out_err(path))?),
+            out: MsgBuf::new(open_append(path, framing).map_err(out_err(path))?),
             framing,
             retry: Retry::new(signals.clone()),
         })
     }
 }
 
-/// `path` opened for appending, created if missing.
-fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+/// `path` opened for appending, created if missing. A file whose last record is cut short
+/// (its writer was killed mid-write: the kernel ends a write early for SIGKILL) is first ended
+/// with the framing's delimiter, so that the fragment does not swallow the next record; the
+/// fragment's message was not acknowledged, and comes again whole.
+fn open_append(path: &Path, framing: OutputFraming) -> io::Result<File> {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    let (Some(end), true) = (framing.delimiter(), len > 0) else {
+        return Ok(file);
+    };
+    let mut last = [0];
+    file.read_at(&mut last, len - 1)?;
+    if last[0] != end {
+        warn!(path = %path.display(), "the output file ends in a partial record (its writer was killed while writing): ending it, the message comes again whole");
+        file.write_all(&[end])?;
+    }
+    Ok(file)
 }
 
 /// Opens `path` anew when it no longer names `out`'s file: renamed away (by logrotate, say),
 /// replaced, or deleted (its directory removed). Checked before each write-out, so nothing is
 /// written to a file nobody will read, and rotation needs no signal.
-fn reopen_if_moved(path: &Path, out: &mut MsgBuf<File>) -> io::Result<()> {
+fn reopen_if_moved(path: &Path, out: &mut MsgBuf<File>, framing: OutputFraming) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let open = out.inner.metadata()?;
     let named = std::fs::metadata(path);
@@ -106,7 +126,7 @@ fn reopen_if_moved(path: &Path, out: &mut MsgBuf<File>) -> io::Result<()> {
     } else {
         info!(path = %path.display(), "the output file was renamed or replaced: opening the path anew");
     }
-    out.inner = open_append(path)?;
+    out.inner = open_append(path, framing)?;
     Ok(())
 }
 
@@ -118,10 +138,10 @@ impl Worker for FileWorker {
         Ok(())
     }
     fn flush(&mut self) -> Result<(), Error> {
-        let (path, out) = (&self.path, &mut self.out);
+        let (path, out, framing) = (&self.path, &mut self.out, self.framing);
         self.retry
             .until_done(path, || {
-                reopen_if_moved(path, out)?;
+                reopen_if_moved(path, out, framing)?;
                 out.write_out()
             })
             .map_err(out_err(path))
@@ -132,7 +152,7 @@ impl Worker for FileWorker {
     fn reopen(&mut self) -> Result<(), Error> {
         // Nothing held may be dropped with the old file (the runner has flushed already).
         self.flush()?;
-        self.out.inner = open_append(&self.path).map_err(out_err(&self.path))?;
+        self.out.inner = open_append(&self.path, self.framing).map_err(out_err(&self.path))?;
         info!(path = %self.path.display(), "reopened output file");
         Ok(())
     }
@@ -528,6 +548,10 @@ pub struct WorkerConfig {
     /// delivery only; see [`WithSeq`]).
     #[serde(default)]
     pub with_seq: bool,
+    /// CURVE towards the receiver (a TCP backend whose output has it): this worker's key file
+    /// and the receiver's public key. `None`: plaintext.
+    #[serde(default)]
+    pub curve: Option<crate::curve::CurveClient>,
 }
 
 fn default_queue_bytes() -> usize {
@@ -546,12 +570,15 @@ impl WorkerConfig {
             .split_first()
             .ok_or_else(|| Error::Usage("the worker has no command".into()))?;
         let spec = WorkerSpec::resolve(worker, args, self.directory.as_deref())?;
-        let runner = super::Runner::new(self.backend.to_string())
+        let mut runner = super::Runner::new(self.backend.to_string())
             .receive(self.receive.clone())
             .signals(signals.clone())
             .queue_bytes(self.queue_bytes)
             .max_message_size(self.max_message_size)
             .delivery(self.delivery);
+        if let Some(curve) = &self.curve {
+            runner = runner.curve(curve.clone());
+        }
         let mut w = spec.start(self.framing, signals, &runner.stats(), self.with_seq)?;
         runner.run(w.as_mut())
     }
@@ -565,6 +592,25 @@ mod tests {
         let mut v = Vec::new();
         f.write(&mut v, m).unwrap();
         v
+    }
+
+    #[test]
+    fn a_record_cut_short_by_a_killed_writer_does_not_swallow_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        std::fs::write(&path, "whole\ncut sho").unwrap();
+        let mut w = FileWorker::open(&path, OutputFraming::Lf, &Signals::none()).unwrap();
+        w.process(b"next").unwrap();
+        w.stop().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole\ncut sho\nnext\n");
+        // A whole file is left as it is.
+        let mut w = FileWorker::open(&path, OutputFraming::Lf, &Signals::none()).unwrap();
+        w.process(b"last").unwrap();
+        w.stop().unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"whole\ncut sho\nnext\nlast\n"
+        );
     }
 
     #[test]

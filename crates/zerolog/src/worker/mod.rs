@@ -95,6 +95,15 @@ impl std::fmt::Display for OutputFraming {
 }
 
 impl OutputFraming {
+    /// The byte that ends each record, for the framings that have one.
+    pub fn delimiter(self) -> Option<u8> {
+        match self {
+            OutputFraming::Lf => Some(b'\n'),
+            OutputFraming::Nul => Some(0),
+            OutputFraming::OctetCounted => None,
+        }
+    }
+
     /// Writes one message to `w` in this framing.
     pub fn write(self, w: &mut impl Write, msg: &[u8]) -> io::Result<()> {
         match self {

@@ -80,6 +80,7 @@ pub struct Runner {
     queue_bytes: usize,
     max_message_size: usize,
     delivery: Delivery,
+    curve: Option<crate::curve::CurveClient>,
 }
 
 impl Runner {
@@ -95,7 +96,15 @@ impl Runner {
             queue_bytes: size_from_env(QUEUE_BYTES_ENV, crate::queue::DEFAULT_QUEUE_BYTES),
             max_message_size: size_from_env(MAX_MESSAGE_SIZE_ENV, crate::framing::DEFAULT_MAX_SIZE),
             delivery: delivery_from_env(),
+            curve: None,
         }
+    }
+
+    /// CURVE towards a receiver whose TCP output has it: this worker's key file and the
+    /// receiver's public key (see [`crate::curve`]). Not applied to an `ipc://` backend.
+    pub fn curve(mut self, curve: crate::curve::CurveClient) -> Self {
+        self.curve = Some(curve);
+        self
     }
 
     /// How the receiver hands out messages (default: `$ZEROLOG_DELIVERY`, which zerologd
@@ -208,6 +217,13 @@ impl Runner {
         // round-robin balances better across workers when it does not prefetch much.
         let hwm = crate::queue::receive_hwm(self.hwm, self.queue_bytes, self.max_message_size);
         pull.set_rcvhwm(hwm).map_err(zerr("setting hwm"))?;
+        if let Some(curve) = &self.curve {
+            let backend = self
+                .backend
+                .parse()
+                .map_err(|e| Error::Usage(format!("backend {:?}: {e}", self.backend)))?;
+            crate::curve::guard_client(&pull, Some(curve), &backend)?;
+        }
         zmqutil::connect(&pull, &self.backend)?;
         info!(backend = self.backend.as_str(), "worker connected");
         Ok((ctx, pull))
