@@ -2,8 +2,8 @@
 //! over TLS all arrive once; with --tls-ca a client without a certificate is refused (and
 //! counted in `tls_refused`), as is a CA-signed one outside --tls-permitted-peer, while one
 //! inside gets in; a TCP client that connects and never starts its handshake holds up nobody.
-//! `zerolog loggen --tls` delivers every line (LF, octet-counted, one per handshake) with a
-//! client certificate, and fails with status 1 against a server its CA does not vouch for.
+//! `zerolog loggen --tls` delivers every line (LF, octet-counted, RELP, one per handshake)
+//! with a client certificate, and fails with status 1 against a server its CA does not vouch for.
 //! The certificates are made with rcgen in the test's dir; the clients are rustls', blocking.
 
 use std::io::{Read, Write};
@@ -375,25 +375,21 @@ fn loggen_id(line: &str) -> (String, u64, u64) {
 fn loggen_over_tls_delivers_every_line_with_a_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
-    let (cert, key) = leaf(
-        &pki.ca,
-        "loggen.example.com",
-        ExtendedKeyUsagePurpose::ClientAuth,
-    );
-    let (cert_file, key_file) = (dir.path().join("client.pem"), dir.path().join("client.key"));
-    write_file(&cert_file, &cert.pem(), 0o644);
-    write_file(&key_file, &key.serialize_pem(), 0o600);
-    let (tls, publish) = (free_port(), free_port());
+    let (cert_file, key_file) = pki.client_files(dir.path(), "loggen.example.com");
     let ca = pki.ca_file.to_str().unwrap().to_owned();
-    let forwarder = pki.forwarder(
+    let relp = free_port();
+    let relp_addr = format!("127.0.0.1:{relp}");
+    let (forwarder, tls, s) = pki.start(
         dir.path(),
-        tls,
-        publish,
-        &["--tls-ca", &ca, "--tls-permitted-peer", "*.example.com"],
+        &[
+            "--tls-ca",
+            &ca,
+            "--tls-permitted-peer",
+            "*.example.com",
+            "--listen-relp-tls",
+            &relp_addr,
+        ],
     );
-    let ctx = zmq::Context::new();
-    let s = sub(&ctx, &format!("tcp://127.0.0.1:{publish}"));
-    forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
 
     let client = [
         "--tls-server-name",
@@ -405,21 +401,26 @@ fn loggen_over_tls_delivers_every_line_with_a_client_certificate() {
         "-c",
         "2",
     ];
-    let runs: [(&str, &[&str]); 3] = [
-        ("lf", &["-n", "1000"]),
-        ("octet", &["-n", "1000", "--framing", "octet-counted"]),
-        ("hs", &["--tls-handshakes", "20"]),
+    let runs: [(&str, u16, &[&str]); 5] = [
+        ("lf", tls, &["-n", "1000"]),
+        ("octet", tls, &["-n", "1000", "--framing", "octet-counted"]),
+        ("hs", tls, &["--tls-handshakes", "20"]),
+        ("relp", relp, &["-n", "1000", "--relp"]),
+        ("relphs", relp, &["--tls-handshakes", "20", "--relp"]),
     ];
     let mut want = Vec::new();
-    for (app, load) in runs {
+    for (app, port, load) in runs {
         let mut args = vec!["--app", app];
         args.extend_from_slice(&client);
         args.extend_from_slice(load);
-        let loggen = loggen_tls(dir.path(), app, tls, &pki.ca_file, &args);
+        let loggen = loggen_tls(dir.path(), app, port, &pki.ca_file, &args);
         let report = loggen_report(&loggen, DELIVERY_TIMEOUT);
-        let n = if app == "hs" { 20 } else { 1000 };
+        let n = if app.ends_with("hs") { 20 } else { 1000 };
         assert_eq!(report["messages"], n, "{report}");
-        if app == "hs" {
+        if app.starts_with("relp") {
+            assert_eq!(report["acknowledged"], n, "{report}");
+        }
+        if app.ends_with("hs") {
             assert_eq!(report["handshakes"], 20, "{report}");
             assert!(
                 report["handshakes_per_s"].as_f64().unwrap() > 0.0,
@@ -446,7 +447,9 @@ fn loggen_over_tls_delivers_every_line_with_a_client_certificate() {
     assert_eq!(got.len(), want.len(), "a line arrived twice");
     assert!(got == want, "the lines differ from those sent");
     let counters = forwarder.stop_and_find_line(" counters:");
-    assert_eq!(counter(&counters, "tls_sessions"), 2 + 2 + 20, "{counters}");
+    // TCP: 2 + 2 + 20 connections; RELP: 2 + 20.
+    assert_eq!(counter(&counters, "tls_sessions"), 24 + 22, "{counters}");
+    assert_eq!(counter(&counters, "relp_sessions"), 22, "{counters}");
     assert_eq!(counter(&counters, "tls_refused"), 0, "{counters}");
 }
 
@@ -457,12 +460,8 @@ fn loggen_refuses_a_server_its_ca_does_not_vouch_for() {
     std::fs::create_dir(&other_dir).unwrap();
     let other = pki(&other_dir);
     let pki = pki(dir.path());
-    let (tls, publish) = (free_port(), free_port());
     let ca = pki.ca_file.to_str().unwrap().to_owned();
-    let forwarder = pki.forwarder(dir.path(), tls, publish, &["--tls-ca", &ca]);
-    let ctx = zmq::Context::new();
-    let s = sub(&ctx, &format!("tcp://127.0.0.1:{publish}"));
-    forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
+    let (forwarder, tls, s) = pki.start(dir.path(), &["--tls-ca", &ca]);
 
     let failures: [(&str, &Path, &[&str], i32, &str); 4] = [
         // Another CA: the server's certificate is refused at the handshake.
