@@ -12,6 +12,10 @@ Same machine, same run, same load: `zerolog loggen` sends COUNT RFC 5424 lines o
      2 counting BaseWorkers; whole lines, lines cut in pieces, and lost lines are counted;
   4. the bare libzmq chain (target/release/examples/zmq_chain: XPUB NODROP -> SUB/PUSH ->
      PULL x 2, same message size), the transport's ceiling.
+Optional rows: --relp (RELP inputs), --tls (zerolog's TLS input against rsyslog imtcp with
+GnuTLS, from loggen --tls; and both inputs' handshakes/s, loggen --tls-handshakes), --curve
+(1. with CURVE between forwarder and receiver). The TLS rows' certificates are made with the
+openssl command, the CURVE keys with zerolog keygen, in the run's temporary directory.
 Rate = lines delivered / (time of the last delivered line - time just before loggen starts).
 Peak RSS and PSS: sums over the system's processes, sampled every 50 ms. CPU: utime + stime of
 those processes over the run, from /proc/PID/stat; loggen's own CPU separately. Each system is
@@ -463,15 +467,22 @@ class Run:
         self.__dict__.update(kw)
 
 
-def drive(ctx, port, conns, meter, progress, done, label, check=None, relp=False, count=None):
-    """Starts loggen against 127.0.0.1:port (over RELP with `relp`), with `meter` running from
-    just before, and waits until done() or until progress() has not changed for ctx.stall
-    seconds after loggen ended. Returns (t0 wall ns, loggen report, loggen CPU s, completed)."""
+def drive(ctx, port, conns, meter, progress, done, label, check=None, relp=False, count=None,
+          tls=False, handshakes=False):
+    """Starts loggen against 127.0.0.1:port (over RELP with `relp`, over TLS with `tls`,
+    verifying the server against the bench's CA; `handshakes`: `count` connections of one
+    line each), with `meter` running from just before, and waits until done() or until
+    progress() has not changed for ctx.stall seconds after loggen ended. Returns (t0 wall ns,
+    loggen report, loggen CPU s, completed)."""
     out = ctx.workdir / f"loggen-{label}.json"
     count = count or ctx.count
-    argv = [ZEROLOG, "loggen", "-P", port, "-n", count, "-s", ctx.size, "-c", conns, "--json"]
+    argv = [ZEROLOG, "loggen", "-P", port, "-s", ctx.size, "-c", conns, "--json"]
+    argv += ["--tls-handshakes", count] if handshakes else ["-n", count]
     if relp:
         argv.append("--relp")
+    if tls or handshakes:
+        # The certificate names 127.0.0.1, loggen's default server name.
+        argv += ["--tls", "--tls-ca", ctx.pki["ca"]]
     meter.start()
     t0 = time.time_ns()
     lg = Proc(f"loggen[{label}]", argv, ctx.workdir / f"loggen-{label}.log", stdout=out)
@@ -522,23 +533,83 @@ class Ctx:
         self.count = args.count
         self.size = args.size
         self.relp_count = args.relp_count
+        self.handshakes = args.handshakes
         self.stall = args.stall
         self.workdir = workdir
         self.started = started
+        self.pki = None  # make_pki()'s files, for the TLS rows
+        self.curve = None  # make_curve_keys()'s files, for the CURVE rows
 
 
-def zerologd_topology(d, fwd, pub, out, variant):
+def make_pki(workdir):
+    """The TLS rows' certificates, made with the openssl command in workdir/pki: a CA and a
+    server certificate it signs for localhost and 127.0.0.1, both ECDSA P-256, the private
+    keys mode 0600 (zerolog refuses a key others may read). Returns their paths."""
+    if not shutil.which("openssl"):
+        raise BenchError("the TLS rows need the openssl command (to make their certificates)")
+    d = workdir / "pki"
+    d.mkdir()
+    pki = {"ca": d / "ca.pem", "ca_key": d / "ca.key", "cert": d / "server.pem",
+           "key": d / "server.key"}
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ext = d / "server.ext"
+    ext.write_text("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                   "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    old = os.umask(0o077)  # the keys are never readable by others, not even for a moment
+    try:
+        run(["openssl", "req", "-x509", *ec, "-keyout", pki["ca_key"], "-out", pki["ca"],
+             "-days", "2", "-subj", "/CN=zerolog bench CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign"], 60, "openssl: the bench CA")
+        run(["openssl", "req", *ec, "-keyout", pki["key"], "-out", d / "server.csr",
+             "-subj", "/CN=localhost"], 60, "openssl: the server key")
+        run(["openssl", "x509", "-req", "-in", d / "server.csr", "-CA", pki["ca"],
+             "-CAkey", pki["ca_key"], "-set_serial", str(int.from_bytes(os.urandom(8), "big")),
+             "-days", "2", "-extfile", ext, "-out", pki["cert"]], 60,
+            "openssl: the server certificate")
+    finally:
+        os.umask(old)
+    for f in ("ca", "cert"):
+        os.chmod(pki[f], 0o644)
+    return pki
+
+
+def make_curve_keys(workdir):
+    """The CURVE rows' key pairs, made with `zerolog keygen` in workdir/curve: the forwarder's
+    and the receiver's (each PATH, mode 0600, and PATH.pub)."""
+    d = workdir / "curve"
+    d.mkdir()
+    keys = {"forwarder": d / "forwarder.key", "receiver": d / "receiver.key"}
+    for name, path in keys.items():
+        run([ZEROLOG, "keygen", path], 60, f"zerolog keygen ({name})")
+    return keys
+
+
+def zerologd_topology(d, fwd, pub, out, variant, ctx=None):
     """variant "acked": the default path (journal, acknowledged delivery to two built-in null
     workers); "unacked": journal = false and PUSH to two `zerolog worker ... null` programs
-    (type = "zmq"), the path before the journal; "relp": acked, input over RELP (port fwd)."""
-    lines = [
-        "[forwarder]",
-        f'relp = ["127.0.0.1:{fwd}"]' if variant == "relp" else f'tcp = ["127.0.0.1:{fwd}"]',
-        f'publish = "tcp://127.0.0.1:{pub}"',
-    ]
+    (type = "zmq"), the path before the journal; "relp": acked, input over RELP (port fwd);
+    "tls": acked, input over TLS (port fwd) with ctx.pki's certificate; "curve": acked, with
+    CURVE between the forwarder and the receiver (ctx.curve's keys)."""
+    if variant == "relp":
+        inputs = [f'relp = ["127.0.0.1:{fwd}"]']
+    elif variant == "tls":
+        # No TCP input: the default one would bind port 6000.
+        inputs = ['tcp = []', f'tls = ["127.0.0.1:{fwd}"]',
+                  f'tls_cert = "{ctx.pki["cert"]}"', f'tls_key = "{ctx.pki["key"]}"']
+    else:
+        inputs = [f'tcp = ["127.0.0.1:{fwd}"]']
+    lines = ["[forwarder]", *inputs, f'publish = "tcp://127.0.0.1:{pub}"']
     if variant == "unacked":
         lines.append("journal = false")
-    lines += ["", "[[receiver]]", 'name = "r"', f'output = "tcp://127.0.0.1:{out}"', ""]
+    receiver = ["[[receiver]]", 'name = "r"', f'output = "tcp://127.0.0.1:{out}"']
+    if variant == "curve":
+        k = ctx.curve
+        lines += [f'curve_secret_key = "{k["forwarder"]}"',
+                  f'curve_clients = ["{k["receiver"]}.pub"]']
+        receiver += [f'curve_secret_key = "{k["receiver"]}"',
+                     f'curve_server_key = "{k["forwarder"]}.pub"']
+    lines += ["", *receiver, ""]
     if variant == "unacked":
         sh = (f'exec {ZEROLOG} worker "$ZEROLOG_BACKEND" null '
               f'{d}/sink-"$ZEROLOG_PROCESS_NUM".json')
@@ -553,12 +624,14 @@ def zerologd_topology(d, fwd, pub, out, variant):
     return path
 
 
-def run_zerolog(ctx, conns, label, variant="acked", sender=None):
-    """`sender`: a function (d, port) -> Proc started instead of loggen (rsyslog's omrelp)."""
+def run_zerolog(ctx, conns, label, variant="acked", sender=None, handshakes=False):
+    """`sender`: loggen -> rsyslogd's omrelp instead of loggen (see via_rsyslog).
+    `handshakes`: loggen --tls-handshakes, ctx.handshakes connections of one line each; the
+    rate is then loggen's handshakes per second."""
     d = ctx.workdir / label
     d.mkdir()
     fwd, pub, out = free_ports(3)
-    config = zerologd_topology(d, fwd, pub, out, variant)
+    config = zerologd_topology(d, fwd, pub, out, variant, ctx)
     env = dict(os.environ, ZEROLOG_RUNTIME_DIR=str(d / "rt"), ZEROLOG_STATE_DIR=str(d / "state"))
     for k in ("RUST_LOG", "JOURNAL_STREAM", "NOTIFY_SOCKET"):
         env.pop(k, None)
@@ -572,13 +645,14 @@ def run_zerolog(ctx, conns, label, variant="acked", sender=None):
         counted = lambda: sum(r.get("messages", 0) for r in sinks())
         meter = Meter([z.pid])
         relp = variant == "relp"
-        count = ctx.relp_count if sender else ctx.count
+        count = ctx.relp_count if sender else ctx.handshakes if handshakes else ctx.count
         if sender:
             t0, rep, lcpu = via_rsyslog(ctx, d, fwd, conns, meter, counted, count, label,
                                         z.check_alive)
         else:
             t0, rep, lcpu, _ = drive(ctx, fwd, conns, meter, counted, lambda: counted() >= count,
-                                     label, check=z.check_alive, relp=relp, count=count)
+                                     label, check=z.check_alive, relp=relp, count=count,
+                                     tls=variant == "tls", handshakes=handshakes)
         journal = journal_bytes(d / "rt")
     finally:
         ctx.started.remove(z)
@@ -593,6 +667,8 @@ def run_zerolog(ctx, conns, label, variant="acked", sender=None):
     last = max((r["last_unix_ns"] or 0) for r in reports)
     delivered = messages - dups
     rate = delivered / ((last - t0) / 1e9) if last > t0 else 0.0
+    if handshakes:
+        rate = rep["handshakes_per_s"]
     return Run(rate=rate, lost=sent - delivered, rss_kb=meter.peak_rss, pss_kb=meter.peak_pss,
                cpu_s=meter.cpu_s, loggen_cpu_s=lcpu,
                extra={"duplicates": dups, "procs": meter.nprocs, "peaks": peaks(meter),
@@ -701,33 +777,51 @@ input(type="imrelp" port="{target}" address="127.0.0.1" ruleset="bench")
                extra={"procs": meter.nprocs, "peaks": peaks(meter)})
 
 
-def run_rsyslog(ctx, conns, label):
+def run_rsyslog(ctx, conns, label, tls=False, handshakes=False):
+    """rsyslogd, imtcp -> omfile; `tls`: imtcp with its GnuTLS stream driver (server
+    certificate from ctx.pki, no client authentication); `handshakes`: with it, loggen
+    --tls-handshakes (ctx.handshakes connections of one line), the rate loggen's handshakes/s."""
     d = ctx.workdir / label
     d.mkdir()
     (d / "work").mkdir()
     (port,) = free_ports(1)
     outfile = d / "out.log"
     conf = d / "rsyslog.conf"
+    tls = tls or handshakes
+    if tls:
+        pki = ctx.pki
+        settings = (f'\n       DefaultNetstreamDriverCAFile="{pki["ca"]}"'
+                    f'\n       DefaultNetstreamDriverCertFile="{pki["cert"]}"'
+                    f'\n       DefaultNetstreamDriverKeyFile="{pki["key"]}"')
+        imtcp = ('module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" '
+                 'StreamDriver.AuthMode="anon")')
+        # GnuTLS's own defaults, TLS 1.3 included, as loggen and zerolog speak it: without a
+        # priority string rsyslog 8.2302 negotiates TLS 1.2.
+        priority = ' gnutlsPriorityString="NORMAL"'
+    else:
+        settings, imtcp, priority = "", 'module(load="imtcp")', ""
     conf.write_text(f"""\
-global(workDirectory="{d / 'work'}" net.enableDNS="off")
-module(load="imtcp")
+global(workDirectory="{d / 'work'}" net.enableDNS="off"{settings})
+{imtcp}
 template(name="raw" type="string" string="%rawmsg%\\n")
 ruleset(name="bench") {{
   action(type="omfile" file="{outfile}" template="raw")
 }}
-input(type="imtcp" port="{port}" address="127.0.0.1" ruleset="bench")
+input(type="imtcp" port="{port}" address="127.0.0.1" ruleset="bench"{priority})
 """)
     r = Proc(f"rsyslogd[{label}]", ["rsyslogd", "-n", "-f", conf, "-i", d / "rsyslogd.pid"],
              d / "rsyslogd.log", cwd=d)
     ctx.started.append(r)
-    expect = ctx.count * (ctx.size + 1)
+    count = ctx.handshakes if handshakes else ctx.count
+    expect = count * (ctx.size + 1)
     size = lambda: outfile.stat().st_size if outfile.exists() else 0
     try:
         wait_until(lambda: port_open(port), READY_TIMEOUT, f"rsyslogd listening on {port}",
                    poll=0.05, check=r.check_alive)
         meter = Meter([r.pid])
         t0, rep, lcpu, _ = drive(ctx, port, conns, meter, size, lambda: size() >= expect, label,
-                                 check=r.check_alive)
+                                 check=r.check_alive, count=count, tls=tls,
+                                 handshakes=handshakes)
         end_ns = outfile.stat().st_mtime_ns if outfile.exists() else 0
     finally:
         ctx.started.remove(r)
@@ -743,6 +837,8 @@ input(type="imtcp" port="{port}" address="127.0.0.1" ruleset="bench")
         outfile.unlink()
     sent = rep["messages"]
     rate = lines / ((end_ns - t0) / 1e9) if end_ns > t0 and lines else 0.0
+    if handshakes:
+        rate = rep["handshakes_per_s"]
     return Run(rate=rate, lost=sent - lines, rss_kb=meter.peak_rss, pss_kb=meter.peak_pss,
                cpu_s=meter.cpu_s, loggen_cpu_s=lcpu,
                extra={"size_mismatch": bad, "procs": meter.nprocs, "peaks": peaks(meter)})
@@ -956,6 +1052,12 @@ def versions(py):
     return ", ".join(out)
 
 
+def rsyslog_gtls():
+    """Whether rsyslog's GnuTLS stream driver is installed (Debian: rsyslog-gnutls)."""
+    return any(next(Path(d).glob(g), None) for d in ("/usr/lib", "/usr/lib64")
+               for g in ("rsyslog/lmnsd_gtls.so", "*/rsyslog/lmnsd_gtls.so"))
+
+
 def summarize(runs):
     rates = [r.rate for r in runs]
     return statistics.median(rates), min(rates), max(rates)
@@ -983,6 +1085,18 @@ def main():
                          "input, and zerolog loggen --relp into it (1 connection)")
     ap.add_argument("--relp-count", type=int, default=200_000,
                     help="lines per RELP run (200,000; rsyslog's imrelp takes ~3,000/s)")
+    ap.add_argument("--tls", action="store_true",
+                    help="also TLS: zerolog's TLS input against rsyslog imtcp with its GnuTLS "
+                         "driver, zerolog loggen --tls, and (unless --skip-handshakes) both "
+                         "inputs' rate of handshakes")
+    ap.add_argument("--skip-handshakes", action="store_true",
+                    help="with --tls, skip the handshake rows")
+    ap.add_argument("--handshakes", type=int, default=2000,
+                    help="connections per handshake run, each a full TLS handshake, one line "
+                         "and a close (2,000)")
+    ap.add_argument("--curve", action="store_true",
+                    help="also zerolog, journaled and acknowledged, with CURVE between the "
+                         "forwarder and the receiver")
     ap.add_argument("--python", help="python of a venv with zerolog==0.3 and pyzmq (default: "
                     "$ZEROLOG_PYTHON, .venv/bin/python, /tmp/zlvenv/bin/python)")
     ap.add_argument("--stall", type=float, default=3.0,
@@ -991,8 +1105,8 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="skip cargo build")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
-    if args.runs < 1 or args.count < 1 or args.size < 80:
-        raise BenchError("--runs and --count must be >= 1, --size >= 80")
+    if args.runs < 1 or args.count < 1 or args.size < 80 or args.handshakes < 1:
+        raise BenchError("--runs, --count and --handshakes must be >= 1, --size >= 80")
     try:
         variants = [int(c) for c in args.connections.split(",")]
         assert variants and all(c >= 1 for c in variants)
@@ -1032,29 +1146,60 @@ def main():
                 note("no venv with zerolog==0.3 and pyzmq found: skipping Python zerolog 0.3")
         if not args.skip_chain:
             systems.append("chain")
+        if args.curve:
+            systems.insert(systems.index("zerolog") + 1 if "zerolog" in systems else 0, "curve")
+            ctx.curve = make_curve_keys(workdir)
+        # The TLS and handshake rows are interleaved with the others, each group in its
+        # own section of the table, with its own reference.
+        tls_systems = []
+        if args.tls:
+            ctx.pki = make_pki(workdir)
+            tls_systems = ["tls-zerolog"]
+            if args.skip_rsyslog:
+                pass
+            elif not shutil.which("rsyslogd"):
+                note("rsyslogd not found: skipping rsyslog's TLS input")
+            elif not rsyslog_gtls():
+                note("rsyslog's GnuTLS driver (lmnsd_gtls.so, Debian package rsyslog-gnutls) "
+                     "not found: skipping rsyslog's TLS input")
+            else:
+                tls_systems.append("tls-rsyslog")
+            if not args.skip_handshakes:
+                tls_systems += [t.replace("tls-", "hs-") for t in tls_systems]
         relp_systems = ["relp-rsyslog", "relp-zerolog", "relp-loggen"] if args.relp else []
-        if not systems:
+        if not systems and not tls_systems:
             raise BenchError("nothing to measure")
         nproc, ncpu, model, kernel = machine()
         load_start = loadavg()
         note(f"work directory {workdir}; load average {load_start}")
         for conns in variants:
             for i in range(args.runs):
-                for system in systems:
+                for system in systems + tls_systems:
                     label = f"{system}-c{conns}-{i + 1}"
                     if system == "zerolog":
                         r = run_zerolog(ctx, conns, label)
                     elif system == "zerolog-unacked":
                         r = run_zerolog(ctx, conns, label, variant="unacked")
+                    elif system == "curve":
+                        r = run_zerolog(ctx, conns, label, variant="curve")
+                    elif system == "tls-zerolog":
+                        r = run_zerolog(ctx, conns, label, variant="tls")
+                    elif system == "hs-zerolog":
+                        r = run_zerolog(ctx, conns, label, variant="tls", handshakes=True)
                     elif system == "rsyslog":
                         r = run_rsyslog(ctx, conns, label)
+                    elif system == "tls-rsyslog":
+                        r = run_rsyslog(ctx, conns, label, tls=True)
+                    elif system == "hs-rsyslog":
+                        r = run_rsyslog(ctx, conns, label, handshakes=True)
                     elif system == "python":
                         r = run_python(ctx, conns, label, py)
                     else:
                         r = run_chain(ctx, label)
                     results.setdefault((conns, system), []).append(r)
                     reap_zombies({p.pid for p in started})
-                    note(f"{label}: {fmt_int(r.rate)} lines/s, lost {r.lost}, peak RSS "
+                    unit = "handshakes/s" if system.startswith("hs-") else "lines/s"
+                    note(f"{label}: {fmt_int(r.rate)} {unit}, lost {r.lost}, peak RSS "
                          f"{r.rss_kb / 1024:.1f} MB, CPU {r.cpu_s if r.cpu_s is None else round(r.cpu_s, 2)} s"
                          + (f" (load {loadavg()})"))
                     shutil.rmtree(workdir / label, ignore_errors=True)
@@ -1090,12 +1235,40 @@ def main():
         "relp-zerolog": "RELP: rsyslog imtcp -> omrelp -> zerolog RELP input, journaled, 2 null workers",
         "relp-loggen": "RELP: zerolog loggen --relp -> zerolog RELP input, journaled, 2 null workers",
         "rsyslog": "rsyslog (imtcp -> omfile)",
+        "curve": "zerolog, journaled and acknowledged, CURVE between forwarder and receiver",
+        "tls-zerolog": "TLS: zerolog TLS input, journaled and acknowledged, 2 null workers",
+        "tls-rsyslog": "TLS: rsyslog imtcp with its GnuTLS driver (anon) -> omfile",
+        "hs-zerolog": "handshakes/s: zerolog TLS input (loggen --tls-handshakes)",
+        "hs-rsyslog": "handshakes/s: rsyslog imtcp with its GnuTLS driver",
         "python": "Python zerolog 0.3 (forwarder, receiver, 2 workers)",
         "chain": "bare libzmq chain (zmq_chain, 2 PULL)",
     }
     hdr = ("conns", "system", "lines/s median", "min", "max", "ratio to zerolog", "lost",
            "peak RSS (MB)", "peak PSS (MB)", "CPU s", "loggen CPU s")
     rows = []
+
+    def group_rows(conns, group, ref):
+        """The rows of `group` (systems measured with conns connections), each with its ratio
+        to the median of `ref`."""
+        rs = results.get((conns, ref))
+        rmed = summarize(rs)[0] if rs else None
+        for system in group:
+            rs = results[(conns, system)]
+            med, lo, hi = summarize(rs)
+            lost = [r.lost for r in rs]
+            cpus = [r.cpu_s for r in rs if r.cpu_s is not None]
+            lcpus = [r.loggen_cpu_s for r in rs if r.loggen_cpu_s is not None]
+            chain = system == "chain"
+            rows.append((
+                str(conns) if not chain else "-", names[system], fmt_int(med), fmt_int(lo),
+                fmt_int(hi), f"{med / rmed:.2f}" if rmed else "-",
+                str(lost[0]) if len(set(lost)) == 1 else "/".join(map(str, lost)),
+                f"{max(r.rss_kb for r in rs) / 1024:.1f}",
+                "-" if chain else f"{max(r.pss_kb for r in rs) / 1024:.1f}",
+                f"{statistics.median(cpus):.2f}" if cpus else "-",
+                f"{statistics.median(lcpus):.2f}" if lcpus else "-",
+            ))
+
     for conns in variants + (["relp"] if relp_systems else []):
         if conns == "relp":
             zl = results.get((1, "relp-rsyslog"))
@@ -1111,24 +1284,19 @@ def main():
                              f"{max(r.rss_kb for r in rs) / 1024:.1f}",
                              f"{max(r.pss_kb for r in rs) / 1024:.1f}", "-", "-"))
             continue
-        zl = results.get((conns, "zerolog"))
-        zmed = summarize(zl)[0] if zl else None
-        for system in systems:
-            rs = results[(conns, system)]
-            med, lo, hi = summarize(rs)
-            lost = [r.lost for r in rs]
-            lost_s = str(lost[0]) if len(set(lost)) == 1 else "/".join(map(str, lost))
-            cpus = [r.cpu_s for r in rs if r.cpu_s is not None]
-            lcpus = [r.loggen_cpu_s for r in rs if r.loggen_cpu_s is not None]
-            chain = system == "chain"
-            rows.append((
-                str(conns) if not chain else "-", names[system], fmt_int(med), fmt_int(lo),
-                fmt_int(hi), f"{med / zmed:.2f}" if zmed else "-", lost_s,
-                f"{max(r.rss_kb for r in rs) / 1024:.1f}",
-                "-" if chain else f"{max(r.pss_kb for r in rs) / 1024:.1f}",
-                f"{statistics.median(cpus):.2f}" if cpus else "-",
-                f"{statistics.median(lcpus):.2f}" if lcpus else "-",
-            ))
+        group_rows(conns, systems, "zerolog")
+    tls_rates = [t for t in tls_systems if t.startswith("tls-")]
+    handshake_rates = [t for t in tls_systems if t.startswith("hs-")]
+    if tls_rates:
+        rows.append(("", "TLS rows: ratio to rsyslog's TLS input; loggen --tls, the same load",
+                     *[""] * 9))
+        for conns in variants:
+            group_rows(conns, tls_rates, "tls-rsyslog")
+    if handshake_rates:
+        rows.append(("", "handshake rows: handshakes/s, each a connection with one line "
+                     f"({fmt_int(args.handshakes)} per run); ratio to rsyslog's", *[""] * 9))
+        for conns in variants:
+            group_rows(conns, handshake_rates, "hs-rsyslog")
     widths = [max(len(r[i]) for r in [hdr] + rows) for i in range(len(hdr))]
     fmt = lambda r: "  ".join(c.ljust(w) if i == 1 else c.rjust(w)
                               for i, (c, w) in enumerate(zip(r, widths)))
@@ -1138,6 +1306,10 @@ def main():
     print(f"versions: {versions(py)}, python {platform.python_version()}")
     print(f"load: zerolog loggen, {fmt_int(args.count)} RFC 5424 lines of {args.size} bytes + LF "
           f"over TCP, as fast as possible; {args.runs} runs per system and variant, interleaved")
+    if tls_systems:
+        print("TLS: the same load with loggen --tls, verifying the server's ECDSA P-256 "
+              "certificate against the bench's CA; handshake rows: loggen --tls-handshakes "
+              f"{args.handshakes}, no session resumption")
     print("rate: lines delivered / (time of the last one delivered - time just before loggen "
           "starts); RSS, PSS: peak of the sum over the system's processes (sampled every "
           f"{SAMPLE_PERIOD * 1000:.0f} ms), max over runs; CPU: utime+stime of those processes "
@@ -1149,9 +1321,9 @@ def main():
         print(fmt(r))
     print()
     for conns in variants:
-        for system in systems:
+        for system in systems + tls_systems:
             rs = results[(conns, system)]
-            if system in ("zerolog", "zerolog-unacked"):
+            if system in ("zerolog", "zerolog-unacked", "curve", "tls-zerolog", "hs-zerolog"):
                 d = sum(r.extra["duplicates"] for r in rs)
                 per_line = [round(r.extra["journal_bytes_per_line"]) for r in rs]
                 if system == "zerolog":
@@ -1176,6 +1348,27 @@ def main():
             elif system == "chain" and conns == variants[0]:
                 print("chain: one process (4 threads, one context each); RSS = its ru_maxrss, "
                       "CPU = its rusage; no connections (its rows are separate runs per variant)")
+    # The issue's targets, from the medians above.
+    med = lambda conns, system: (summarize(results[(conns, system)])[0]
+                                 if (conns, system) in results else None)
+    ratio = lambda a, b: f"{a / b:.2f}x" if a and b else "-"
+    share = lambda a, b: f"{a / b:.0%}" if a and b else "-"
+    for conns in variants:
+        zl, rsys = med(conns, "zerolog"), med(conns, "rsyslog")
+        if "curve" in systems:
+            c = med(conns, "curve")
+            print(f"c={conns} CURVE: {fmt_int(c)} lines/s, {share(c, zl)} of plaintext "
+                  f"zerolog's {fmt_int(zl) if zl else '-'}; {ratio(c, rsys)} rsyslog's "
+                  "plaintext (target >= 1x)")
+        tz, tr = med(conns, "tls-zerolog"), med(conns, "tls-rsyslog")
+        if tz:
+            print(f"c={conns} TLS input: zerolog {fmt_int(tz)} lines/s, {ratio(tz, tr)} rsyslog's "
+                  f"TLS input (target >= 1.5x); of their plaintext rates: zerolog "
+                  f"{share(tz, zl)}, rsyslog {share(tr, rsys)}")
+        hz, hr = med(conns, "hs-zerolog"), med(conns, "hs-rsyslog")
+        if hz:
+            print(f"c={conns} handshakes: zerolog {fmt_int(hz)}/s, rsyslog "
+                  f"{fmt_int(hr) if hr else '-'}/s ({ratio(hz, hr)})")
 
 
 if __name__ == "__main__":

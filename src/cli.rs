@@ -109,18 +109,28 @@ pub enum Element {
         it had not read; the worker itself stays up, keeping its queue, and counts the restarts \
         in program_restarts.")]
     Worker(WorkerArgs),
-    /// Generate syslog load over TCP or UDP and report the rate (for benchmarks)
+    /// Generate syslog load over TCP, TLS or UDP and report the rate (for benchmarks)
     #[command(long_about = "Generate syslog load, like syslog-ng's loggen.\n\n\
         Sends RFC 5424 (or RFC 3164) lines whose APP-NAME is --app and whose body starts with \
         seq=CONN.N (the connection number and a sequence number from 0), padded to --size bytes, \
-        over TCP (LF or octet-counted framing), RELP or UDP, from --connections parallel \
-        connections. The `null` worker checks those sequence numbers. Prints what it sent and at \
-        what rate.\n\n\
+        over TCP (LF or octet-counted framing), RELP (both also over TLS) or UDP, from \
+        --connections parallel connections. The `null` worker checks those sequence numbers. \
+        Prints what it sent and at what rate.\n\n\
         With --relp each connection opens a RELP session (as rsyslog's omrelp does), sends every \
         line as a syslog command with up to --relp-window of them unacknowledged, then closes \
         the session; it also prints how many lines were acknowledged. A refused line, or a \
         connection closed before every line is acknowledged, ends loggen with status 1 and says \
-        how many were left unacknowledged.")]
+        how many were left unacknowledged.\n\n\
+        With --tls each connection (TCP or RELP) is TLS 1.3 or 1.2 (RFC 5425), and the server's \
+        certificate must chain to a CA of --tls-ca and be valid for --tls-server-name (there is \
+        no way to skip the check). A failed handshake ends loggen with status 1 and says why. \
+        Each connection ends with a TLS close_notify, and loggen waits for the server to close \
+        it in turn, so a line it counts as sent has reached the server.\n\n\
+        --tls-handshakes N measures a TLS input's handshake rate: N connections in all, each a \
+        full handshake (no session resumption), one line (with --relp: a session of one line) \
+        and the close above, one after another on each of --connections threads. The report \
+        adds the handshakes and handshakes per second (the rate of whole connections: \
+        handshake, line and close).")]
     Loggen(LoggenArgs),
     /// Make a CURVE key pair: the secret key file PATH (mode 0600) and PATH.pub
     #[command(
@@ -150,7 +160,7 @@ pub struct LoggenArgs {
     #[arg(short = 'P', long, default_value_t = defaults::INPUT_PORT)]
     pub port: u16,
     /// Send UDP datagrams (one message each) instead of TCP
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tls")]
     pub udp: bool,
     /// TCP framing: lf or octet-counted
     #[arg(long, default_value = "lf", value_parser = ["lf", "octet-counted"])]
@@ -167,6 +177,28 @@ pub struct LoggenArgs {
         value_parser = clap::value_parser!(u32).range(1..=65536)
     )]
     pub relp_window: u32,
+    /// Send over TLS (syslog over TLS, RFC 5425; with --relp, RELP over TLS); needs --tls-ca
+    #[arg(long, requires = "tls_ca")]
+    pub tls: bool,
+    /// PEM CA bundle the server's certificate must chain to
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_ca: Option<PathBuf>,
+    /// Name the server's certificate must be valid for, sent as SNI if it is a DNS name
+    /// (default: --host, checked against the certificate's IP addresses)
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub tls_server_name: Option<String>,
+    /// PEM certificate chain to present when the server asks for one (client
+    /// authentication); needs --tls-key
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (not readable by others)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Measure TLS handshakes: N connections in all, each a full handshake, one line and a
+    /// close, instead of --count or --duration
+    #[arg(long, value_name = "N", requires = "tls", conflicts_with_all = ["count", "duration", "rate"],
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub tls_handshakes: Option<u64>,
     /// Size of each message in bytes, framing excluded
     #[arg(short = 's', long, default_value_t = 150)]
     pub size: usize,
@@ -174,7 +206,7 @@ pub struct LoggenArgs {
     #[arg(
         short = 'n',
         long,
-        required_unless_present = "duration",
+        required_unless_present_any = ["duration", "tls_handshakes"],
         conflicts_with = "duration"
     )]
     pub count: Option<u64>,

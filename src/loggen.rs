@@ -1,11 +1,17 @@
 //! A load generator for syslog pipelines, like syslog-ng's loggen: RFC 5424 or RFC 3164 lines
 //! with an app-name and a per-connection sequence number (`seq=CONN.N`), over TCP (LF or
 //! octet-counted framing), RELP (each line acknowledged) or UDP, from N parallel connections,
-//! as fast as possible or at a target rate, for a count or a duration.
+//! as fast as possible or at a target rate, for a count or a duration; TCP and RELP also over
+//! TLS, where it can also measure a server's rate of full handshakes.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
 
 use zerolog::relp::{self, Parsed, RelpFrame};
 use zerolog::Error;
@@ -59,6 +65,40 @@ pub struct LoggenConfig {
     pub relp: bool,
     /// RELP: the most frames sent and not yet acknowledged, per connection (at least 1).
     pub relp_window: usize,
+    /// Send over TLS (TCP and RELP).
+    pub tls: Option<TlsClient>,
+    /// TLS: instead of `count` or `duration`, make this many connections in all, each a full
+    /// handshake, one line (a RELP session of one line with `relp`) and a close; the
+    /// `connections` run in parallel, each making its share one after another.
+    pub handshakes: Option<u64>,
+}
+
+/// How loggen speaks TLS: whom it trusts, what it presents, and which name it checks.
+#[derive(Debug, Clone)]
+pub struct TlsClient {
+    config: Arc<rustls::ClientConfig>,
+    server_name: ServerName<'static>,
+}
+
+impl TlsClient {
+    /// Trusts the CA bundle `ca`, presents `client` (certificate chain, key) to a server that
+    /// asks, and checks the server's certificate for `server_name`, a DNS name (also sent as
+    /// SNI) or an IP address (checked against the certificate's IP addresses; no SNI).
+    pub fn new(
+        ca: &Path,
+        client: Option<(&Path, &Path)>,
+        server_name: &str,
+    ) -> Result<TlsClient, Error> {
+        let server_name = ServerName::try_from(server_name.to_owned()).map_err(|_| {
+            Error::Usage(format!(
+                "TLS server name {server_name:?} is neither a DNS name nor an IP address"
+            ))
+        })?;
+        Ok(TlsClient {
+            config: zerolog::tls::client_config(ca, client)?,
+            server_name,
+        })
+    }
 }
 
 /// What was sent.
@@ -79,6 +119,12 @@ pub struct LoggenReport {
     /// RELP: lines the server acknowledged (absent without RELP).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acknowledged: Option<u64>,
+    /// TLS handshakes made, each a connection of its own (absent unless measuring them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshakes: Option<u64>,
+    /// Handshakes per second over the run (each with its line and close).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshakes_per_s: Option<f64>,
 }
 
 impl LoggenReport {
@@ -87,6 +133,14 @@ impl LoggenReport {
         self.acknowledged
             .map(|a| format!(", {a} acknowledged over RELP"))
             .unwrap_or_default()
+    }
+
+    /// What the report adds to its line when measuring handshakes (empty otherwise).
+    pub fn handshake_summary(&self) -> String {
+        match (self.handshakes, self.handshakes_per_s) {
+            (Some(n), Some(rate)) => format!(", {n} TLS handshakes: {rate:.0} handshakes/s"),
+            _ => String::new(),
+        }
     }
 
     fn add(&mut self, sent: Sent) {
@@ -224,20 +278,27 @@ const PAD: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456
 
 /// Sends the load; returns once every connection is done.
 pub fn run(config: &LoggenConfig) -> Result<LoggenReport, Error> {
-    if config.count.is_none() && config.duration.is_none() {
+    if config.count.is_none() && config.duration.is_none() && config.handshakes.is_none() {
         return Err(Error::Usage("give --count or --duration".into()));
     }
+    if config.handshakes.is_some() && config.tls.is_none() {
+        return Err(Error::Usage("handshakes are measured over TLS only".into()));
+    }
     let n = config.connections.max(1);
+    // Spread a total over the connections, the first ones taking one more.
+    let share =
+        |total: u64, conn: usize| total / n as u64 + u64::from((conn as u64) < total % n as u64);
     let start = Instant::now();
     let handles: Vec<_> = (0..n)
         .map(|conn| {
             let config = config.clone();
-            // Spread the count and the rate over the connections.
-            let count = config
-                .count
-                .map(|c| c / n as u64 + u64::from((conn as u64) < c % n as u64));
-            let rate = config.rate / n as u64 + u64::from((conn as u64) < config.rate % n as u64);
-            std::thread::spawn(move || send_one(&config, conn, count, rate))
+            let count = config.count.map(|c| share(c, conn));
+            let rate = share(config.rate, conn);
+            let handshakes = config.handshakes.map(|h| share(h, conn));
+            std::thread::spawn(move || match handshakes {
+                Some(h) => handshake_one_by_one(&config, conn, h),
+                None => send_one(&config, conn, 0, count, rate),
+            })
         })
         .collect();
     let mut report = LoggenReport {
@@ -263,6 +324,11 @@ pub fn run(config: &LoggenConfig) -> Result<LoggenReport, Error> {
         report.messages_per_s = report.messages as f64 / report.seconds;
         report.mb_per_s = report.bytes as f64 / report.seconds / 1e6;
     }
+    if config.handshakes.is_some() {
+        // One line per connection: as many handshakes as lines.
+        report.handshakes = Some(report.messages);
+        report.handshakes_per_s = Some(report.messages_per_s);
+    }
     Ok(report)
 }
 
@@ -278,18 +344,40 @@ fn one_error(mut errors: Vec<Error>) -> Option<Error> {
     })
 }
 
+/// Makes `handshakes` connections one after another, each sending line `seq` (from 0) of
+/// connection `conn` (so that a sink sees distinct lines) and closing.
+fn handshake_one_by_one(
+    config: &LoggenConfig,
+    conn: usize,
+    handshakes: u64,
+) -> Result<Sent, Error> {
+    let mut all = Sent::default();
+    for seq in 0..handshakes {
+        let sent = send_one(config, conn, seq, Some(1), 0)?;
+        all.messages += sent.messages;
+        all.bytes += sent.bytes;
+        if let Some(a) = sent.acked {
+            *all.acked.get_or_insert(0) += a;
+        }
+    }
+    Ok(all)
+}
+
+/// Sends connection `conn`'s lines `first`, `first + 1`, ... (`count` of them, or for the
+/// configured duration) at `rate` (0: as fast as it can).
 fn send_one(
     config: &LoggenConfig,
     conn: usize,
+    first: u64,
     count: Option<u64>,
     rate: u64,
 ) -> Result<Sent, Error> {
     if config.relp {
-        return relp_send_one(config, conn, count, rate);
+        return relp_send_one(config, conn, first, count, rate);
     }
     let io = |context| move |source| Error::Io { context, source };
     enum Out {
-        Tcp(TcpStream),
+        Tcp(Stream),
         Udp(UdpSocket),
     }
     let mut out = if config.udp {
@@ -303,9 +391,7 @@ fn send_one(
             .map_err(io("connecting UDP socket"))?;
         Out::Udp(s)
     } else {
-        let s = TcpStream::connect(config.target).map_err(io("connecting"))?;
-        s.set_nodelay(false).ok();
-        Out::Tcp(s)
+        Out::Tcp(Stream::connect(config)?)
     };
     let lines = LineMaker::new(config.format, &config.app, conn);
     let start = Instant::now();
@@ -328,7 +414,7 @@ fn send_one(
                 let now = Instant::now();
                 if due > now {
                     if let Out::Tcp(s) = &mut out {
-                        send_all(s, &mut buf).map_err(io("sending"))?;
+                        send_all(s, &mut buf).map_err(|e| io("sending")(s.explain(e)))?;
                     }
                     std::thread::sleep(due - now);
                 }
@@ -338,19 +424,19 @@ fn send_one(
             Out::Tcp(s) => {
                 let before = buf.len();
                 if config.octet_counted {
-                    lines.append_octet_counted(sent, config.size, &mut buf);
+                    lines.append_octet_counted(first + sent, config.size, &mut buf);
                 } else {
-                    lines.append(sent, config.size, &mut buf);
+                    lines.append(first + sent, config.size, &mut buf);
                     buf.push(b'\n');
                 }
                 bytes += (buf.len() - before) as u64;
                 if buf.len() >= SEND_BUF {
-                    send_all(s, &mut buf).map_err(io("sending"))?;
+                    send_all(s, &mut buf).map_err(|e| io("sending")(s.explain(e)))?;
                 }
             }
             Out::Udp(s) => {
                 buf.clear();
-                lines.append(sent, config.size, &mut buf);
+                lines.append(first + sent, config.size, &mut buf);
                 s.send(&buf).map_err(io("sending"))?;
                 bytes += buf.len() as u64;
             }
@@ -358,7 +444,8 @@ fn send_one(
         sent += 1;
     }
     if let Out::Tcp(mut s) = out {
-        send_all(&mut s, &mut buf).map_err(io("sending"))?;
+        send_all(&mut s, &mut buf).map_err(|e| io("sending")(s.explain(e)))?;
+        s.finish().map_err(io("closing the connection"))?;
     }
     Ok(Sent {
         messages: sent,
@@ -368,10 +455,159 @@ fn send_one(
 }
 
 /// Writes out and empties the TCP send buffer.
-fn send_all(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+fn send_all(s: &mut impl Write, buf: &mut Vec<u8>) -> std::io::Result<()> {
     s.write_all(buf)?;
     buf.clear();
     Ok(())
+}
+
+/// A connection to the target: plain TCP, or TLS over it.
+enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    /// Connects to the target and, with TLS, makes the whole handshake here, so that a
+    /// certificate the CA does not vouch for fails as such, before any line is counted.
+    fn connect(config: &LoggenConfig) -> Result<Stream, Error> {
+        let tcp = TcpStream::connect(config.target).map_err(|source| Error::Io {
+            context: "connecting",
+            source,
+        })?;
+        let Some(tls) = &config.tls else {
+            // Lines are batched into large writes; RELP sets its own.
+            tcp.set_nodelay(false).ok();
+            return Ok(Stream::Tcp(tcp));
+        };
+        // A handshake is a conversation of small writes: Nagle would hold one back until the
+        // server's delayed ACK.
+        tcp.set_nodelay(true).ok();
+        let conn = ClientConnection::new(tls.config.clone(), tls.server_name.clone())
+            .map_err(|e| handshake_error(config, std::io::Error::other(e)))?;
+        let mut s = StreamOwned::new(conn, tcp);
+        while s.conn.is_handshaking() {
+            s.conn
+                .complete_io(&mut s.sock)
+                .map_err(|e| handshake_error(config, e))?;
+        }
+        Ok(Stream::Tls(Box::new(s)))
+    }
+
+    /// Ends the connection once every line is out. TLS: says close_notify, then waits for the
+    /// server to close: closing with the server's unread records (session tickets) in our
+    /// receive buffer would reset the connection, and a reset discards what the server has
+    /// not read yet. A refusal the server sends after the handshake (no client certificate,
+    /// say, in TLS 1.3) shows here too.
+    fn finish(&mut self) -> std::io::Result<()> {
+        let Stream::Tls(s) = self else {
+            return Ok(());
+        };
+        s.conn.send_close_notify();
+        // A server that refused us has closed already: its alert says more than the failed
+        // write.
+        let written = s
+            .flush()
+            .and_then(|()| s.sock.shutdown(std::net::Shutdown::Write));
+        read_to_close(s)?;
+        written
+    }
+
+    /// A failed write, explained by the server's alert if it sent one before it closed.
+    fn explain(&mut self, e: std::io::Error) -> std::io::Error {
+        let Stream::Tls(s) = self else {
+            return e;
+        };
+        // The write failed because the server closed: what it said, if anything, is there.
+        s.sock.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        read_to_close(s).err().unwrap_or(e)
+    }
+}
+
+/// Reads what the server sends until it closes the connection (with close_notify or not: we
+/// sent everything already); an alert it sent is the error, with a hint.
+fn read_to_close(s: &mut StreamOwned<ClientConnection, TcpStream>) -> std::io::Result<()> {
+    let mut scratch = [0; 4096];
+    loop {
+        match s.conn.read_tls(&mut s.sock) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        let state = s.conn.process_new_packets().map_err(|e| {
+            let hint = tls_hint(&e);
+            std::io::Error::other(format!("{e}{hint}"))
+        })?;
+        // A syslog server has nothing to say; whatever it says is dropped.
+        while matches!(s.conn.reader().read(&mut scratch), Ok(1..)) {}
+        if state.peer_has_closed() {
+            return Ok(());
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// A failed handshake, naming the server and the name checked.
+fn handshake_error(config: &LoggenConfig, e: std::io::Error) -> Error {
+    let name = config
+        .tls
+        .as_ref()
+        .map(|t| t.server_name.to_str().into_owned())
+        .unwrap_or_default();
+    Error::Io {
+        context: "TLS handshake failed",
+        source: std::io::Error::other(format!(
+            "with {} as server name {name}: {e}{}",
+            config.target,
+            e.get_ref()
+                .and_then(|e| e.downcast_ref::<rustls::Error>())
+                .map_or("", tls_hint)
+        )),
+    }
+}
+
+/// What to check for the usual TLS mistakes, said after rustls' own words.
+fn tls_hint(e: &rustls::Error) -> &'static str {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    match e {
+        // A CA of the bundle with the issuer's name, but not its key, fails the signature.
+        E::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+            " (is the server's certificate signed by a CA of --tls-ca?)"
+        }
+        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            " (see --tls-server-name)"
+        }
+        // A TLS 1.3 server refuses a missing client certificate after the handshake.
+        E::AlertReceived(A::CertificateRequired) => {
+            " (the server wants a client certificate: --tls-cert and --tls-key)"
+        }
+        _ => "",
+    }
 }
 
 /// TCP output is written in chunks of about this many bytes.
@@ -396,22 +632,27 @@ const RELP_INPUT: usize = RELP_MAX_REPLY + 64;
 fn relp_send_one(
     config: &LoggenConfig,
     conn: usize,
+    first: u64,
     count: Option<u64>,
     rate: u64,
 ) -> Result<Sent, Error> {
-    let stream = TcpStream::connect(config.target).map_err(|source| Error::Io {
-        context: "connecting",
-        source,
-    })?;
+    let stream = Stream::connect(config)?;
     // Frames are batched here; Nagle would only hold back a batch's last segment.
-    stream.set_nodelay(true).ok();
-    let mut session = RelpSession::new(stream, config.relp_window);
+    if let Stream::Tcp(s) = &stream {
+        s.set_nodelay(true).ok();
+    }
+    let mut session = RelpSession::new(stream, config.relp_window, first);
     let plan = Plan::new(count, config.duration, rate);
     let lines = LineMaker::new(config.format, &config.app, conn);
     let result = session
         .open()
         .and_then(|()| session.send_lines(&lines, config.size, &plan))
         .and_then(|()| session.close());
+    // Every line is acknowledged (or the session failed): the TLS close is a courtesy.
+    if let Stream::Tls(s) = &mut session.stream {
+        s.conn.send_close_notify();
+        let _ = s.flush();
+    }
     match result {
         Ok(()) => Ok(Sent {
             messages: session.sent,
@@ -508,8 +749,10 @@ impl std::fmt::Display for RelpFail {
 
 /// One connection's RELP client: the frames in flight and the replies read.
 struct RelpSession {
-    stream: TcpStream,
+    stream: Stream,
     window: usize,
+    /// The sequence number of the first line.
+    first: u64,
     /// Frames built and not written yet.
     out: Vec<u8>,
     /// Replies read: `input[..filled]`, the unparsed start of one at its front.
@@ -527,11 +770,12 @@ struct RelpSession {
 }
 
 impl RelpSession {
-    fn new(stream: TcpStream, window: usize) -> Self {
+    fn new(stream: Stream, window: usize, first: u64) -> Self {
         let window = window.max(1);
         RelpSession {
             stream,
             window,
+            first,
             out: Vec::with_capacity(SEND_BUF),
             input: vec![0; RELP_INPUT],
             filled: 0,
@@ -609,7 +853,7 @@ impl RelpSession {
 
     /// Writes the next `n` lines as `syslog` frames, in one write.
     fn send_batch(&mut self, lines: &LineMaker, size: usize, n: u64) -> Result<(), RelpFail> {
-        for seq in self.sent..self.sent + n {
+        for seq in self.first + self.sent..self.first + self.sent + n {
             relp::write_head(&mut self.out, self.next, "syslog", lines.len(seq, size));
             lines.append(seq, size, &mut self.out);
             self.out.push(b'\n');
@@ -752,10 +996,77 @@ mod tests {
         assert_eq!(zerolog::seq::parse(b"x seq=1.22"), Some((1, 22)));
     }
 
-    /// Runs loggen (`count` lines over 2 connections) against a local listener and returns
-    /// what each connection sent, with the report.
-    fn capture(octet_counted: bool, udp: bool, count: u64) -> (Vec<Vec<u8>>, LoggenReport) {
-        use std::io::Read;
+    /// A CA (its PEM in `dir`/ca.pem) and a TLS server with a certificate for `localhost`.
+    struct TestPki {
+        dir: tempfile::TempDir,
+        server: Arc<rustls::ServerConfig>,
+    }
+
+    fn test_pki() -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key.into())
+            .unwrap();
+        TestPki {
+            dir,
+            server: Arc::new(server),
+        }
+    }
+
+    impl TestPki {
+        /// loggen's side: trusts the CA, checks `name`.
+        fn client(&self, name: &str) -> TlsClient {
+            TlsClient::new(&self.dir.path().join("ca.pem"), None, name).unwrap()
+        }
+
+        /// The server's side of an accepted connection (the handshake is made on first use).
+        fn accept(&self, tcp: TcpStream) -> StreamOwned<rustls::ServerConnection, TcpStream> {
+            let conn = rustls::ServerConnection::new(self.server.clone()).unwrap();
+            StreamOwned::new(conn, tcp)
+        }
+    }
+
+    /// Reads a connection until the client's close (close_notify over TLS), then closes it.
+    fn read_all(s: TcpStream, pki: Option<&TestPki>) -> Vec<u8> {
+        let mut all = Vec::new();
+        match pki {
+            None => {
+                let mut s = s;
+                s.read_to_end(&mut all).unwrap();
+            }
+            Some(pki) => {
+                let mut tls = pki.accept(s);
+                tls.read_to_end(&mut all).unwrap();
+                tls.conn.send_close_notify();
+                tls.flush().unwrap();
+            }
+        }
+        all
+    }
+
+    /// Runs loggen (`count` lines over 2 connections) against a local listener (over TLS with
+    /// `pki`) and returns what each connection sent, with the report.
+    fn capture(
+        octet_counted: bool,
+        udp: bool,
+        pki: Option<&TestPki>,
+        count: u64,
+    ) -> (Vec<Vec<u8>>, LoggenReport) {
         let config = |target| LoggenConfig {
             target,
             udp,
@@ -769,6 +1080,8 @@ mod tests {
             app: "cap".into(),
             relp: false,
             relp_window: 128,
+            tls: pki.map(|p| p.client("localhost")),
+            handshakes: None,
         };
         if udp {
             let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -790,9 +1103,8 @@ mod tests {
         let sender = std::thread::spawn(move || run(&cfg).unwrap());
         let mut got = vec![Vec::new(), Vec::new()];
         for _ in 0..2 {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut all = Vec::new();
-            s.read_to_end(&mut all).unwrap();
+            let (s, _) = listener.accept().unwrap();
+            let all = read_all(s, pki);
             let (conn, _) = zerolog::seq::parse(&all).unwrap();
             got[conn as usize] = all;
         }
@@ -804,12 +1116,15 @@ mod tests {
         // UDP: 201 lines, which a default socket buffer holds (256 datagrams of this size)
         // even if the reader is late: loggen sends up to 256 lines per connection in a burst
         // before it looks at the rate, so two connections of 500 overflowed it at times.
-        for (octet, udp, count) in [
-            (false, false, 1001),
-            (true, false, 1001),
-            (false, true, 201),
+        let pki = test_pki();
+        for (octet, udp, tls, count) in [
+            (false, false, false, 1001),
+            (true, false, false, 1001),
+            (false, true, false, 201),
+            (false, false, true, 1001),
+            (true, false, true, 1001),
         ] {
-            let (got, report) = capture(octet, udp, count);
+            let (got, report) = capture(octet, udp, tls.then_some(&pki), count);
             assert_eq!(report.messages, count);
             assert_eq!(report.connections, 2);
             let mut bytes = 0;
@@ -829,10 +1144,92 @@ mod tests {
                         want.push(if udp { b'|' } else { b'\n' });
                     }
                 }
-                assert!(*stream == want, "octet {octet} udp {udp} conn {conn}");
+                assert!(
+                    *stream == want,
+                    "octet {octet} udp {udp} tls {tls} conn {conn}"
+                );
             }
-            assert_eq!(report.bytes, bytes, "octet {octet} udp {udp}");
+            assert_eq!(report.bytes, bytes, "octet {octet} udp {udp} tls {tls}");
+            assert_eq!(report.handshakes, None);
         }
+    }
+
+    /// LF-framed lines over TLS, 2 connections.
+    fn tls_config(target: SocketAddr, count: Option<u64>, tls: TlsClient) -> LoggenConfig {
+        LoggenConfig {
+            target,
+            udp: false,
+            octet_counted: false,
+            size: 100,
+            count,
+            duration: None,
+            rate: 0,
+            connections: 2,
+            format: LineFormat::Rfc5424,
+            app: "tls".into(),
+            relp: false,
+            relp_window: 1,
+            tls: Some(tls),
+            handshakes: None,
+        }
+    }
+
+    #[test]
+    fn tls_handshakes_each_carry_one_line_on_a_connection_of_their_own() {
+        let pki = test_pki();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let config = LoggenConfig {
+            handshakes: Some(5),
+            ..tls_config(
+                listener.local_addr().unwrap(),
+                None,
+                pki.client("localhost"),
+            )
+        };
+        let sender = std::thread::spawn(move || run(&config).unwrap());
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            let (s, _) = listener.accept().unwrap();
+            let all = read_all(s, Some(&pki));
+            assert_eq!(all.iter().filter(|&&b| b == b'\n').count(), 1);
+            got.push(zerolog::seq::parse(&all).unwrap());
+        }
+        let report = sender.join().unwrap();
+        got.sort();
+        assert_eq!(got, [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]);
+        assert_eq!((report.messages, report.handshakes), (5, Some(5)));
+        assert_eq!(report.handshakes_per_s, Some(report.messages_per_s));
+        assert!(report
+            .handshake_summary()
+            .starts_with(", 5 TLS handshakes: "));
+    }
+
+    #[test]
+    fn a_server_certificate_outside_the_ca_or_the_name_fails_the_handshake() {
+        let (pki, other) = (test_pki(), test_pki());
+        for (client, hint) in [
+            (other.client("localhost"), "signed by a CA of --tls-ca?"),
+            (pki.client("elsewhere.example"), "see --tls-server-name"),
+            (pki.client("127.0.0.1"), "see --tls-server-name"),
+        ] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let config = LoggenConfig {
+                connections: 1,
+                ..tls_config(listener.local_addr().unwrap(), Some(10), client)
+            };
+            let sender = std::thread::spawn(move || run(&config));
+            let (s, _) = listener.accept().unwrap();
+            // The server's side of the handshake, which the client breaks off.
+            let _ = pki.accept(s).read(&mut [0; 64]);
+            let err = sender.join().unwrap().unwrap_err().to_string();
+            assert!(
+                err.starts_with("TLS handshake failed: with 127.0.0.1:"),
+                "{err}"
+            );
+            assert!(err.contains(hint), "{err}");
+        }
+        let err = TlsClient::new(&pki.dir.path().join("ca.pem"), None, "not a name!");
+        assert!(matches!(err, Err(Error::Usage(_))));
     }
 
     #[test]
@@ -897,13 +1294,29 @@ mod tests {
         conns: usize,
         serve: Serve,
     ) -> (SocketAddr, std::thread::JoinHandle<Vec<Served>>) {
+        relp_server_tls(conns, serve, None)
+    }
+
+    /// [`relp_server`], over TLS with `tls` (the server's configuration).
+    fn relp_server_tls(
+        conns: usize,
+        serve: Serve,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> (SocketAddr, std::thread::JoinHandle<Vec<Served>>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
             let threads: Vec<_> = (0..conns)
                 .map(|_| {
                     let (s, _) = listener.accept().unwrap();
-                    std::thread::spawn(move || serve_relp(s, serve))
+                    let tls = tls.clone();
+                    std::thread::spawn(move || match tls {
+                        Some(config) => {
+                            let conn = rustls::ServerConnection::new(config).unwrap();
+                            serve_relp(StreamOwned::new(conn, s), serve)
+                        }
+                        None => serve_relp(s, serve),
+                    })
                 })
                 .collect();
             threads.into_iter().map(|t| t.join().unwrap()).collect()
@@ -911,7 +1324,7 @@ mod tests {
         (addr, server)
     }
 
-    fn serve_relp(mut s: TcpStream, serve: Serve) -> Served {
+    fn serve_relp(mut s: impl Read + Write, serve: Serve) -> Served {
         let mut served = Served::default();
         let (mut pending, mut buf, mut out) = (Vec::new(), vec![0; 65536], Vec::new());
         let mut syslogs = 0;
@@ -980,6 +1393,8 @@ mod tests {
             app: "relp".into(),
             relp: true,
             relp_window: window,
+            tls: None,
+            handshakes: None,
         }
     }
 
@@ -1010,6 +1425,46 @@ mod tests {
             }
             assert_eq!(report.bytes, bytes, "window {window}");
         }
+    }
+
+    #[test]
+    fn relp_over_tls_sends_every_line_and_one_session_per_handshake() {
+        let pki = test_pki();
+        let (addr, server) = relp_server_tls(2, Serve::All, Some(pki.server.clone()));
+        let config = LoggenConfig {
+            tls: Some(pki.client("localhost")),
+            ..relp_config(addr, 1001, 2, 16)
+        };
+        let report = run(&config).unwrap();
+        let served = server.join().unwrap();
+        assert_eq!((report.messages, report.acknowledged), (1001, Some(1001)));
+        let lines: usize = served
+            .iter()
+            .map(|s| s.lines.split(|&b| b == b'\n').count() - 1)
+            .sum();
+        assert_eq!(lines, 1001);
+        assert!(served.iter().all(|s| s.closed));
+
+        let (addr, server) = relp_server_tls(3, Serve::All, Some(pki.server.clone()));
+        let config = LoggenConfig {
+            count: None,
+            tls: Some(pki.client("localhost")),
+            handshakes: Some(3),
+            ..relp_config(addr, 0, 1, 16)
+        };
+        let report = run(&config).unwrap();
+        let served = server.join().unwrap();
+        assert_eq!(report.handshakes, Some(3));
+        assert_eq!(report.acknowledged, Some(3));
+        let mut seqs: Vec<_> = served
+            .iter()
+            .map(|s| {
+                assert!(s.closed);
+                zerolog::seq::parse(&s.lines).unwrap()
+            })
+            .collect();
+        seqs.sort();
+        assert_eq!(seqs, [(0, 0), (0, 1), (0, 2)]);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! over TLS all arrive once; with --tls-ca a client without a certificate is refused (and
 //! counted in `tls_refused`), as is a CA-signed one outside --tls-permitted-peer, while one
 //! inside gets in; a TCP client that connects and never starts its handshake holds up nobody.
+//! `zerolog loggen --tls` delivers every line (LF, octet-counted, RELP, one per handshake)
+//! with a client certificate, and fails with status 1 against a server its CA does not vouch for.
 //! The certificates are made with rcgen in the test's dir; the clients are rustls', blocking.
 
 use std::io::{Read, Write};
@@ -18,6 +20,7 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
+use crate::common::load::loggen_report;
 use crate::common::zerologd::*;
 use crate::common::*;
 
@@ -335,6 +338,179 @@ fn a_silent_tcp_client_on_the_tls_port_holds_up_nobody() {
     // The silent client's handshake deadline is 10 s: the good one did not wait for it.
     assert!(took < Duration::from_secs(5), "took {took:?}");
     drop(silent);
+}
+
+/// `zerolog loggen --tls` towards 127.0.0.1:`port` with the CA file `ca`, `extra` after.
+fn loggen_tls(dir: &Path, name: &str, port: u16, ca: &Path, extra: &[&str]) -> Proc {
+    let port = port.to_string();
+    let mut args = vec![
+        "loggen",
+        "--json",
+        "-P",
+        &port,
+        "--tls",
+        "--tls-ca",
+        ca.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    zerolog(dir, name, &args)
+}
+
+/// (app, connection, sequence number) of a loggen line.
+fn loggen_id(line: &str) -> (String, u64, u64) {
+    let mut fields = line.split(' ');
+    let app = fields.nth(3).unwrap().to_owned();
+    let seq = line
+        .split_once("seq=")
+        .unwrap()
+        .1
+        .split(' ')
+        .next()
+        .unwrap();
+    let (conn, n) = seq.split_once('.').unwrap();
+    (app, conn.parse().unwrap(), n.parse().unwrap())
+}
+
+#[test]
+fn loggen_over_tls_delivers_every_line_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let (cert_file, key_file) = pki.client_files(dir.path(), "loggen.example.com");
+    let ca = pki.ca_file.to_str().unwrap().to_owned();
+    let relp = free_port();
+    let relp_addr = format!("127.0.0.1:{relp}");
+    let (forwarder, tls, s) = pki.start(
+        dir.path(),
+        &[
+            "--tls-ca",
+            &ca,
+            "--tls-permitted-peer",
+            "*.example.com",
+            "--listen-relp-tls",
+            &relp_addr,
+        ],
+    );
+
+    let client = [
+        "--tls-server-name",
+        "localhost",
+        "--tls-cert",
+        cert_file.to_str().unwrap(),
+        "--tls-key",
+        key_file.to_str().unwrap(),
+        "-c",
+        "2",
+    ];
+    let runs: [(&str, u16, &[&str]); 5] = [
+        ("lf", tls, &["-n", "1000"]),
+        ("octet", tls, &["-n", "1000", "--framing", "octet-counted"]),
+        ("hs", tls, &["--tls-handshakes", "20"]),
+        ("relp", relp, &["-n", "1000", "--relp"]),
+        ("relphs", relp, &["--tls-handshakes", "20", "--relp"]),
+    ];
+    let mut want = Vec::new();
+    for (app, port, load) in runs {
+        let mut args = vec!["--app", app];
+        args.extend_from_slice(&client);
+        args.extend_from_slice(load);
+        let loggen = loggen_tls(dir.path(), app, port, &pki.ca_file, &args);
+        let report = loggen_report(&loggen, DELIVERY_TIMEOUT);
+        let n = if app.ends_with("hs") { 20 } else { 1000 };
+        assert_eq!(report["messages"], n, "{report}");
+        if app.starts_with("relp") {
+            assert_eq!(report["acknowledged"], n, "{report}");
+        }
+        if app.ends_with("hs") {
+            assert_eq!(report["handshakes"], 20, "{report}");
+            assert!(
+                report["handshakes_per_s"].as_f64().unwrap() > 0.0,
+                "{report}"
+            );
+        } else {
+            assert!(report.get("handshakes").is_none(), "{report}");
+        }
+        for conn in 0..2 {
+            want.extend((0..n / 2).map(|i| (app.to_owned(), conn, i)));
+        }
+    }
+
+    let mut got: Vec<_> = receive(&s, want.len(), &forwarder)
+        .iter()
+        .map(|l| loggen_id(l))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    while let Ok(parts) = s.recv_multipart(zmq::DONTWAIT) {
+        got.push(loggen_id(&show(&parts[1])));
+    }
+    got.sort();
+    want.sort();
+    assert_eq!(got.len(), want.len(), "a line arrived twice");
+    assert!(got == want, "the lines differ from those sent");
+    let counters = forwarder.stop_and_find_line(" counters:");
+    // TCP: 2 + 2 + 20 connections; RELP: 2 + 20.
+    assert_eq!(counter(&counters, "tls_sessions"), 24 + 22, "{counters}");
+    assert_eq!(counter(&counters, "relp_sessions"), 22, "{counters}");
+    assert_eq!(counter(&counters, "tls_refused"), 0, "{counters}");
+}
+
+#[test]
+fn loggen_refuses_a_server_its_ca_does_not_vouch_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other = pki(&other_dir);
+    let pki = pki(dir.path());
+    let ca = pki.ca_file.to_str().unwrap().to_owned();
+    let (forwarder, tls, s) = pki.start(dir.path(), &["--tls-ca", &ca]);
+
+    let failures: [(&str, &Path, &[&str], i32, &str); 4] = [
+        // Another CA: the server's certificate is refused at the handshake.
+        (
+            "wrong-ca",
+            &other.ca_file,
+            &["--tls-server-name", "localhost"],
+            1,
+            "signed by a CA of --tls-ca?",
+        ),
+        // The right CA, but the certificate is for localhost, not 127.0.0.1 (the default).
+        ("wrong-name", &pki.ca_file, &[], 1, "--tls-server-name"),
+        // The server wants a client certificate: in TLS 1.3 its refusal comes after the
+        // client's side of the handshake, and loggen waits for the server's close to see it.
+        (
+            "no-client-cert",
+            &pki.ca_file,
+            &["--tls-server-name", "localhost"],
+            1,
+            "the server wants a client certificate",
+        ),
+        // A CA file that is not there: a configuration error, before any connection.
+        (
+            "missing-ca",
+            &dir.path().join("nowhere.pem"),
+            &[],
+            2,
+            "cannot read",
+        ),
+    ];
+    for (name, ca, extra, code, says) in failures {
+        let mut args = vec!["-n", "10"];
+        args.extend_from_slice(extra);
+        let loggen = loggen_tls(dir.path(), name, tls, ca, &args);
+        let status = loggen.wait_exit(DELIVERY_TIMEOUT);
+        assert_eq!(status.code(), Some(code), "{name}\n{}", loggen.describe());
+        let err = loggen.stderr_text();
+        assert!(err.contains(says), "{name}: {err}");
+        assert!(!err.contains("PRIVATE KEY"), "{err}");
+    }
+    assert!(
+        s.recv_multipart(0).is_err(),
+        "a line from a failed loggen arrived"
+    );
+    let counters = forwarder.stop_and_find_line(" counters:");
+    assert_eq!(counter(&counters, "messages_received"), 0, "{counters}");
+    // The server counts the refusals it saw: the bad certificate, the wrong name (each
+    // ended by loggen's alert) and the missing client certificate.
+    assert_eq!(counter(&counters, "tls_refused"), 3, "{counters}");
 }
 
 /// zerologd with a TLS input (`tls`, `tls_cert`, `tls_key`) on `port`, into a `file` worker.

@@ -157,6 +157,14 @@ fn keygen(path: &std::path::Path) -> Result<(), Error> {
 }
 
 fn loggen(a: LoggenArgs) -> Result<(), Error> {
+    let tls = match &a.tls_ca {
+        Some(ca) if a.tls => {
+            let name = a.tls_server_name.clone().unwrap_or(a.host.to_string());
+            let client = a.tls_cert.as_deref().zip(a.tls_key.as_deref());
+            Some(zerologd::loggen::TlsClient::new(ca, client, &name)?)
+        }
+        _ => None,
+    };
     let config = zerologd::loggen::LoggenConfig {
         target: SocketAddr::new(a.host, a.port),
         udp: a.udp,
@@ -170,20 +178,23 @@ fn loggen(a: LoggenArgs) -> Result<(), Error> {
         app: a.app,
         relp: a.relp,
         relp_window: a.relp_window as usize,
+        tls,
+        handshakes: a.tls_handshakes,
     };
     let r = zerologd::loggen::run(&config)?;
     let report = if a.json {
         serde_json::to_string(&r).unwrap_or_default()
     } else {
         format!(
-            "sent {} messages ({} bytes) over {} connection(s) in {:.3} s: {:.0} msg/s, {:.1} MB/s{}",
+            "sent {} messages ({} bytes) over {} connection(s) in {:.3} s: {:.0} msg/s, {:.1} MB/s{}{}",
             r.messages,
             r.bytes,
             r.connections,
             r.seconds,
             r.messages_per_s,
             r.mb_per_s,
-            r.relp_summary()
+            r.relp_summary(),
+            r.handshake_summary()
         )
     };
     zerologd::cli::print_stdout(&format!("{report}\n")).map_err(|source| Error::Io {
