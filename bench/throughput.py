@@ -585,12 +585,13 @@ def make_curve_keys(workdir):
     return keys
 
 
-def zerologd_topology(d, fwd, pub, out, variant, ctx=None):
+def zerologd_topology(d, fwd, pub, out, variant, ctx=None, jrn=None):
     """variant "acked": the default path (journal, acknowledged delivery to two built-in null
     workers); "unacked": journal = false and PUSH to two `zerolog worker ... null` programs
     (type = "zmq"), the path before the journal; "relp": acked, input over RELP (port fwd);
-    "tls": acked, input over TLS (port fwd) with ctx.pki's certificate; "curve": acked, with
-    CURVE between the forwarder and the receiver (ctx.curve's keys)."""
+    "tls": acked, input over TLS (port fwd) with ctx.pki's certificate; "tcp-journal": acked,
+    the receiver fetching from the journal over TCP (port jrn) instead of the default IPC;
+    "curve": "tcp-journal" with CURVE on that hop and the publish socket (ctx.curve's keys)."""
     if variant == "relp":
         inputs = [f'relp = ["127.0.0.1:{fwd}"]']
     elif variant == "tls":
@@ -602,6 +603,9 @@ def zerologd_topology(d, fwd, pub, out, variant, ctx=None):
     lines = ["[forwarder]", *inputs, f'publish = "tcp://127.0.0.1:{pub}"']
     if variant == "unacked":
         lines.append("journal = false")
+    if variant in ("tcp-journal", "curve"):
+        # The acknowledged path's hop between hosts: on one host it is IPC, without CURVE.
+        lines.append(f'journal_endpoint = "tcp://127.0.0.1:{jrn}"')
     receiver = ["[[receiver]]", 'name = "r"', f'output = "tcp://127.0.0.1:{out}"']
     if variant == "curve":
         k = ctx.curve
@@ -630,8 +634,8 @@ def run_zerolog(ctx, conns, label, variant="acked", sender=None, handshakes=Fals
     rate is then loggen's handshakes per second."""
     d = ctx.workdir / label
     d.mkdir()
-    fwd, pub, out = free_ports(3)
-    config = zerologd_topology(d, fwd, pub, out, variant, ctx)
+    fwd, pub, out, jrn = free_ports(4)
+    config = zerologd_topology(d, fwd, pub, out, variant, ctx, jrn)
     env = dict(os.environ, ZEROLOG_RUNTIME_DIR=str(d / "rt"), ZEROLOG_STATE_DIR=str(d / "state"))
     for k in ("RUST_LOG", "JOURNAL_STREAM", "NOTIFY_SOCKET"):
         env.pop(k, None)
@@ -1147,7 +1151,8 @@ def main():
         if not args.skip_chain:
             systems.append("chain")
         if args.curve:
-            systems.insert(systems.index("zerolog") + 1 if "zerolog" in systems else 0, "curve")
+            at = systems.index("zerolog") + 1 if "zerolog" in systems else 0
+            systems[at:at] = ["tcp-journal", "curve"]
             ctx.curve = make_curve_keys(workdir)
         # The TLS and handshake rows are interleaved with the others, each group in its
         # own section of the table, with its own reference.
@@ -1180,8 +1185,8 @@ def main():
                         r = run_zerolog(ctx, conns, label)
                     elif system == "zerolog-unacked":
                         r = run_zerolog(ctx, conns, label, variant="unacked")
-                    elif system == "curve":
-                        r = run_zerolog(ctx, conns, label, variant="curve")
+                    elif system in ("curve", "tcp-journal"):
+                        r = run_zerolog(ctx, conns, label, variant=system)
                     elif system == "tls-zerolog":
                         r = run_zerolog(ctx, conns, label, variant="tls")
                     elif system == "hs-zerolog":
@@ -1235,7 +1240,8 @@ def main():
         "relp-zerolog": "RELP: rsyslog imtcp -> omrelp -> zerolog RELP input, journaled, 2 null workers",
         "relp-loggen": "RELP: zerolog loggen --relp -> zerolog RELP input, journaled, 2 null workers",
         "rsyslog": "rsyslog (imtcp -> omfile)",
-        "curve": "zerolog, journaled and acknowledged, CURVE between forwarder and receiver",
+        "tcp-journal": "zerolog, journaled and acknowledged, receiver fetching over TCP (plaintext)",
+        "curve": "zerolog, journaled and acknowledged, receiver fetching over TCP with CURVE",
         "tls-zerolog": "TLS: zerolog TLS input, journaled and acknowledged, 2 null workers",
         "tls-rsyslog": "TLS: rsyslog imtcp with its GnuTLS driver (anon) -> omfile",
         "hs-zerolog": "handshakes/s: zerolog TLS input (loggen --tls-handshakes)",
@@ -1323,7 +1329,8 @@ def main():
     for conns in variants:
         for system in systems + tls_systems:
             rs = results[(conns, system)]
-            if system in ("zerolog", "zerolog-unacked", "curve", "tls-zerolog", "hs-zerolog"):
+            if system in ("zerolog", "zerolog-unacked", "tcp-journal", "curve", "tls-zerolog",
+                          "hs-zerolog"):
                 d = sum(r.extra["duplicates"] for r in rs)
                 per_line = [round(r.extra["journal_bytes_per_line"]) for r in rs]
                 if system == "zerolog":
@@ -1356,10 +1363,11 @@ def main():
     for conns in variants:
         zl, rsys = med(conns, "zerolog"), med(conns, "rsyslog")
         if "curve" in systems:
-            c = med(conns, "curve")
-            print(f"c={conns} CURVE: {fmt_int(c)} lines/s, {share(c, zl)} of plaintext "
-                  f"zerolog's {fmt_int(zl) if zl else '-'}; {ratio(c, rsys)} rsyslog's "
-                  "plaintext (target >= 1x)")
+            c, tj = med(conns, "curve"), med(conns, "tcp-journal")
+            print(f"c={conns} CURVE: {fmt_int(c)} lines/s, {share(c, tj)} of the same TCP hop "
+                  f"in plaintext ({fmt_int(tj) if tj else '-'}), {share(c, zl)} of the "
+                  f"default IPC path's {fmt_int(zl) if zl else '-'}; {ratio(c, rsys)} "
+                  "rsyslog's plaintext (target >= 1x)")
         tz, tr = med(conns, "tls-zerolog"), med(conns, "tls-rsyslog")
         if tz:
             print(f"c={conns} TLS input: zerolog {fmt_int(tz)} lines/s, {ratio(tz, tr)} rsyslog's "
