@@ -679,14 +679,7 @@ impl ReceiverArgs {
             queue_bytes: self.queue.queue_bytes,
             max_message_size: self.queue.max_message_size,
             allow: self.allow,
-            curve: self
-                .curve_secret_key
-                .clone()
-                .zip(self.curve_server_key)
-                .map(|(secret_key, server_key)| CurveClient {
-                    secret_key,
-                    server_key,
-                }),
+            curve: curve_client(self.curve_secret_key.clone(), self.curve_server_key),
             curve_output: self
                 .curve_secret_key
                 .filter(|_| !self.curve_worker.is_empty())
@@ -699,6 +692,16 @@ impl ReceiverArgs {
             delivery: self.delivery,
         })
     }
+}
+
+/// A CURVE client's keys from `--curve-secret-key` and `--curve-server-key` (clap requires
+/// both or neither).
+fn curve_client(secret_key: Option<PathBuf>, server_key: Option<String>) -> Option<CurveClient> {
+    let (secret_key, server_key) = secret_key.zip(server_key)?;
+    Some(CurveClient {
+        secret_key,
+        server_key,
+    })
 }
 
 impl WorkerArgs {
@@ -733,12 +736,7 @@ impl WorkerArgs {
                 .delivery
                 .unwrap_or_else(zerolog::worker::delivery_from_env),
             with_seq: self.with_seq,
-            curve: self.curve_secret_key.zip(self.curve_server_key).map(
-                |(secret_key, server_key)| CurveClient {
-                    secret_key,
-                    server_key,
-                },
-            ),
+            curve: curve_client(self.curve_secret_key, self.curve_server_key),
         })
     }
 }

@@ -161,6 +161,16 @@ struct Sent {
     acked: Option<u64>,
 }
 
+impl Sent {
+    fn add(&mut self, other: Sent) {
+        self.messages += other.messages;
+        self.bytes += other.bytes;
+        if let Some(a) = other.acked {
+            *self.acked.get_or_insert(0) += a;
+        }
+    }
+}
+
 /// Builds message `seq` of connection `conn`, `size` bytes long (padded with a repeating
 /// printable pattern), into `out` (cleared first).
 pub fn make_message(
@@ -353,12 +363,7 @@ fn handshake_one_by_one(
 ) -> Result<Sent, Error> {
     let mut all = Sent::default();
     for seq in 0..handshakes {
-        let sent = send_one(config, conn, seq, Some(1), 0)?;
-        all.messages += sent.messages;
-        all.bytes += sent.bytes;
-        if let Some(a) = sent.acked {
-            *all.acked.get_or_insert(0) += a;
-        }
+        all.add(send_one(config, conn, seq, Some(1), 0)?);
     }
     Ok(all)
 }
@@ -475,14 +480,13 @@ impl Stream {
             context: "connecting",
             source,
         })?;
+        // Plain lines go out in large writes. RELP frames are batched here, and a handshake is
+        // a conversation of small writes: Nagle would only hold back the last segment of
+        // each until the server's delayed ACK.
+        tcp.set_nodelay(config.relp || config.tls.is_some()).ok();
         let Some(tls) = &config.tls else {
-            // Lines are batched into large writes; RELP sets its own.
-            tcp.set_nodelay(false).ok();
             return Ok(Stream::Tcp(tcp));
         };
-        // A handshake is a conversation of small writes: Nagle would hold one back until the
-        // server's delayed ACK.
-        tcp.set_nodelay(true).ok();
         let conn = ClientConnection::new(tls.config.clone(), tls.server_name.clone())
             .map_err(|e| handshake_error(config, std::io::Error::other(e)))?;
         let mut s = StreamOwned::new(conn, tcp);
@@ -637,10 +641,6 @@ fn relp_send_one(
     rate: u64,
 ) -> Result<Sent, Error> {
     let stream = Stream::connect(config)?;
-    // Frames are batched here; Nagle would only hold back a batch's last segment.
-    if let Stream::Tcp(s) = &stream {
-        s.set_nodelay(true).ok();
-    }
     let mut session = RelpSession::new(stream, config.relp_window, first);
     let plan = Plan::new(count, config.duration, rate);
     let lines = LineMaker::new(config.format, &config.app, conn);

@@ -309,6 +309,49 @@ impl Netns {
         Proc::spawn(dir, name, cmd)
     }
 
+    /// Host A (namespace `a`): a forwarder, TCP input on port 6000 of its loopback, publishing
+    /// on the veth address, waiting for one subscriber. Host B: a receiver connected across
+    /// the link, and a `file` worker writing `dir`/out.txt. `forwarder` and `receiver` add
+    /// flags. Returns (forwarder, receiver, worker) once the forwarder reads input.
+    fn pipeline(&self, d: &Path, forwarder: &[String], receiver: &[String]) -> [Proc; 3] {
+        let s = |x: &str| x.to_string();
+        let mut args = [
+            "forwarder",
+            "-b",
+            "6000",
+            "--publish-endpoint",
+            "tcp://10.213.0.1:6001",
+            "--wait-subscribers",
+            "1",
+        ]
+        .map(s)
+        .to_vec();
+        args.extend_from_slice(forwarder);
+        let forwarder = self.zerolog(d, &self.a, "forwarder", &args);
+        let sock = d.join("receiver.sock");
+        let mut args = vec![
+            s("receiver"),
+            s("--output-socket"),
+            sock.display().to_string(),
+        ];
+        args.extend_from_slice(receiver);
+        args.extend([s("10.213.0.1"), s("6001")]);
+        let receiver = self.zerolog(d, &self.b, "receiver", &args);
+        let worker = self.zerolog(
+            d,
+            &self.b,
+            "worker",
+            &[
+                s("worker"),
+                format!("ipc://{}", sock.display()),
+                s("file"),
+                d.join("out.txt").display().to_string(),
+            ],
+        );
+        forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
+        [forwarder, receiver, worker]
+    }
+
     fn link(&self, up: bool) {
         let state = if up { "up" } else { "down" };
         assert!(ip(&["-n", &self.a, "link", "set", &self.a_dev, state]));
@@ -338,49 +381,8 @@ fn cutting_the_link_between_hosts_for_10_s_throttles_and_recovers_without_loss()
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let s = |x: &str| x.to_string();
-    // Host A: the forwarder, input on its loopback, publishing on the veth address.
-    let forwarder = net.zerolog(
-        d,
-        &net.a,
-        "forwarder",
-        &[
-            s("forwarder"),
-            s("-b"),
-            s("6000"),
-            s("--publish-endpoint"),
-            s("tcp://10.213.0.1:6001"),
-            s("--wait-subscribers"),
-            s("1"),
-        ],
-    );
-    // Host B: a receiver connected across the link, and a worker.
-    let sock = d.join("receiver.sock");
-    let receiver = net.zerolog(
-        d,
-        &net.b,
-        "receiver",
-        &[
-            s("receiver"),
-            s("--output-socket"),
-            sock.display().to_string(),
-            s("10.213.0.1"),
-            s("6001"),
-        ],
-    );
+    let [forwarder, receiver, worker] = net.pipeline(d, &[], &[]);
     let out = d.join("out.txt");
-    let worker = net.zerolog(
-        d,
-        &net.b,
-        "worker",
-        &[
-            s("worker"),
-            format!("ipc://{}", sock.display()),
-            s("file"),
-            out.display().to_string(),
-        ],
-    );
-    forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
     let procs = [&forwarder, &receiver, &worker];
 
     // 20,000 lines/s for 30 s; the link is down from 5 s to 15 s.
@@ -474,54 +476,22 @@ fn with_curve_between_hosts_a_burst_arrives_whole_and_the_link_shows_none_of_it(
     wait_until(READY_TIMEOUT, "tcpdump listening", || {
         capture.stderr_text().contains("listening on")
     });
-    let forwarder = net.zerolog(
+    let [forwarder, receiver, worker] = net.pipeline(
         d,
-        &net.a,
-        "forwarder",
         &[
-            s("forwarder"),
-            s("-b"),
-            s("6000"),
-            s("--publish-endpoint"),
-            s("tcp://10.213.0.1:6001"),
-            s("--wait-subscribers"),
-            s("1"),
             s("--curve-secret-key"),
             fwd_key.display().to_string(),
             s("--curve-client"),
             rcv_pub,
         ],
-    );
-    let sock = d.join("receiver.sock");
-    let receiver = net.zerolog(
-        d,
-        &net.b,
-        "receiver",
         &[
-            s("receiver"),
-            s("--output-socket"),
-            sock.display().to_string(),
             s("--curve-secret-key"),
             rcv_key.display().to_string(),
             s("--curve-server-key"),
             fwd_pub,
-            s("10.213.0.1"),
-            s("6001"),
         ],
     );
     let out = d.join("out.txt");
-    let worker = net.zerolog(
-        d,
-        &net.b,
-        "worker",
-        &[
-            s("worker"),
-            format!("ipc://{}", sock.display()),
-            s("file"),
-            out.display().to_string(),
-        ],
-    );
-    forwarder.wait_for_stderr("forwarder ready", READY_TIMEOUT);
     let procs = [&forwarder, &receiver, &worker];
 
     let load = Load {

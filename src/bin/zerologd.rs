@@ -120,10 +120,7 @@ fn forwarder_hops(f: &zerolog::forwarder::ForwarderConfig) -> String {
         text += &format!("; journal {}", transport(&f.journal_endpoint, curve));
     }
     if let Some(c) = &f.curve {
-        text += &match c.clients.len() {
-            0 => "; any CURVE client key".to_string(),
-            n => format!("; {n} client key(s) allowed"),
-        };
+        text += &format!("; {}", allowed_keys(c, "client"));
     }
     text + "; " + &input_hops(f)
 }
@@ -156,6 +153,14 @@ fn input_hops(f: &zerolog::forwarder::ForwarderConfig) -> String {
     parts.join("; ")
 }
 
+/// Which `who` keys a CURVE server lets in, for `--check`.
+fn allowed_keys(c: &zerolog::curve::CurveServer, who: &str) -> String {
+    match c.clients.len() {
+        0 => format!("any CURVE {who} key"),
+        n => format!("{n} {who} key(s) allowed"),
+    }
+}
+
 fn receiver_hops(r: &zerolog::receiver::ReceiverConfig) -> String {
     let upstream = r.journal.as_ref().or(r.connect.first());
     let from = upstream.map_or("-", |ep| transport(ep, r.curve.is_some()));
@@ -165,10 +170,7 @@ fn receiver_hops(r: &zerolog::receiver::ReceiverConfig) -> String {
         .as_ref()
         .filter(|_| r.output.port().is_some())
     {
-        to += &match c.clients.len() {
-            0 => ", any CURVE worker key".to_string(),
-            n => format!(", {n} worker key(s) allowed"),
-        };
+        to += &format!(", {}", allowed_keys(c, "worker"));
     }
     format!("from the forwarder: {from}; to workers: {to}")
 }

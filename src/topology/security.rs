@@ -241,14 +241,14 @@ pub(super) fn tls_inputs(
     };
     if let Err(e) = TlsServer::new(&settings) {
         // At the key whose file the error is about; else at the list, or the certificate.
-        let file = e.path().and_then(|p| {
-            let mine = [
-                Some(&settings.cert),
-                Some(&settings.key),
-                settings.ca.as_ref(),
-            ];
-            mine.iter().position(|m| *m == Some(&p.to_path_buf()))
-        });
+        let mine = [
+            Some(settings.cert.as_path()),
+            Some(settings.key.as_path()),
+            settings.ca.as_deref(),
+        ];
+        let file = e
+            .path()
+            .and_then(|p| mine.iter().position(|m| *m == Some(p)));
         let at = match file {
             Some(i) => files[i].as_ref(),
             None => peers.as_ref(),

@@ -2,12 +2,11 @@
 //! a client's certificate against `permitted_peers`, and the per-connection handshake; and
 //! the sending side's configuration, [`client_config`].
 //!
-//! The forwarder reads [`TlsSettings`] from its configuration, builds a
-//! [`tokio_rustls::TlsAcceptor`] from [`server_config`] and a [`PeerCheck`], and calls
-//! [`accept`] on each TCP connection; what comes out is a byte stream like a plain TCP
-//! connection's, framed the same way (RFC 5425 uses octet counting, RFC 6587 framing covers
-//! it). [`server_config`] reads the files afresh on each call, so a reload (SIGHUP) picks up
-//! renewed certificates without a restart.
+//! The forwarder reads [`TlsSettings`] from its configuration, builds a [`TlsServer`] from
+//! them, and calls [`TlsServer::accept`] on each TCP connection; what comes out is a byte
+//! stream like a plain TCP connection's, framed the same way (RFC 5425 uses octet counting,
+//! RFC 6587 framing covers it). [`TlsServer::new`] reads the files afresh on each call, so a
+//! reload (SIGHUP) picks up renewed certificates without a restart.
 //!
 //! With `ca` set, every client must present a certificate that chains to it (mutual TLS, as
 //! rsyslog's `x509/name` mode); `permitted_peers` then narrows who may send, by name (the
@@ -185,10 +184,17 @@ fn check_mode(path: &Path, mode: u32) -> Result<(), TlsError> {
 /// a reload takes renewed certificates). TLS 1.2 and 1.3; client certificates mandatory and
 /// verified against `ca` when it is set, not asked for otherwise.
 pub fn server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
+    server_config_with(s, read_certs(&s.cert)?)
+}
+
+/// [`server_config`] with the certificate chain already read.
+fn server_config_with(
+    s: &TlsSettings,
+    certs: Vec<CertificateDer<'static>>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     if s.ca.is_none() && !s.permitted_peers.is_empty() {
         return Err(TlsError::PeersWithoutCa);
     }
-    let certs = read_certs(&s.cert)?;
     let key = read_key(&s.key)?;
     let provider = provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -200,7 +206,7 @@ pub fn server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
     };
     let config = builder
         .with_single_cert(certs, key)
-        .map_err(|e| cert_key_error(s, e))?;
+        .map_err(|e| cert_key_error(&s.cert, &s.key, e))?;
     Ok(Arc::new(config))
 }
 
@@ -228,15 +234,14 @@ impl TlsServer {
     /// Reads the certificate, key and CA files and parses `permitted_peers`.
     pub fn new(s: &TlsSettings) -> Result<Self, TlsError> {
         let check = PeerCheck::from_settings(s)?;
-        let config = server_config(s)?;
-        let leaf = read_certs(&s.cert)?.swap_remove(0);
+        let certs = read_certs(&s.cert)?;
         // Names that are not DNS names (an IP address as CN) are no use against SNI, which
         // only carries DNS names.
-        let names = CertNames::of(&leaf)
+        let names = CertNames::of(&certs[0])
             .map(|n| n.list().iter().filter_map(|n| parse_name(n).ok()).collect())
             .unwrap_or_default();
         Ok(TlsServer {
-            config,
+            config: server_config_with(s, certs)?,
             names,
             check,
         })
@@ -293,17 +298,9 @@ pub fn client_config(
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_root_certificates(roots(ca)?);
     let mut config = match client {
-        Some((cert, key)) => {
-            let settings = TlsSettings {
-                cert: cert.to_owned(),
-                key: key.to_owned(),
-                ca: None,
-                permitted_peers: vec![],
-            };
-            builder
-                .with_client_auth_cert(read_certs(cert)?, read_key(key)?)
-                .map_err(|e| cert_key_error(&settings, e))?
-        }
+        Some((cert, key)) => builder
+            .with_client_auth_cert(read_certs(cert)?, read_key(key)?)
+            .map_err(|e| cert_key_error(cert, key, e))?,
         None => builder.with_no_client_auth(),
     };
     config.resumption = rustls::client::Resumption::disabled();
@@ -341,16 +338,14 @@ fn roots(ca: &Path) -> Result<RootCertStore, TlsError> {
 
 /// Key mismatch gets its own variant: it is the usual mistake after a renewal (new
 /// certificate, old key), and deserves a message that says so.
-fn cert_key_error(s: &TlsSettings, e: rustls::Error) -> TlsError {
+fn cert_key_error(cert: &Path, key: &Path, e: rustls::Error) -> TlsError {
+    let (cert, key) = (cert.to_owned(), key.to_owned());
     if let rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) = e {
-        return TlsError::KeyMismatch {
-            cert: s.cert.clone(),
-            key: s.key.clone(),
-        };
+        return TlsError::KeyMismatch { cert, key };
     }
     TlsError::Unusable {
-        cert: s.cert.clone(),
-        key: s.key.clone(),
+        cert,
+        key,
         reason: e.to_string(),
     }
 }
